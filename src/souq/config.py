@@ -1,0 +1,81 @@
+"""One Settings object, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = PROJECT_ROOT / "data"
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev-secret-change-me"}
+DEV_SECRET_KEY = "dev-secret-change-me"  # noqa: S105 - a known placeholder, refused in production
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = Field(default=f"sqlite:///{DATA_DIR / 'souq.sqlite3'}")
+    # Force server-side prepared statements off (PgBouncer in transaction mode); None = detect
+    # from the URL (a "-pooler." host, as Neon names its pooled endpoints).
+    database_pooled: bool | None = None
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    # Extra secrets still accepted while a platform endpoint's secret is being rolled.
+    stripe_webhook_secrets_previous: list[SecretStr] = Field(default_factory=list)
+    stripe_connect_webhook_secret: SecretStr | None = None
+    stripe_api_base: str | None = None
+    stripe_timeout_seconds: float = 20.0
+    app_url: str = Field(
+        default="http://127.0.0.1:8000",
+        validation_alias=AliasChoices("APP_URL", "NEXT_PUBLIC_APP_URL", "app_url"),
+    )
+    platform_fee_bps: int = Field(default=500, ge=0, le=10_000)
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    sandbox_db_path: Path = DATA_DIR / "sandbox.sqlite3"
+    # Roles that may manage a store's connected account (create it, onboard, open its dashboard).
+    connect_manager_roles: list[str] = Field(default_factory=lambda: ["owner", "admin"])
+    checkout_max_quantity: int = Field(default=99, ge=1)
+    checkout_session_ttl_minutes: int = Field(default=30, ge=30, le=24 * 60)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
+    webhook_tolerance_seconds: int = 300
+
+    @field_validator("app_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """No Stripe key: Souq runs against its own embedded Stripe sandbox."""
+        return self.stripe_secret_key is None
+
+    def production_problems(self) -> list[str]:
+        """The secrets that are missing or still placeholders, by their variable names."""
+        problems: list[str] = []
+        if self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS:
+            problems.append("SECRET_KEY is missing or a placeholder")
+        checks = {
+            "STRIPE_SECRET_KEY": self.stripe_secret_key,
+            "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
+            "STRIPE_CONNECT_WEBHOOK_SECRET": self.stripe_connect_webhook_secret,
+        }
+        for name, value in checks.items():
+            if value is None or value.get_secret_value().strip() in PLACEHOLDER_SECRETS:
+                problems.append(f"{name} is missing or a placeholder")
+        return problems
+
+    def check_production(self) -> None:
+        if self.environment == "production" and (problems := self.production_problems()):
+            raise RuntimeError("refusing to start in production: " + "; ".join(problems))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,131 @@
+"""Domain errors and the one handler that renders every error as
+`{"error": {"code", "message"}}` (validation errors add the field paths)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class SouqError(Exception):
+    """An error a client can act on: a code, a message and an HTTP status."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status_code is not None:
+            self.status_code = status_code
+        self.details = details
+
+
+class InvalidInput(SouqError):
+    status_code = 422
+    code = "invalid_input"
+
+
+class NotAuthenticated(SouqError):
+    status_code = 401
+    code = "not_authenticated"
+
+
+class Forbidden(SouqError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(SouqError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(SouqError):
+    status_code = 409
+    code = "conflict"
+
+
+class TooManyRequests(SouqError):
+    status_code = 429
+    code = "too_many_requests"
+
+
+class PaymentProviderError(SouqError):
+    """Stripe failed or did not answer in time; the buyer may try again."""
+
+    status_code = 502
+    code = "payment_provider_error"
+
+
+def error_body(
+    code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ()) if part not in ("body",)]
+        details.append({"field": ".".join(loc), "message": str(err.get("msg", "invalid"))})
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SouqError)
+    async def _souq_error(_request: Request, exc: SouqError) -> JSONResponse:
+        headers = {"Retry-After": "60"} if exc.status_code in (429, 503) else None
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details),
+            status_code=exc.status_code,
+            headers=headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = _validation_details(exc)
+        summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details[:5])
+        return JSONResponse(
+            error_body("invalid_input", summary or "invalid request", details), status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {
+            404: "not_found",
+            405: "method_not_allowed",
+            401: "not_authenticated",
+            403: "forbidden",
+        }
+        return JSONResponse(
+            error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(
+            error_body("internal_error", "something went wrong on our side"), status_code=500
+        )
