@@ -1,0 +1,102 @@
+"""The sandbox over real HTTP: uvicorn in a background thread, the official SDK as its client,
+and a small webhook receiver that records what it is sent."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stripe
+import uvicorn
+
+from souq.sandbox import Sandbox, SandboxConfig
+from tests.sandbox.support import Receiver, SandboxServer
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ThreadedServer:
+    def __init__(self, app: Any, port: int) -> None:
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ThreadedServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def make_client(url: str) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        "sk_test_souq",
+        base_addresses={"api": url},
+        http_client=stripe.HTTPXClient(allow_sync_methods=True),
+        max_network_retries=0,
+    )
+
+
+@pytest.fixture(scope="session")
+def webhook_receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    port = free_port()
+    with ThreadedServer(receiver.app, port):
+        receiver.url = f"http://127.0.0.1:{port}"
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(
+    tmp_path_factory: pytest.TempPathFactory, webhook_receiver: Receiver
+) -> Iterator[SandboxServer]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    db_path: Path = tmp_path_factory.mktemp("sandbox") / "sandbox.db"
+    sandbox = Sandbox(
+        SandboxConfig(db_path=db_path, public_url=url, deliver_webhooks_in_background=False)
+    )
+    with ThreadedServer(sandbox.app, port):
+        server = SandboxServer(
+            url=url, client=make_client(url), sandbox=sandbox, receiver=webhook_receiver
+        )
+        server.platform_secret = sandbox.ensure_webhook_endpoint(
+            f"{webhook_receiver.url}/platform", connect=False
+        )
+        server.connect_secret = sandbox.ensure_webhook_endpoint(
+            f"{webhook_receiver.url}/connect", connect=True
+        )
+        yield server
+        server.http.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts from an empty sandbox (webhook endpoints survive a reset)."""
+    if "sandbox_server" in request.fixturenames:
+        server: SandboxServer = request.getfixturevalue("sandbox_server")
+        server.sandbox.reset()
+        server.receiver.clear()
+    yield
