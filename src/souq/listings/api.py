@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from souq.auth.deps import CurrentUser, OptionalUser
+from souq.deps import SessionDep
+from souq.errors import InvalidInput, NotFound
+from souq.listings import service
+from souq.listings.schemas import (
+    ListingCreate,
+    ListingDeleted,
+    ListingOut,
+    ListingPage,
+    ListingUpdate,
+)
+from souq.schemas import error_responses
+from souq.stores.api import MAX_ID, StoreId
+from souq.stores.service import MANAGE_LISTINGS, READ_STORE, require_store_role
+
+router = APIRouter(tags=["listings"])
+
+ListingId = Annotated[int, Path(alias="listingId", ge=1, le=MAX_ID)]
+
+
+@router.post(
+    "/api/stores/{storeId}/listings",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def create_listing(
+    store_id: StoreId, body: ListingCreate, user: CurrentUser, session: SessionDep
+) -> ListingOut:
+    """Add a listing to a store (owner, admin or seller)."""
+    store, _ = await require_store_role(session, store_id, user, MANAGE_LISTINGS)
+    currency = service.clean_currency(body.currency)
+    listing = await service.create_listing(
+        session,
+        store=store,
+        name=body.name,
+        description=body.description,
+        price_amount=service.parse_price(body.price, currency),
+        currency=currency,
+        stock=body.stock,
+    )
+    return ListingOut.of(listing)
+
+
+@router.patch("/api/listings/{listingId}", responses=error_responses(401, 403, 404, 422))
+async def update_listing(
+    listing_id: ListingId, body: ListingUpdate, user: CurrentUser, session: SessionDep
+) -> ListingOut:
+    """Change a listing (owner, admin or seller of its store)."""
+    listing = await service.get_listing(session, listing_id)
+    await require_store_role(session, listing.store_id, user, MANAGE_LISTINGS)
+    changes = service.ListingChanges(
+        name=body.name,
+        description=body.description,
+        price=body.price,
+        currency=body.currency,
+        stock=body.stock,
+        stock_set="stock" in body.model_fields_set,
+        active=body.active,
+    )
+    await service.update_listing(session, listing, changes)
+    return ListingOut.of(listing)
+
+
+@router.delete("/api/listings/{listingId}", responses=error_responses(401, 403, 404))
+async def delete_listing(
+    listing_id: ListingId, user: CurrentUser, session: SessionDep
+) -> ListingDeleted:
+    """Delete a listing, or deactivate it if orders refer to it (owner, admin or seller)."""
+    listing = await service.get_listing(session, listing_id)
+    await require_store_role(session, listing.store_id, user, MANAGE_LISTINGS)
+    deleted = await service.delete_listing(session, listing)
+    return ListingDeleted(id=listing_id, outcome="deleted" if deleted else "deactivated")
+
+
+@router.get("/api/listings", responses=error_responses(422))
+async def catalogue(
+    session: SessionDep,
+    store_id: Annotated[int | None, Query(alias="storeId", ge=1, le=MAX_ID)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+) -> ListingPage:
+    """The public catalogue: active listings, newest first, optionally of one store."""
+    after_id = None
+    if cursor is not None:
+        if not cursor.isdecimal() or not 0 < int(cursor) <= MAX_ID:
+            raise InvalidInput(
+                "cursor: use the nextCursor of the previous page",
+                details=[{"field": "cursor", "message": "not a cursor"}],
+            )
+        after_id = int(cursor)
+    listings, next_id = await service.list_catalogue(
+        session, store_id=store_id, after_id=after_id, limit=limit
+    )
+    return ListingPage(
+        items=[ListingOut.of(listing) for listing in listings],
+        next_cursor=str(next_id) if next_id is not None else None,
+    )
+
+
+@router.get("/api/listings/{listingId}", responses=error_responses(401, 404))
+async def get_listing(listing_id: ListingId, user: OptionalUser, session: SessionDep) -> ListingOut:
+    """A listing: active ones are public, inactive ones visible to its store's members."""
+    listing = await service.get_listing(session, listing_id)
+    if not listing.active:
+        if user is None:
+            raise NotFound("listing not found")
+        try:
+            await require_store_role(session, listing.store_id, user, READ_STORE)
+        except NotFound:
+            raise NotFound("listing not found") from None
+    return ListingOut.of(listing)

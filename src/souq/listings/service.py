@@ -1,0 +1,176 @@
+"""Listings: what a store sells, priced in integer minor units of one currency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from souq.errors import InvalidInput, NotFound
+from souq.listings.models import Listing
+from souq.money import MAX_AMOUNT, MoneyError, format_amount, normalize_currency, parse_amount
+from souq.orders.models import OrderItem
+from souq.stores.models import Store
+
+NAME_MAX_LENGTH = 200
+DESCRIPTION_MAX_LENGTH = 20_000
+STOCK_MAX = 1_000_000_000
+
+
+def _invalid(field: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+def clean_currency(currency: str) -> str:
+    try:
+        return normalize_currency(currency)
+    except MoneyError as exc:
+        raise _invalid("currency", str(exc)) from None
+
+
+def parse_price(price: str, currency: str) -> int:
+    """A decimal string in the currency's exponent → minor units; a 422 names what is wrong."""
+    try:
+        amount = parse_amount(price, currency)
+    except MoneyError as exc:
+        raise _invalid("price", str(exc)) from None
+    if amount <= 0:
+        raise _invalid("price", "must be greater than zero")
+    if amount > MAX_AMOUNT:
+        limit = format_amount(MAX_AMOUNT, currency)
+        raise _invalid("price", f"may be at most {limit} {currency.upper()}")
+    return amount
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise _invalid("name", "a name is required")
+    if len(name) > NAME_MAX_LENGTH:
+        raise _invalid("name", f"at most {NAME_MAX_LENGTH} characters")
+    return name
+
+
+def _clean_description(description: str) -> str:
+    if len(description) > DESCRIPTION_MAX_LENGTH:
+        raise _invalid("description", f"at most {DESCRIPTION_MAX_LENGTH} characters")
+    return description.strip()
+
+
+def _clean_stock(stock: int | None) -> int | None:
+    if stock is not None and not 0 <= stock <= STOCK_MAX:
+        raise _invalid("stock", f"must be between 0 and {STOCK_MAX}, or null for unlimited")
+    return stock
+
+
+async def create_listing(
+    session: AsyncSession,
+    *,
+    store: Store,
+    name: str,
+    description: str,
+    price_amount: int,
+    currency: str,
+    stock: int | None,
+) -> Listing:
+    """A new, active listing. `price_amount` is in minor units of `currency`."""
+    currency = clean_currency(currency)
+    if not 0 < price_amount <= MAX_AMOUNT:
+        raise _invalid("price", f"must be between 1 and {MAX_AMOUNT} minor units")
+    listing = Listing(
+        store_id=store.id,
+        name=_clean_name(name),
+        description=_clean_description(description),
+        price_amount=price_amount,
+        currency=currency,
+        stock=_clean_stock(stock),
+        active=True,
+    )
+    session.add(listing)
+    await session.flush()
+    return listing
+
+
+@dataclass(frozen=True)
+class ListingChanges:
+    """A partial update; UNSET fields are left as they are (stock=None means unlimited)."""
+
+    name: str | None = None
+    description: str | None = None
+    price: str | None = None
+    currency: str | None = None
+    stock: int | None = None
+    stock_set: bool = False
+    active: bool | None = None
+
+
+async def update_listing(
+    session: AsyncSession, listing: Listing, changes: ListingChanges
+) -> Listing:
+    """Apply a partial update. Changing the currency needs a price in the new currency too,
+    since the same minor units mean different amounts in different currencies."""
+    if changes.name is not None:
+        listing.name = _clean_name(changes.name)
+    if changes.description is not None:
+        listing.description = _clean_description(changes.description)
+    currency = listing.currency
+    if changes.currency is not None:
+        currency = clean_currency(changes.currency)
+        if currency != listing.currency and changes.price is None:
+            raise _invalid("price", "give the price in the new currency when changing currency")
+    if changes.price is not None:
+        listing.price_amount = parse_price(changes.price, currency)
+    listing.currency = currency
+    if changes.stock_set:
+        listing.stock = _clean_stock(changes.stock)
+    if changes.active is not None:
+        listing.active = changes.active
+    await session.flush()
+    return listing
+
+
+async def get_listing(session: AsyncSession, listing_id: int) -> Listing:
+    listing = await session.get(Listing, listing_id)
+    if listing is None:
+        raise NotFound("listing not found")
+    return listing
+
+
+async def has_orders(session: AsyncSession, listing: Listing) -> bool:
+    result = await session.execute(select(exists().where(OrderItem.listing_id == listing.id)))
+    return bool(result.scalar())
+
+
+async def delete_listing(session: AsyncSession, listing: Listing) -> bool:
+    """Delete a listing, or only deactivate it when orders refer to it (their history must
+    stay intact). Returns True when it was deleted."""
+    if not await has_orders(session, listing):
+        try:
+            async with session.begin_nested():
+                await session.delete(listing)
+                await session.flush()
+            return True
+        except IntegrityError:
+            # An order for it was placed concurrently: fall back to deactivating.
+            await session.refresh(listing)
+    listing.active = False
+    await session.flush()
+    return False
+
+
+async def list_catalogue(
+    session: AsyncSession, *, store_id: int | None, after_id: int | None, limit: int
+) -> tuple[list[Listing], int | None]:
+    """One page of active listings, newest first, and the cursor of the next page (if any)."""
+    query = select(Listing).where(Listing.active.is_(True))
+    if store_id is not None:
+        query = query.where(Listing.store_id == store_id)
+    if after_id is not None:
+        query = query.where(Listing.id < after_id)
+    rows = list(
+        (await session.execute(query.order_by(Listing.id.desc()).limit(limit + 1))).scalars()
+    )
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_cursor

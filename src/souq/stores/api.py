@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+
+from souq.auth.deps import CurrentUser
+from souq.auth.models import User
+from souq.deps import SessionDep
+from souq.schemas import error_responses
+from souq.stores import service
+from souq.stores.models import StoreMember
+from souq.stores.schemas import (
+    MemberAdd,
+    MemberOut,
+    MemberUpdate,
+    MyStoreOut,
+    StoreCreate,
+    StoreOut,
+    StoreUpdate,
+)
+
+router = APIRouter(tags=["stores"])
+
+MAX_ID = 2**31 - 1
+StoreId = Annotated[int, Path(alias="storeId", ge=1, le=MAX_ID)]
+UserId = Annotated[int, Path(alias="userId", ge=1, le=MAX_ID)]
+
+
+def _member_out(member: StoreMember, user: User) -> MemberOut:
+    return MemberOut(user_id=user.id, email=user.email, name=user.name, role=member.role)
+
+
+@router.post(
+    "/api/stores", status_code=status.HTTP_201_CREATED, responses=error_responses(401, 403, 422)
+)
+async def create_store(body: StoreCreate, user: CurrentUser, session: SessionDep) -> StoreOut:
+    """Open a store; its creator becomes its owner."""
+    store = await service.create_store(
+        session,
+        owner=user,
+        name=body.name,
+        country=body.country,
+        default_currency=body.default_currency,
+    )
+    return StoreOut.model_validate(store)
+
+
+@router.get("/api/me/stores", responses=error_responses(401))
+async def my_stores(user: CurrentUser, session: SessionDep) -> list[MyStoreOut]:
+    """The stores the caller is a member of, with the caller's role in each."""
+    return [
+        MyStoreOut.model_validate({**StoreOut.model_validate(store).model_dump(), "role": role})
+        for store, role in await service.list_user_stores(session, user)
+    ]
+
+
+@router.get("/api/stores/{storeId}", responses=error_responses(401, 404))
+async def get_store(store_id: StoreId, user: CurrentUser, session: SessionDep) -> StoreOut:
+    """A store the caller is a member of."""
+    store, _ = await service.require_store_role(session, store_id, user, service.READ_STORE)
+    return StoreOut.model_validate(store)
+
+
+@router.patch("/api/stores/{storeId}", responses=error_responses(401, 403, 404, 422))
+async def update_store(
+    store_id: StoreId, body: StoreUpdate, user: CurrentUser, session: SessionDep
+) -> StoreOut:
+    """Change a store's name, country or default currency (owner or admin)."""
+    store, _ = await service.require_store_role(session, store_id, user, service.MANAGE_STORE)
+    await service.update_store(
+        session,
+        store,
+        name=body.name,
+        country=body.country,
+        default_currency=body.default_currency,
+    )
+    return StoreOut.model_validate(store)
+
+
+@router.get("/api/stores/{storeId}/members", responses=error_responses(401, 404))
+async def list_members(
+    store_id: StoreId, user: CurrentUser, session: SessionDep
+) -> list[MemberOut]:
+    """The store's members and their roles (any member)."""
+    store, _ = await service.require_store_role(session, store_id, user, service.READ_STORE)
+    return [_member_out(m, u) for m, u in await service.list_members(session, store)]
+
+
+@router.post(
+    "/api/stores/{storeId}/members",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def add_member(
+    store_id: StoreId, body: MemberAdd, user: CurrentUser, session: SessionDep
+) -> MemberOut:
+    """Add an existing user by email with a role (owner or admin; only owners add owners)."""
+    store, actor = await service.require_store_role(session, store_id, user, service.MANAGE_STORE)
+    member, added = await service.add_member(
+        session, store=store, actor=actor, email=body.email, role=body.role
+    )
+    return _member_out(member, added)
+
+
+@router.patch(
+    "/api/stores/{storeId}/members/{userId}", responses=error_responses(401, 403, 404, 409, 422)
+)
+async def change_member_role(
+    store_id: StoreId, user_id: UserId, body: MemberUpdate, user: CurrentUser, session: SessionDep
+) -> MemberOut:
+    """Change a member's role (owner or admin; only owners change owners)."""
+    store, actor = await service.require_store_role(session, store_id, user, service.MANAGE_STORE)
+    member = await service.change_member_role(
+        session, store=store, actor=actor, user_id=user_id, role=body.role
+    )
+    target = await session.get(User, member.user_id)
+    assert target is not None
+    return _member_out(member, target)
+
+
+@router.delete(
+    "/api/stores/{storeId}/members/{userId}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 409),
+)
+async def remove_member(
+    store_id: StoreId, user_id: UserId, user: CurrentUser, session: SessionDep
+) -> None:
+    """Remove a member (owner or admin), or leave the store (any member, yourself)."""
+    roles = service.READ_STORE if user_id == user.id else service.MANAGE_STORE
+    store, actor = await service.require_store_role(session, store_id, user, roles)
+    await service.remove_member(session, store=store, actor=actor, user_id=user_id)

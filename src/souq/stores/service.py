@@ -1,0 +1,288 @@
+"""Stores, their members and roles, and the one authorization check every store-scoped route
+uses.
+
+Roles: owner and admin manage the store, its members and its payments settings; seller
+manages listings and reads orders. Only an owner may make someone an owner or change or remove
+an owner; a store always keeps at least one owner. Any member may leave a store (unless they
+are its last owner).
+
+Platform admins get no implicit access here: on store-scoped routes they are treated like any
+other user (404 unless they are a member). Platform-wide oversight belongs to dedicated admin
+routes, so that no store route has a second, easily forgotten way in.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from collections.abc import Collection
+
+from babel import Locale
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from souq.auth.models import User
+from souq.auth.service import get_user_by_email
+from souq.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from souq.money import MoneyError, normalize_currency
+from souq.stores.models import Store, StoreMember, StoreRole
+
+MANAGE_STORE: frozenset[StoreRole] = frozenset({StoreRole.owner, StoreRole.admin})
+MANAGE_LISTINGS: frozenset[StoreRole] = frozenset(StoreRole)
+READ_STORE: frozenset[StoreRole] = frozenset(StoreRole)
+READ_ORDERS: frozenset[StoreRole] = frozenset(StoreRole)
+
+NAME_MAX_LENGTH = 200
+# Two-letter CLDR regions, less those that are not countries (unknown, EU, eurozone, UN...).
+_NOT_COUNTRIES = {"ZZ", "EU", "EZ", "UN", "QO"}
+_COUNTRIES = frozenset(
+    code
+    for code in Locale.parse("en").territories
+    if isinstance(code, str) and code.isalpha() and code not in _NOT_COUNTRIES
+)
+
+
+async def require_store_role(
+    session: AsyncSession,
+    store_id: int,
+    user: User | None,
+    roles: Collection[StoreRole],
+) -> tuple[Store, StoreMember]:
+    """The store and the caller's membership, if the caller holds one of `roles` there.
+
+    Anonymous → 401; not a member, or no such store → 404 (never reveal another store's
+    private resources); a member without one of the roles → 403."""
+    if user is None:
+        raise NotAuthenticated("log in, or send an API token as 'Authorization: Bearer <token>'")
+    result = await session.execute(
+        select(Store, StoreMember)
+        .join(StoreMember, StoreMember.store_id == Store.id)
+        .where(Store.id == store_id, StoreMember.user_id == user.id)
+    )
+    row = result.first()
+    if row is None:
+        raise NotFound("store not found")
+    store, member = row.tuple()
+    if member.role not in roles:
+        raise Forbidden(f"your role in this store ({member.role.value}) may not do this")
+    return store, member
+
+
+def slugify(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:60].strip("-")
+    return slug or "store"
+
+
+async def _unique_slug(session: AsyncSession, base: str) -> str:
+    taken = set(
+        (
+            await session.execute(
+                select(Store.slug).where((Store.slug == base) | Store.slug.like(base + "-%"))
+            )
+        ).scalars()
+    )
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput("a name is required", details=[{"field": "name", "message": "empty"}])
+    if len(name) > NAME_MAX_LENGTH:
+        raise InvalidInput(
+            f"names have at most {NAME_MAX_LENGTH} characters",
+            details=[{"field": "name", "message": "too long"}],
+        )
+    return name
+
+
+def _clean_country(country: str) -> str:
+    code = country.strip().upper()
+    if code not in _COUNTRIES:
+        raise InvalidInput(
+            f"unknown country {country!r}: use an ISO 3166 two-letter code such as 'US'",
+            details=[{"field": "country", "message": "unknown country"}],
+        )
+    return code
+
+
+def _clean_currency(currency: str, field: str = "defaultCurrency") -> str:
+    try:
+        return normalize_currency(currency)
+    except MoneyError as exc:
+        raise InvalidInput(str(exc), details=[{"field": field, "message": str(exc)}]) from None
+
+
+async def create_store(
+    session: AsyncSession,
+    *,
+    owner: User,
+    name: str,
+    country: str = "US",
+    default_currency: str = "usd",
+) -> Store:
+    """A new store with `owner` as its first owner; the slug comes from the name, with a
+    numeric suffix when taken."""
+    name = _clean_name(name)
+    country = _clean_country(country)
+    default_currency = _clean_currency(default_currency)
+    base = slugify(name)
+    for attempt in range(5):
+        slug = await _unique_slug(session, base)
+        if attempt:
+            # Lost a race for the slug to a concurrent request: add randomness.
+            slug = f"{base}-{secrets.token_hex(3)}"
+        store = Store(name=name, slug=slug, country=country, default_currency=default_currency)
+        try:
+            async with session.begin_nested():
+                session.add(store)
+                await session.flush()
+        except IntegrityError:
+            continue
+        session.add(StoreMember(store_id=store.id, user_id=owner.id, role=StoreRole.owner))
+        await session.flush()
+        return store
+    raise Conflict("could not pick a unique address for this store; try again")
+
+
+async def update_store(
+    session: AsyncSession,
+    store: Store,
+    *,
+    name: str | None = None,
+    country: str | None = None,
+    default_currency: str | None = None,
+) -> Store:
+    """Change a store's details. The slug stays, so links to the store keep working."""
+    if name is not None:
+        store.name = _clean_name(name)
+    if country is not None:
+        store.country = _clean_country(country)
+    if default_currency is not None:
+        store.default_currency = _clean_currency(default_currency)
+    await session.flush()
+    return store
+
+
+async def list_user_stores(session: AsyncSession, user: User) -> list[tuple[Store, StoreRole]]:
+    result = await session.execute(
+        select(Store, StoreMember.role)
+        .join(StoreMember, StoreMember.store_id == Store.id)
+        .where(StoreMember.user_id == user.id)
+        .order_by(Store.id)
+    )
+    return [(store, role) for store, role in result.tuples()]
+
+
+async def list_members(session: AsyncSession, store: Store) -> list[tuple[StoreMember, User]]:
+    result = await session.execute(
+        select(StoreMember, User)
+        .join(User, User.id == StoreMember.user_id)
+        .where(StoreMember.store_id == store.id)
+        .order_by(StoreMember.id)
+    )
+    return [(member, user) for member, user in result.tuples()]
+
+
+async def _lock_store(session: AsyncSession, store: Store) -> None:
+    # Member changes on one store run one at a time, so two owners demoting each other at
+    # once cannot leave the store with none (SQLite already serializes writers).
+    await session.execute(select(Store.id).where(Store.id == store.id).with_for_update())
+
+
+async def _owner_count(session: AsyncSession, store: Store) -> int:
+    result = await session.execute(
+        select(func.count())
+        .select_from(StoreMember)
+        .where(StoreMember.store_id == store.id, StoreMember.role == StoreRole.owner)
+    )
+    return int(result.scalar_one())
+
+
+def _check_may_assign(actor: StoreMember, role: StoreRole) -> None:
+    if actor.role not in MANAGE_STORE:
+        raise Forbidden(f"your role in this store ({actor.role.value}) may not manage members")
+    if role == StoreRole.owner and actor.role != StoreRole.owner:
+        raise Forbidden("only an owner may make someone an owner or change an owner")
+
+
+async def add_member(
+    session: AsyncSession, *, store: Store, actor: StoreMember, email: str, role: StoreRole
+) -> tuple[StoreMember, User]:
+    """Add an existing user, found by email, to the store with `role`."""
+    _check_may_assign(actor, role)
+    user = await get_user_by_email(session, email)
+    if user is None:
+        raise NotFound("no account with this email: they must register first", code="no_such_user")
+    await _lock_store(session, store)
+    existing = await session.execute(
+        select(StoreMember).where(StoreMember.store_id == store.id, StoreMember.user_id == user.id)
+    )
+    if existing.scalar_one_or_none() is not None:
+        raise _already_member()
+    member = StoreMember(store_id=store.id, user_id=user.id, role=role)
+    try:
+        async with session.begin_nested():
+            session.add(member)
+            await session.flush()
+    except IntegrityError:
+        raise _already_member() from None
+    return member, user
+
+
+def _already_member() -> Conflict:
+    return Conflict(
+        "already a member of this store; change their role instead", code="member_exists"
+    )
+
+
+async def _get_member(session: AsyncSession, store: Store, user_id: int) -> StoreMember:
+    result = await session.execute(
+        select(StoreMember).where(StoreMember.store_id == store.id, StoreMember.user_id == user_id)
+    )
+    member = result.scalar_one_or_none()
+    if member is None:
+        raise NotFound("no such member in this store")
+    return member
+
+
+async def change_member_role(
+    session: AsyncSession, *, store: Store, actor: StoreMember, user_id: int, role: StoreRole
+) -> StoreMember:
+    """Give a member another role; the last owner cannot be demoted."""
+    await _lock_store(session, store)
+    member = await _get_member(session, store, user_id)
+    _check_may_assign(actor, role)
+    if member.role == StoreRole.owner:
+        _check_may_assign(actor, StoreRole.owner)
+        if role != StoreRole.owner and await _owner_count(session, store) <= 1:
+            raise _last_owner()
+    member.role = role
+    await session.flush()
+    return member
+
+
+async def remove_member(
+    session: AsyncSession, *, store: Store, actor: StoreMember, user_id: int
+) -> None:
+    """Remove a member (or leave, when it is oneself); the last owner cannot be removed."""
+    await _lock_store(session, store)
+    member = await _get_member(session, store, user_id)
+    if member.id != actor.id:
+        _check_may_assign(actor, member.role)
+    if member.role == StoreRole.owner and await _owner_count(session, store) <= 1:
+        raise _last_owner()
+    await session.delete(member)
+    await session.flush()
+
+
+def _last_owner() -> Conflict:
+    return Conflict("a store must keep at least one owner", code="last_owner")
