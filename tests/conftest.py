@@ -46,7 +46,9 @@ def sync_url(database_url: str) -> str:
 
 
 @pytest.fixture(scope="session", params=ENGINES)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A fresh, migrated database for this test session on the engine of the parameter."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("db") / "souq.sqlite3"
@@ -115,6 +117,7 @@ def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         app_url=f"http://127.0.0.1:{port}",
         sandbox_db_path=Path(tmp_path_factory.mktemp("sandbox")) / "sandbox.sqlite3",
         login_max_failures=5,
+        stripe_timeout_seconds=3,
     )
     app = create_app(settings)
     server, thread = serve_in_thread(app, sock)
@@ -125,3 +128,31 @@ def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         server.should_exit = True
         thread.join(timeout=10)
         engine.dispose()
+
+
+@pytest.fixture
+def cli(live: LiveServer) -> Any:
+    """Run the `souq` command as a user would, against the live server's database and Stripe."""
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "DATABASE_URL": live.settings.database_url,
+            "APP_URL": live.url,
+            "SECRET_KEY": live.settings.secret_key.get_secret_value(),
+            "COLUMNS": "200",
+        }
+        for name in ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "NEXT_PUBLIC_APP_URL"):
+            env.pop(name, None)
+        return subprocess.run(
+            [sys.executable, "-m", "souq.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+
+    return run

@@ -9,15 +9,32 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from pydantic import SecretStr
+from starlette.middleware.sessions import SessionMiddleware
 
 from souq.config import Settings, get_settings
 from souq.db import create_engine, session_factory
 from souq.errors import install_error_handlers
+from souq.payments.stripe import StripeGateway
 
 log = logging.getLogger(__name__)
 
 SANDBOX_MOUNT = "/_sandbox"
-SANDBOX_API_KEY = "sk_test_souq_sandbox"  # noqa: S105 - the local sandbox accepts any sk_test_ key
+SANDBOX_API_KEY = "sk_test_souq_sandbox"
+SESSION_COOKIE = "souq_session"
+SESSION_MAX_AGE = 14 * 24 * 3600
+
+
+def sandbox_stripe_settings(settings: Settings) -> Settings:
+    """With no Stripe key, the SDK talks to the embedded sandbox over HTTP, exactly as it talks
+    to Stripe (the CLI uses this too, against the running server)."""
+    if not settings.uses_sandbox:
+        return settings
+    return settings.model_copy(
+        update={
+            "stripe_secret_key": SecretStr(SANDBOX_API_KEY),
+            "stripe_api_base": settings.app_url + SANDBOX_MOUNT,
+        }
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,11 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 public_url=settings.app_url + SANDBOX_MOUNT,
             )
         )
-        # The SDK talks to the embedded sandbox over HTTP, exactly as it talks to Stripe.
-        settings = settings.model_copy(
+        settings = sandbox_stripe_settings(settings).model_copy(
             update={
-                "stripe_secret_key": SecretStr(SANDBOX_API_KEY),
-                "stripe_api_base": settings.app_url + SANDBOX_MOUNT,
                 "stripe_webhook_secret": SecretStr(
                     sandbox.ensure_webhook_endpoint(
                         settings.app_url + "/api/stripe/webhook", connect=False
@@ -73,7 +87,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.sandbox = sandbox
+    app.state.stripe = StripeGateway(settings)
     install_error_handlers(app)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key.get_secret_value(),
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_MAX_AGE,
+        same_site="lax",
+        https_only=settings.app_url.startswith("https://"),
+    )
     _include_routers(app)
     if sandbox is not None:
         app.mount(SANDBOX_MOUNT, sandbox.app)
@@ -81,6 +104,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _include_routers(app: FastAPI) -> None:
+    from souq.auth.api import router as auth_api
+    from souq.auth.pages import router as auth_pages
+    from souq.listings.api import router as listings_api
+    from souq.orders.api import router as orders_api
+    from souq.orders.pages import router as orders_pages
+    from souq.payments.api import router as payments_api
+    from souq.payments.pages import router as payments_pages
+    from souq.stores.api import router as stores_api
     from souq.web.pages import router as web_router
 
+    app.include_router(auth_api)
+    app.include_router(auth_pages)
+    app.include_router(stores_api)
+    app.include_router(listings_api)
+    app.include_router(payments_api)
+    app.include_router(orders_api)
+    app.include_router(payments_pages)
+    app.include_router(orders_pages)
     app.include_router(web_router)

@@ -9,10 +9,13 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.config import PROJECT_ROOT, Settings, get_settings
-from souq.db import create_engine, session_factory, session_scope
+from souq.db import create_engine, session_factory, unit_of_work
+from souq.payments.stripe import StripeGateway
 
 app = typer.Typer(help="Souq: a multi-vendor marketplace payments backend.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -22,16 +25,17 @@ console = Console()
 T = TypeVar("T")
 
 
-def run_in_session(work: Callable[[AsyncSession], Awaitable[T]], settings: Settings | None = None) -> T:
+def run_in_session(
+    work: Callable[[AsyncSession], Awaitable[T]], settings: Settings | None = None
+) -> T:
     """Run `work` in one unit of work: committed if it returns, rolled back if it raises."""
     settings = settings or get_settings()
 
     async def main() -> T:
         engine = create_engine(settings.database_url, settings.database_pooled)
         try:
-            async for session in session_scope(session_factory(engine)):
+            async with unit_of_work(session_factory(engine)) as session:
                 return await work(session)
-            raise AssertionError("unreachable")
         finally:
             await engine.dispose()
 
@@ -95,3 +99,196 @@ def sandbox(
     from souq.sandbox.cli import run_sandbox
 
     run_sandbox(host=host, port=port, db_path=get_settings().sandbox_db_path, reset=reset)
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(prompt=True, help="The admin's email.")],
+    name: Annotated[str, typer.Option(prompt=True, help="The admin's name.")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Create a platform admin (or make an existing user one)."""
+    from souq.auth import service as auth
+    from souq.auth.models import User
+
+    async def work(session: AsyncSession) -> str:
+        user = await auth.get_user_by_email(session, email)
+        if user is not None:
+            user.is_platform_admin = True
+            return f"{user.email} is now a platform admin"
+        created: User = await auth.create_user(
+            session, email=email, password=password, name=name, is_platform_admin=True
+        )
+        return f"created platform admin {created.email}"
+
+    console.print(run_in_session(work))
+
+
+@app.command()
+def demo(
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Only load into a database with no users.")
+    ] = False,
+) -> None:
+    """Load the demo marketplace (idempotent) and print its logins."""
+    from souq.demo import DEMO_PASSWORD, load_demo
+
+    async def work(session: AsyncSession) -> list[str] | None:
+        return await load_demo(session, only_if_empty=if_empty)
+
+    with console.status("loading demo data"):
+        created = run_in_session(work)
+    if created is None:
+        console.print("demo data: the database already has users; left as it is")
+    else:
+        console.print(f"demo data: {len(created)} new records")
+    from souq.demo import DEMO_LOGINS
+
+    settings = get_settings()
+    console.print(
+        f"\nOpen [bold]{settings.app_url}[/bold] and log in with password "
+        f"[bold]{DEMO_PASSWORD}[/bold] as:"
+    )
+    for email, what in DEMO_LOGINS:
+        console.print(f"  {email:<24} {what}")
+
+
+def _gateway(settings: Settings) -> StripeGateway:
+    from souq.app import sandbox_stripe_settings
+
+    return StripeGateway(sandbox_stripe_settings(settings))
+
+
+stripe_app = typer.Typer(help="Stripe Connect upkeep.", no_args_is_help=True)
+app.add_typer(stripe_app, name="stripe")
+
+
+@stripe_app.command("sync-accounts")
+def sync_accounts() -> None:
+    """Re-read every connected store's account from Stripe and update its status."""
+    from souq.payments.reconcile import connected_store_ids
+    from souq.payments.reconcile import sync_accounts as sync
+
+    settings = get_settings()
+
+    async def main() -> dict[int, list[str]]:
+        engine = create_engine(settings.database_url, settings.database_pooled)
+        factory = session_factory(engine)
+        try:
+            total = len(await connected_store_ids(factory))
+            with Progress(console=console) as bar:
+                task = bar.add_task("syncing connected accounts", total=total)
+                return await sync(factory, _gateway(settings), lambda n: bar.advance(task, n))
+        finally:
+            await engine.dispose()
+
+    changed = asyncio.run(main())
+    if not changed:
+        console.print("every store already matched Stripe")
+    for store_id, fields in changed.items():
+        console.print(f"store {store_id}: {', '.join(fields)}")
+    console.print(f"{len(changed)} store(s) changed")
+
+
+@app.command()
+def reconcile() -> None:
+    """Recover orders whose webhooks never came: pending orders, and paid ones without a
+    payment row, are brought to their Checkout Session's state."""
+    from souq.payments.reconcile import orders_to_reconcile, reconcile_orders
+
+    settings = get_settings()
+
+    async def main() -> dict[str, int]:
+        engine = create_engine(settings.database_url, settings.database_pooled)
+        factory = session_factory(engine)
+        try:
+            total = len(await orders_to_reconcile(factory))
+            with Progress(console=console) as bar:
+                task = bar.add_task("reconciling orders", total=total)
+                summary = await reconcile_orders(
+                    factory, _gateway(settings), settings, lambda n: bar.advance(task, n)
+                )
+            return dict(summary)
+        finally:
+            await engine.dispose()
+
+    summary = asyncio.run(main())
+    table = Table("outcome", "orders")
+    for outcome, count in sorted(summary.items()):
+        table.add_row(outcome, str(count))
+    console.print(table if summary else "no orders needed reconciling")
+
+
+events_app = typer.Typer(help="The Stripe webhook inbox.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("list")
+def events_list(
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Only events not yet processed.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+) -> None:
+    """List received Stripe events."""
+    from sqlalchemy import select
+
+    from souq.payments.models import StripeEvent
+
+    async def work(session: AsyncSession) -> list[StripeEvent]:
+        query = select(StripeEvent).order_by(StripeEvent.id.desc()).limit(limit)
+        if failed:
+            query = query.where(StripeEvent.processed_at.is_(None))
+        return list((await session.execute(query)).scalars())
+
+    rows = run_in_session(work)
+    table = Table("event", "type", "account", "received", "processed", "attempts", "last error")
+    for row in rows:
+        table.add_row(
+            row.stripe_event_id,
+            row.type,
+            row.account or "",
+            f"{row.received_at:%Y-%m-%d %H:%M:%S}",
+            f"{row.processed_at:%H:%M:%S}" if row.processed_at else "no",
+            str(row.attempts),
+            (row.last_error or "")[:60],
+        )
+    console.print(table)
+
+
+@events_app.command("replay")
+def events_replay(
+    event_id: Annotated[str, typer.Argument(help="The Stripe event id (evt_…).")],
+) -> None:
+    """Run an event's handler again (handlers are idempotent)."""
+    import souq.payments.checkout
+    import souq.payments.onboarding  # noqa: F401 - registers the event handlers
+    from souq.payments.webhooks import process_event
+
+    settings = get_settings()
+
+    async def main() -> str:
+        engine = create_engine(settings.database_url, settings.database_pooled)
+        try:
+            outcome = await process_event(
+                session_factory(engine), _gateway(settings), event_id, force=True
+            )
+            return outcome.status
+        finally:
+            await engine.dispose()
+
+    from sqlalchemy.exc import NoResultFound
+
+    try:
+        status = asyncio.run(main())
+    except NoResultFound:
+        console.print(f"[red]no event {event_id} in the inbox[/red]")
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        console.print(f"[red]{event_id} failed again: {exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"{event_id}: {status}")
+
+
+if __name__ == "__main__":
+    app()

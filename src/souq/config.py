@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     # Roles that may manage a store's connected account (create it, onboard, open its dashboard).
     connect_manager_roles: list[str] = Field(default_factory=lambda: ["owner", "admin"])
     checkout_max_quantity: int = Field(default=99, ge=1)
-    checkout_session_ttl_minutes: int = Field(default=30, ge=30, le=24 * 60)
+    # How long a buyer has to pay: Stripe allows 30 minutes to 24 hours (2 minutes of slack are
+    # added for clock skew, see payments/checkout.py).
+    checkout_session_ttl_minutes: int = Field(default=30, ge=30, le=24 * 60 - 5)
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_seconds: int = Field(default=900, ge=1)
     webhook_tolerance_seconds: int = 300

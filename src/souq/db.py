@@ -4,6 +4,7 @@ delivery) opens a session and commits once; services only `flush()`."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -109,7 +110,8 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def session_scope(
+@asynccontextmanager
+async def unit_of_work(
     factory: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
     """One unit of work: commit if the block succeeds, roll back everything if it fails."""

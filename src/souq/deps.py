@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.config import Settings
-from souq.db import session_scope
+from souq.db import unit_of_work
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -20,7 +20,7 @@ def get_settings_dep(request: Request) -> Settings:
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed once when the route returns, rolled back on any
     error. Function scope makes the commit happen before the response is sent."""
-    async for session in session_scope(request.app.state.sessionmaker):
+    async with unit_of_work(request.app.state.sessionmaker) as session:
         yield session
 
 

@@ -39,7 +39,7 @@ _CODES: frozenset[str] = frozenset(Locale.parse("en").currencies)
 
 def exponent(currency: str) -> int:
     """How many decimal places the currency's minor unit has (USD 2, JPY 0, KWD 3)."""
-    return int(get_currency_precision(currency.upper()))
+    return int(str(get_currency_precision(currency.upper())))
 
 
 def parse_amount(text: str, currency: str) -> int:
@@ -86,4 +86,5 @@ def platform_fee(total: int, bps: int) -> int:
 
 def minimum_charge(currency: str) -> int:
     """Stripe's smallest chargeable amount in minor units (0.50 USD-equivalent otherwise)."""
-    return MINIMUM_CHARGE.get(currency.lower(), 50 * 10 ** max(exponent(currency) - 2, 0))
+    scale = int(10 ** max(exponent(currency) - 2, 0))
+    return MINIMUM_CHARGE.get(currency.lower(), 50 * scale)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from souq.errors import NotAuthenticated, SouqError
 from souq.money import display
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -24,3 +26,18 @@ async def healthz() -> dict[str, str]:
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "home.html", {})
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    """Send a visitor who is not logged in to the login page, and back here afterwards."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/login?next=" + quote(target, safe=""), status_code=303)
+
+
+def error_page(request: Request, exc: SouqError) -> Response:
+    """Errors on HTML pages: the login page for anonymous visitors, else a page that says why."""
+    if isinstance(exc, NotAuthenticated):
+        return login_redirect(request)
+    return templates.TemplateResponse(
+        request, "error.html", {"error": exc}, status_code=exc.status_code
+    )

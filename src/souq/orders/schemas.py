@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from souq.money import format_amount
+from souq.orders.models import Order
+from souq.payments.schemas import CamelModel
+
+
+class OrderItemOut(CamelModel):
+    listing_id: int
+    title: str
+    quantity: int
+    unit_price: str
+    line_total: str
+
+
+class OrderPaymentOut(CamelModel):
+    stripe_checkout_session_id: str
+    stripe_payment_intent_id: str | None
+    stripe_charge_id: str | None
+    amount: str
+    currency: str
+    platform_fee: str
+    stripe_fee: str | None
+    net_to_store: str
+    platform_margin: str | None
+    created_at: datetime
+
+
+class OrderOut(CamelModel):
+    id: int
+    store_id: int
+    customer_email: str
+    currency: str
+    subtotal: str
+    total: str
+    platform_fee: str
+    net_to_store: str
+    payment_status: str
+    stripe_checkout_session_id: str | None
+    paid_at: datetime | None
+    created_at: datetime
+    items: list[OrderItemOut]
+    payment: OrderPaymentOut | None
+
+    @classmethod
+    def of(cls, order: Order) -> OrderOut:
+        c = order.currency
+        payment = order.payment
+        return cls(
+            id=order.id,
+            store_id=order.store_id,
+            customer_email=order.customer_email,
+            currency=c,
+            subtotal=format_amount(order.subtotal_amount, c),
+            total=format_amount(order.total_amount, c),
+            platform_fee=format_amount(order.platform_fee_amount, c),
+            net_to_store=format_amount(order.total_amount - order.platform_fee_amount, c),
+            payment_status=order.payment_status.value,
+            stripe_checkout_session_id=order.stripe_checkout_session_id,
+            paid_at=order.paid_at,
+            created_at=order.created_at,
+            items=[
+                OrderItemOut(
+                    listing_id=item.listing_id,
+                    title=item.title,
+                    quantity=item.quantity,
+                    unit_price=format_amount(item.unit_price, c),
+                    line_total=format_amount(item.line_total, c),
+                )
+                for item in order.items
+            ],
+            payment=None
+            if payment is None
+            else OrderPaymentOut(
+                stripe_checkout_session_id=payment.stripe_checkout_session_id,
+                stripe_payment_intent_id=payment.stripe_payment_intent_id,
+                stripe_charge_id=payment.stripe_charge_id,
+                amount=format_amount(payment.amount, payment.currency),
+                currency=payment.currency,
+                platform_fee=format_amount(payment.platform_fee_amount, payment.currency),
+                stripe_fee=None
+                if payment.stripe_fee_amount is None
+                else format_amount(payment.stripe_fee_amount, payment.currency),
+                net_to_store=format_amount(payment.net_amount_to_store, payment.currency),
+                platform_margin=None
+                if payment.stripe_fee_amount is None
+                else format_amount(
+                    payment.platform_fee_amount - payment.stripe_fee_amount, payment.currency
+                ),
+                created_at=payment.created_at,
+            ),
+        )
+
+
+class OrderPage(CamelModel):
+    data: list[OrderOut]
+    has_more: bool
+    next_before: int | None

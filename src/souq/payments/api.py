@@ -1,0 +1,155 @@
+"""The payments JSON API: Connect onboarding, the store's payment status, and the two Stripe
+webhook endpoints (platform and Connect)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, status
+
+from souq.auth.deps import OptionalUser
+from souq.auth.models import User
+from souq.deps import SessionDep, SettingsDep
+from souq.errors import InvalidInput
+from souq.money import MoneyError, normalize_currency
+from souq.payments import checkout, onboarding, webhooks
+from souq.payments.deps import StripeDep
+from souq.payments.schemas import (
+    CheckoutIn,
+    CheckoutOut,
+    ConnectedAccount,
+    LinkOut,
+    NextStepOut,
+    PaymentsStatusOut,
+    StoreRef,
+    WebhookAck,
+)
+from souq.stores.models import Store
+
+router = APIRouter(tags=["payments"])
+
+
+def status_out(store: Store) -> PaymentsStatusOut:
+    step = onboarding.next_step(store)
+    return PaymentsStatusOut(
+        store_id=store.id,
+        has_account=store.stripe_account_id is not None,
+        stripe_account_id=store.stripe_account_id,
+        onboarding_complete=store.stripe_onboarding_complete,
+        charges_enabled=store.stripe_charges_enabled,
+        payouts_enabled=store.stripe_payouts_enabled,
+        requirements_due=list(store.stripe_requirements_due),
+        disabled_reason=store.stripe_disabled_reason,
+        disconnected=store.stripe_deauthorized_at is not None and not store.stripe_account_id,
+        next_step=NextStepOut(action=step.action, label=step.label, explanation=step.explanation),
+    )
+
+
+@router.post("/api/stripe/connect/create-account", response_model=ConnectedAccount)
+async def create_account(
+    body: StoreRef,
+    user: OptionalUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    stripe: StripeDep,
+) -> ConnectedAccount:
+    """Create the store's Stripe Express account (once; owners and admins)."""
+    account_id = await onboarding.create_account(session, stripe, settings, body.store_id, user)
+    return ConnectedAccount(stripe_account_id=account_id)
+
+
+@router.post("/api/stripe/connect/account-link", response_model=LinkOut)
+async def account_link(
+    body: StoreRef,
+    user: OptionalUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    stripe: StripeDep,
+) -> LinkOut:
+    """A fresh Stripe-hosted onboarding link for the store's account (owners and admins)."""
+    return LinkOut(
+        url=await onboarding.account_link(session, stripe, settings, body.store_id, user)
+    )
+
+
+@router.post("/api/stripe/connect/login-link", response_model=LinkOut)
+async def login_link(
+    body: StoreRef,
+    user: OptionalUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    stripe: StripeDep,
+) -> LinkOut:
+    """A link into the store's Stripe Express dashboard, once onboarding is complete."""
+    return LinkOut(url=await onboarding.login_link(session, stripe, settings, body.store_id, user))
+
+
+@router.get("/api/stores/{store_id}/payments", response_model=PaymentsStatusOut)
+async def payments_status(
+    store_id: int, user: OptionalUser, session: SessionDep
+) -> PaymentsStatusOut:
+    """The store's payment status and its next step (members only)."""
+    return status_out(await onboarding.payments_status(session, store_id, user))
+
+
+async def _receive(request: Request, stripe: StripeDep, *, connect: bool) -> WebhookAck:
+    payload = await request.body()
+    outcome = await webhooks.receive(
+        request.app.state.sessionmaker,
+        stripe,
+        payload,
+        request.headers.get("stripe-signature"),
+        connect=connect,
+    )
+    return WebhookAck(event_id=outcome.event_id, status=outcome.status)
+
+
+@router.post("/api/stripe/webhook", response_model=WebhookAck, status_code=status.HTTP_200_OK)
+async def platform_webhook(request: Request, stripe: StripeDep) -> WebhookAck:
+    """Stripe's platform events, verified with STRIPE_WEBHOOK_SECRET."""
+    return await _receive(request, stripe, connect=False)
+
+
+@router.post("/api/stripe/connect/webhook", response_model=WebhookAck)
+async def connect_webhook(request: Request, stripe: StripeDep) -> WebhookAck:
+    """Stripe's Connect events (connected accounts), verified with STRIPE_CONNECT_WEBHOOK_SECRET."""
+    return await _receive(request, stripe, connect=True)
+
+
+@router.post("/api/stripe/checkout/create", response_model=CheckoutOut)
+async def create_checkout(
+    body: CheckoutIn,
+    user: OptionalUser,
+    session: SessionDep,
+    request: Request,
+    settings: SettingsDep,
+    stripe: StripeDep,
+) -> CheckoutOut:
+    """Price the cart from the database, create the pending order and its Checkout Session."""
+    # Checkout runs its own short units of work around the Stripe call; end the one that
+    # authenticated the caller so no transaction stays open across it.
+    await session.commit()
+    started = await checkout.start_checkout(
+        request.app.state.sessionmaker,
+        stripe,
+        settings,
+        store_id=body.store_id,
+        currency=parse_currency(body.currency),
+        lines=[checkout.CartLine(i.listing_id, i.quantity) for i in body.items],
+        customer_email=buyer_email(body.customer_email, user),
+        user=user,
+    )
+    return CheckoutOut(url=started.url, order_id=started.order_id)
+
+
+def parse_currency(code: str) -> str:
+    try:
+        return normalize_currency(code)
+    except MoneyError as exc:
+        raise InvalidInput(str(exc), code="invalid_currency") from exc
+
+
+def buyer_email(given: str | None, user: User | None) -> str:
+    if given:
+        return str(given)
+    if user is not None:
+        return user.email
+    raise InvalidInput("customerEmail is required to check out as a guest", code="email_required")

@@ -1,0 +1,190 @@
+"""The payments pages: the store's payments settings with its one next step, the two pages
+Stripe's onboarding returns to, and the buyer's checkout success and cancel pages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from souq.auth.deps import CSRF_FORM_FIELD, OptionalUser, csrf_token
+from souq.deps import SessionDep, SettingsDep
+from souq.errors import NotFound, SouqError
+from souq.orders import service as orders
+from souq.orders.models import Order, PaymentStatus
+from souq.payments import checkout, onboarding
+from souq.payments.deps import StripeDep
+from souq.stores.models import Store
+from souq.web.pages import error_page, templates
+
+router = APIRouter(include_in_schema=False)
+
+StoreIdQuery = Annotated[int, Query(alias="storeId", gt=0)]
+
+
+def _render_status(request: Request, store: Store, *, can_manage: bool, title: str) -> Response:
+    return templates.TemplateResponse(
+        request,
+        "payments/settings.html",
+        {
+            "store": store,
+            "step": onboarding.next_step(store),
+            "can_manage": can_manage,
+            "title": title,
+            "csrf_field": CSRF_FORM_FIELD,
+            "csrf_token": csrf_token(request),
+        },
+    )
+
+
+@router.get("/dashboard/settings/payments", response_class=HTMLResponse)
+async def payments_settings(
+    request: Request,
+    store_id: StoreIdQuery,
+    user: OptionalUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    try:
+        store = await onboarding.payments_status(session, store_id, user)
+        can_manage = await _can_manage(session, settings, store_id, user)
+    except SouqError as exc:
+        return error_page(request, exc)
+    return _render_status(request, store, can_manage=can_manage, title="Payments")
+
+
+async def _can_manage(
+    session: SessionDep, settings: SettingsDep, store_id: int, user: OptionalUser
+) -> bool:
+    from souq.stores.service import require_store_role
+
+    try:
+        await require_store_role(session, store_id, user, onboarding.manager_roles(settings))
+    except SouqError:
+        return False
+    return True
+
+
+@router.post("/dashboard/settings/payments/onboarding/start")
+async def start_onboarding(
+    request: Request,
+    store_id: StoreIdQuery,
+    user: OptionalUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    stripe: StripeDep,
+) -> Response:
+    """ "Set up payouts" and "Continue onboarding": the account (created once), then a fresh
+    onboarding link."""
+    try:
+        await onboarding.create_account(session, stripe, settings, store_id, user)
+        url = await onboarding.account_link(session, stripe, settings, store_id, user)
+    except SouqError as exc:
+        return error_page(request, exc)
+    return RedirectResponse(url, status_code=303)
+
+
+@router.post("/dashboard/settings/payments/dashboard-link")
+async def open_dashboard(
+    request: Request,
+    store_id: StoreIdQuery,
+    user: OptionalUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    stripe: StripeDep,
+) -> Response:
+    try:
+        url = await onboarding.login_link(session, stripe, settings, store_id, user)
+    except SouqError as exc:
+        return error_page(request, exc)
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/dashboard/settings/payments/onboarding/refresh")
+async def onboarding_refresh(
+    request: Request,
+    store_id: StoreIdQuery,
+    user: OptionalUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    stripe: StripeDep,
+) -> Response:
+    """Stripe sends the seller here when a link expired or was already used: a fresh link."""
+    try:
+        url = await onboarding.account_link(session, stripe, settings, store_id, user)
+    except SouqError as exc:
+        return error_page(request, exc)
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/dashboard/settings/payments/onboarding/success", response_class=HTMLResponse)
+async def onboarding_success(
+    request: Request,
+    store_id: StoreIdQuery,
+    user: OptionalUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    stripe: StripeDep,
+) -> Response:
+    """The seller left Stripe's onboarding: read the account now rather than wait for the
+    webhook, and show what is true."""
+    try:
+        store = await onboarding.sync_store(session, stripe, settings, store_id, user)
+    except SouqError as exc:
+        return error_page(request, exc)
+    return _render_status(request, store, can_manage=True, title="Back from Stripe")
+
+
+@router.get("/checkout/success", response_class=HTMLResponse)
+async def checkout_success(
+    request: Request,
+    session: SessionDep,
+    stripe: StripeDep,
+    session_id: Annotated[str, Query(min_length=1, max_length=255)],
+) -> Response:
+    """The buyer's landing page. If the webhook has not come yet, Stripe is asked for the
+    session and the same transition the webhook makes is applied."""
+    order = (
+        await session.execute(select(Order).where(Order.stripe_checkout_session_id == session_id))
+    ).scalar_one_or_none()
+    try:
+        if order is None or order.payment_status == PaymentStatus.pending:
+            order = await checkout.sync_checkout_session(session, stripe, session_id)
+    except SouqError as exc:
+        if getattr(exc, "is_missing", False):
+            return error_page(request, NotFound("no such checkout"))
+        return error_page(request, exc)
+    if order is None:
+        return error_page(request, NotFound("no such checkout"))
+    store = await session.get(Store, order.store_id)
+    return templates.TemplateResponse(
+        request, "checkout/success.html", {"order": order, "store": store}
+    )
+
+
+@router.get("/checkout/cancel", response_class=HTMLResponse)
+async def checkout_cancel(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    stripe: StripeDep,
+    order_id: Annotated[int, Query(alias="orderId", gt=0)],
+    token: Annotated[str, Query(max_length=100)] = "",
+) -> Response:
+    """The buyer backed out of Stripe's page: expire the session, release the stock, and
+    offer to try again. Only a link from our own session (signed token) cancels anything."""
+    order = await session.get(Order, order_id)
+    if order is None or not checkout.verify_cancel_token(settings, order_id, token):
+        return error_page(request, NotFound("no such order"))
+    if order.payment_status == PaymentStatus.pending and order.stripe_checkout_session_id:
+        try:
+            await checkout.cancel_checkout(session, stripe, order)
+        except SouqError as exc:
+            return error_page(request, exc)
+    order = await orders.lock_order(session, order_id)
+    store = await session.get(Store, order.store_id) if order else None
+    return templates.TemplateResponse(
+        request, "checkout/cancel.html", {"order": order, "store": store}
+    )

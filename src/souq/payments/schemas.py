@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic.alias_generators import to_camel
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, extra="forbid"
+    )
+
+
+class StoreRef(CamelModel):
+    store_id: int = Field(strict=True, gt=0, description="The store's id")
+
+
+class ConnectedAccount(CamelModel):
+    stripe_account_id: str
+
+
+class LinkOut(CamelModel):
+    url: str
+
+
+class NextStepOut(CamelModel):
+    action: str
+    label: str
+    explanation: str
+
+
+class PaymentsStatusOut(CamelModel):
+    store_id: int
+    has_account: bool
+    stripe_account_id: str | None
+    onboarding_complete: bool
+    charges_enabled: bool
+    payouts_enabled: bool
+    requirements_due: list[str]
+    disabled_reason: str | None
+    disconnected: bool
+    next_step: NextStepOut
+
+
+class WebhookAck(CamelModel):
+    received: bool = True
+    event_id: str
+    status: str
+
+
+class CheckoutModel(CamelModel):
+    # Anything else a client sends (a price, a fee, a total) is ignored: what is charged comes
+    # only from the database.
+    model_config = ConfigDict(extra="ignore")
+
+
+class CheckoutItemIn(CheckoutModel):
+    listing_id: int = Field(strict=True, gt=0)
+    quantity: int = Field(
+        strict=True, description="A whole number from 1 to the configured maximum"
+    )
+
+
+class CheckoutIn(CheckoutModel):
+    store_id: int = Field(strict=True, gt=0)
+    currency: str = Field(min_length=3, max_length=3, description="ISO 4217, either case")
+    items: list[CheckoutItemIn] = Field(max_length=1000)
+    customer_email: EmailStr | None = Field(
+        default=None, description="Required for guests; defaults to the logged-in buyer's email"
+    )
+
+
+class CheckoutOut(CamelModel):
+    url: str
+    order_id: int

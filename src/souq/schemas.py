@@ -1,0 +1,80 @@
+"""The base every JSON schema shares: camelCase keys in and out, and text a database accepts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic.alias_generators import to_camel
+
+
+class ApiModel(BaseModel):
+    """A response body: camelCase keys, read straight from ORM objects."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        from_attributes=True,
+    )
+
+
+class ApiInput(ApiModel):
+    """A request body: unknown keys are refused (a typo must not be silently ignored), and so
+    is text no database can store (NUL characters, lone surrogates), which would otherwise
+    surface as a 500 from the driver."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            check_storable(value)
+        return value
+
+
+def check_storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text may not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode") from None
+    return value
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorBody(BaseModel):
+    """The one error shape: `{"error": {"code", "message", "details"?}}`."""
+
+    error: ErrorInfo
+
+
+_ERROR_DESCRIPTIONS = {
+    401: "Not logged in, or a bad API token",
+    403: "Not allowed for your role, or a missing CSRF token",
+    404: "No such resource, or not visible to you",
+    409: "Conflicts with the current state",
+    422: "Invalid input; `details` names the fields",
+    429: "Too many failed logins; try again later",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` documenting the error statuses a route may answer with."""
+    return {
+        status: {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[status]}
+        for status in statuses
+    }

@@ -1,0 +1,215 @@
+"""The authorization matrix: every store-scoped route × every kind of caller.
+
+Owner and admin manage the store and its members; owner, admin and seller manage listings;
+anyone else (a member of another store, an unrelated user, a platform admin who is not a
+member) gets 404, as if the store did not exist; anonymous callers get 401. A refused write
+changes nothing: each case snapshots what it would change, before and after.
+
+To cover a new store-scoped route, add a Route to ROUTES.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests.helpers import (
+    Account,
+    StoreTeam,
+    add_member,
+    anonymous,
+    api_user,
+    create_listing,
+    create_store,
+    store_team,
+)
+
+ACTORS = ["anonymous", "owner", "admin", "seller", "other_store", "unrelated", "platform_admin"]
+OUTSIDERS = {"other_store": 404, "unrelated": 404, "platform_admin": 404, "anonymous": 401}
+READ = {"owner": 200, "admin": 200, "seller": 200, **OUTSIDERS}
+MANAGE = {"owner": 200, "admin": 200, "seller": 403, **OUTSIDERS}
+
+
+@dataclass
+class World:
+    team: StoreTeam
+    other_owner: Account
+    unrelated: Account
+    platform_admin: Account
+    live: Any
+
+    def client(self, actor: str) -> httpx.Client:
+        accounts = {
+            "owner": self.team.owner,
+            "admin": self.team.admin,
+            "seller": self.team.seller,
+            "other_store": self.other_owner,
+            "unrelated": self.unrelated,
+            "platform_admin": self.platform_admin,
+        }
+        return accounts[actor].client
+
+    def new_seller(self) -> Account:
+        """A fresh seller of the team's store, to be the target of member changes."""
+        account = api_user(self.live, name="Target")
+        response = add_member(self.team.owner, self.team.id, account.email, "seller")
+        assert response.status_code == 201
+        return account
+
+
+@dataclass
+class Case:
+    """One request, and a snapshot of the state it would change."""
+
+    method: str
+    path: str
+    body: Any = None
+    snapshot: Callable[[], Any] = lambda: None
+
+
+@dataclass
+class Route:
+    name: str
+    expected: dict[str, int]
+    prepare: Callable[[World], Case]
+    success: int | None = None  # the status for allowed callers, when not 200
+
+
+def _store_name(w: World) -> Any:
+    return w.live.scalar("SELECT name FROM store WHERE id = :s", s=w.team.id)
+
+
+def _members(w: World) -> Any:
+    return sorted(
+        (r.user_id, r.role)
+        for r in w.live.rows(
+            "SELECT user_id, role FROM store_member WHERE store_id = :s", s=w.team.id
+        )
+    )
+
+
+def _listings(w: World) -> Any:
+    return sorted(
+        tuple(r)
+        for r in w.live.rows(
+            "SELECT id, name, price_amount, active FROM listing WHERE store_id = :s", s=w.team.id
+        )
+    )
+
+
+def get_store(w: World) -> Case:
+    return Case("GET", f"/api/stores/{w.team.id}")
+
+
+def patch_store(w: World) -> Case:
+    body = {"name": f"Renamed {uuid.uuid4().hex[:8]}"}
+    return Case("PATCH", f"/api/stores/{w.team.id}", body, lambda: _store_name(w))
+
+
+def list_members(w: World) -> Case:
+    return Case("GET", f"/api/stores/{w.team.id}/members")
+
+
+def add_store_member(w: World) -> Case:
+    newcomer = api_user(w.live, name="Newcomer")
+    newcomer.close()
+    body = {"email": newcomer.email, "role": "seller"}
+    return Case("POST", f"/api/stores/{w.team.id}/members", body, lambda: _members(w))
+
+
+def change_member_role(w: World) -> Case:
+    target = w.new_seller()
+    target.close()
+    path = f"/api/stores/{w.team.id}/members/{target.id}"
+    return Case("PATCH", path, {"role": "admin"}, lambda: _members(w))
+
+
+def remove_store_member(w: World) -> Case:
+    target = w.new_seller()
+    target.close()
+    return Case("DELETE", f"/api/stores/{w.team.id}/members/{target.id}", None, lambda: _members(w))
+
+
+def create_store_listing(w: World) -> Case:
+    body = {"name": "New thing", "price": "3.00", "currency": "usd"}
+    return Case("POST", f"/api/stores/{w.team.id}/listings", body, lambda: _listings(w))
+
+
+def update_listing(w: World) -> Case:
+    listing = create_listing(w.team.owner, w.team.id)
+    body = {"name": "Changed", "price": "99.00"}
+    return Case("PATCH", f"/api/listings/{listing['id']}", body, lambda: _listings(w))
+
+
+def delete_listing(w: World) -> Case:
+    listing = create_listing(w.team.owner, w.team.id)
+    return Case("DELETE", f"/api/listings/{listing['id']}", None, lambda: _listings(w))
+
+
+def get_inactive_listing(w: World) -> Case:
+    listing = create_listing(w.team.owner, w.team.id)
+    response = w.team.owner.client.patch(f"/api/listings/{listing['id']}", json={"active": False})
+    assert response.status_code == 200
+    return Case("GET", f"/api/listings/{listing['id']}")
+
+
+ROUTES = [
+    Route("GET /api/stores/{storeId}", READ, get_store),
+    Route("PATCH /api/stores/{storeId}", MANAGE, patch_store),
+    Route("GET /api/stores/{storeId}/members", READ, list_members),
+    Route("POST /api/stores/{storeId}/members", MANAGE, add_store_member, success=201),
+    Route("PATCH /api/stores/{storeId}/members/{userId}", MANAGE, change_member_role),
+    Route("DELETE /api/stores/{storeId}/members/{userId}", MANAGE, remove_store_member, 204),
+    Route("POST /api/stores/{storeId}/listings", READ, create_store_listing, success=201),
+    Route("PATCH /api/listings/{listingId}", READ, update_listing),
+    Route("DELETE /api/listings/{listingId}", READ, delete_listing),
+    # An inactive listing is private to its store; anonymous callers get 404, not 401.
+    Route(
+        "GET /api/listings/{listingId} (inactive)", {**READ, "anonymous": 404}, get_inactive_listing
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def world(live: Any) -> Iterator[World]:
+    team = store_team(live, name="Matrix Store")
+    other_owner = api_user(live, name="Other Owner")
+    create_store(other_owner, name="Other Store")
+    unrelated = api_user(live, name="Unrelated")
+    platform_admin = api_user(live, name="Platform Admin")
+    with live.db.begin() as conn:
+        conn.execute(
+            sa.text('UPDATE "user" SET is_platform_admin = :t WHERE id = :i'),
+            {"t": True, "i": platform_admin.id},
+        )
+    yield World(team, other_owner, unrelated, platform_admin, live)
+    for account in (other_owner, unrelated, platform_admin):
+        account.close()
+    team.close()
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
+def test_store_scoped_route(world: World, route: Route, actor: str) -> None:
+    case = route.prepare(world)
+    before = case.snapshot()
+    if actor == "anonymous":
+        with anonymous(world.live) as client:
+            response = client.request(case.method, case.path, json=case.body)
+    else:
+        response = world.client(actor).request(case.method, case.path, json=case.body)
+    expected = route.expected[actor]
+    if expected == 200 and route.success is not None:
+        expected = route.success
+    assert response.status_code == expected, (route.name, actor, response.text)
+    if expected >= 400:
+        assert set(response.json()) == {"error"}
+        assert case.snapshot() == before, f"{route.name} by {actor} changed state"
+    elif case.method != "GET":
+        assert case.snapshot() != before, f"{route.name} by {actor} changed nothing"
