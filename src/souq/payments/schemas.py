@@ -4,6 +4,9 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from pydantic.alias_generators import to_camel
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on every engine
+
+
 class CamelModel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, extra="forbid"
@@ -11,7 +14,7 @@ class CamelModel(BaseModel):
 
 
 class StoreRef(CamelModel):
-    store_id: int = Field(strict=True, gt=0, description="The store's id")
+    store_id: int = Field(strict=True, gt=0, le=MAX_ID, description="The store's id")
 
 
 class ConnectedAccount(CamelModel):
@@ -54,14 +57,14 @@ class CheckoutModel(CamelModel):
 
 
 class CheckoutItemIn(CheckoutModel):
-    listing_id: int = Field(strict=True, gt=0)
+    listing_id: int = Field(strict=True, gt=0, le=MAX_ID)
     quantity: int = Field(
         strict=True, description="A whole number from 1 to the configured maximum"
     )
 
 
 class CheckoutIn(CheckoutModel):
-    store_id: int = Field(strict=True, gt=0)
+    store_id: int = Field(strict=True, gt=0, le=MAX_ID)
     currency: str = Field(min_length=3, max_length=3, description="ISO 4217, either case")
     items: list[CheckoutItemIn] = Field(max_length=1000)
     customer_email: EmailStr | None = Field(

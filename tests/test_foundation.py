@@ -1,0 +1,187 @@
+"""Settings, database URLs, migrations both ways on both engines, and the CLI's setup commands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import sqlalchemy as sa
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+
+from souq.config import Settings
+from souq.db import async_url, engine_options, is_pooled
+from tests.conftest import ENGINES, migrate, sync_url
+
+
+def test_settings_keep_the_seed_stacks_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEXT_PUBLIC_APP_URL", "https://shop.example.com/")
+    monkeypatch.setenv("PLATFORM_FEE_BPS", "750")
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_123")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.app_url == "https://shop.example.com"
+    assert settings.platform_fee_bps == 750
+    assert not settings.uses_sandbox
+    assert "sk_test_123" not in repr(settings)  # secrets never printed
+
+
+def test_production_refuses_missing_or_placeholder_secrets() -> None:
+    settings = Settings(_env_file=None, environment="production")  # type: ignore[call-arg]
+    with pytest.raises(RuntimeError) as refused:
+        settings.check_production()
+    for name in ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET",
+                 "STRIPE_CONNECT_WEBHOOK_SECRET"):
+        assert name in str(refused.value)
+    ready = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="production",
+        secret_key=SecretStr("a-long-random-secret-for-sessions"),
+        stripe_secret_key=SecretStr("sk_live_x"),
+        stripe_webhook_secret=SecretStr("whsec_a"),
+        stripe_connect_webhook_secret=SecretStr("whsec_b"),
+    )
+    ready.check_production()
+
+
+def test_postgres_urls_use_psycopg_and_honour_neon() -> None:
+    neon = "postgresql://u:p@ep-cool-1234-pooler.eu-central-1.aws.neon.tech/db?sslmode=require"
+    url = async_url(neon)
+    assert url.drivername == "postgresql+psycopg"
+    assert url.query["sslmode"] == "require"
+    assert is_pooled(url, None)
+    assert engine_options(url)["connect_args"] == {"prepare_threshold": None}
+    direct = async_url("postgres://u:p@ep-cool-1234.eu-central-1.aws.neon.tech/db")
+    assert not is_pooled(direct, None) and "connect_args" not in engine_options(direct)
+    assert engine_options(direct, pooled=True)["connect_args"] == {"prepare_threshold": None}
+    assert async_url("sqlite:///x.db").drivername == "sqlite+aiosqlite"
+    with pytest.raises(ValueError):
+        async_url("mysql://x/y")
+
+
+@pytest.fixture(params=ENGINES)
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        return
+    base = make_url(os.environ["TEST_DATABASE_URL"])
+    name = f"souq_mig_{uuid.uuid4().hex[:8]}"
+    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _tables(url: str) -> set[str]:
+    engine = sa.create_engine(sync_url(url))
+    try:
+        return set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_migrations_upgrade_and_downgrade(empty_database: str) -> None:
+    migrate(empty_database)
+    assert _tables(empty_database) == {
+        "user", "api_token", "login_throttle", "store", "store_member", "listing", "orders",
+        "order_item", "order_payment", "stripe_event",
+    }
+    engine = sa.create_engine(sync_url(empty_database))
+    with engine.begin() as conn:  # the case-insensitive unique email index exists
+        insert = sa.text(
+            "INSERT INTO \"user\" (email, name, password_hash, is_platform_admin, created_at) "
+            "VALUES (:e, 'n', 'h', false, CURRENT_TIMESTAMP)"
+        )
+        conn.execute(insert, {"e": "Case@Example.com"})
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(insert, {"e": "case@example.COM"})
+    engine.dispose()
+    migrate(empty_database, "base", down=True)
+    assert _tables(empty_database) == set()
+    migrate(empty_database)
+    assert "orders" in _tables(empty_database)
+
+
+def _souq(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "souq.cli", *args], capture_output=True, text=True, input=stdin,
+        env={**os.environ, "COLUMNS": "200", **env}, timeout=120, check=False,
+    )
+
+
+def test_db_upgrade_demo_and_create_admin_from_the_command_line(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli' / 'souq.sqlite3'}"}
+    upgraded = _souq(env, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    first = _souq(env, "demo")
+    assert first.returncode == 0, first.stderr
+    assert "owner@atlas.test" in first.stdout and "souq-demo-2026" in first.stdout
+    again = _souq(env, "demo")
+    assert "0 new records" in again.stdout
+    skipped = _souq(env, "demo", "--if-empty")
+    assert "left as it is" in skipped.stdout
+    admin = _souq(env, "create-admin", "--email", "Root@Example.com", "--name", "Root",
+                  "--password", "a-very-long-password")
+    assert admin.returncode == 0 and "created platform admin" in admin.stdout
+    engine = sa.create_engine(sync_url(env["DATABASE_URL"]))
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT email, is_platform_admin FROM \"user\" ORDER BY id")).all()
+        stores = conn.execute(sa.text("SELECT count(*) FROM store")).scalar()
+        currencies = set(conn.execute(sa.text("SELECT currency FROM listing")).scalars())
+    engine.dispose()
+    assert ("admin@souq.test", True) in [tuple(r) for r in rows]
+    assert ("root@example.com", True) in [(r[0].lower(), r[1]) for r in rows]
+    assert stores == 2 and currencies == {"usd", "eur", "jpy"}
+
+
+def test_demo_logins_work_through_the_api(live: Any, cli: Any) -> None:
+    result = cli("demo")
+    assert result.returncode == 0, result.stderr
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        token = client.post("/api/auth/tokens", json={
+            "email": "owner@atlas.test", "password": "souq-demo-2026"})
+        assert token.status_code == 201, token.text
+        me = client.get("/api/me/stores",
+                        headers={"Authorization": f"Bearer {token.json()['token']}"})
+    assert me.status_code == 200
+    assert "Atlas Ceramics" in me.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("POST", "/api/stores", {"content": b"{not json"}),
+        ("POST", "/api/auth/register", {"json": ["a", "list"]}),
+        ("POST", "/api/stripe/checkout/create", {"json": {"storeId": {"$gt": 1}}}),
+        ("GET", "/api/listings/not-a-number", {}),
+        ("GET", "/api/orders/99999999999999999999999", {}),
+        ("POST", "/api/stripe/webhook", {"content": b"\xff\xfe"}),
+        ("DELETE", "/api/auth/register", {}),
+        ("GET", "/no/such/page", {}),
+    ],
+)
+def test_nothing_a_client_sends_is_a_500(live: Any, method: str, path: str, kwargs: Any) -> None:
+    with live.client() as client:
+        response = client.request(method, path, **kwargs)
+    assert 400 <= response.status_code < 500, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] and body["error"]["message"]
+
+
+def test_the_openapi_document_lists_the_api(live: Any) -> None:
+    with live.client() as client:
+        spec = client.get("/openapi.json").json()
+        assert client.get("/docs").status_code == 200
+    for path in ("/api/auth/register", "/api/stores", "/api/stripe/connect/create-account",
+                 "/api/stripe/checkout/create", "/api/orders/{order_id}"):
+        assert path in spec["paths"], path
