@@ -25,6 +25,12 @@ from sqlalchemy.engine import make_url
 from souq.app import create_app
 from souq.config import PROJECT_ROOT, Settings
 
+# argon2id at its cheapest: the suite makes hundreds of accounts; production keeps the default.
+FAST_HASHING = {
+    "password_hash_time_cost": 1,
+    "password_hash_memory_kib": 1024,
+    "password_hash_parallelism": 1,
+}
 ENGINES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 
@@ -111,12 +117,13 @@ def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment="test",
         database_url=database_url,
         app_url=f"http://127.0.0.1:{port}",
         sandbox_db_path=Path(tmp_path_factory.mktemp("sandbox")) / "sandbox.sqlite3",
         login_max_failures=5,
+        **FAST_HASHING,
         stripe_timeout_seconds=3,
     )
     app = create_app(settings)
@@ -143,6 +150,7 @@ def cli(live: LiveServer) -> Any:
             "APP_URL": live.url,
             "SECRET_KEY": live.settings.secret_key.get_secret_value(),
             "COLUMNS": "200",
+            **{name.upper(): str(value) for name, value in FAST_HASHING.items()},
         }
         for name in ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "NEXT_PUBLIC_APP_URL"):
             env.pop(name, None)

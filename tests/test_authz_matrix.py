@@ -79,6 +79,7 @@ class Route:
     expected: dict[str, int]
     prepare: Callable[[World], Case]
     success: int | None = None  # the status for allowed callers, when not 200
+    writes: bool = True  # whether an allowed non-GET request changes the snapshot
 
 
 def _store_name(w: World) -> Any:
@@ -159,6 +160,58 @@ def get_inactive_listing(w: World) -> Case:
     return Case("GET", f"/api/listings/{listing['id']}")
 
 
+def _account(w: World) -> Any:
+    return w.live.scalar("SELECT stripe_account_id FROM store WHERE id = :s", s=w.team.id)
+
+
+def _ensure_account(w: World) -> str:
+    response = w.team.owner.client.post(
+        "/api/stripe/connect/create-account", json={"storeId": w.team.id}
+    )
+    assert response.status_code == 200, response.text
+    account_id: str = response.json()["stripeAccountId"]
+    return account_id
+
+
+def create_connected_account(w: World) -> Case:
+    # Disconnect first (as a deauthorization would), so every allowed call creates one.
+    with w.live.db.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE store SET stripe_account_id = NULL, stripe_deauthorized_at = "
+                "CURRENT_TIMESTAMP WHERE id = :s"
+            ),
+            {"s": w.team.id},
+        )
+    body = {"storeId": w.team.id}
+    return Case("POST", "/api/stripe/connect/create-account", body, lambda: _account(w))
+
+
+def create_account_link(w: World) -> Case:
+    _ensure_account(w)
+    return Case("POST", "/api/stripe/connect/account-link", {"storeId": w.team.id})
+
+
+def create_login_link(w: World) -> Case:
+    account_id = _ensure_account(w)
+    with httpx.Client(timeout=30) as client:
+        done = client.post(
+            f"{w.live.sandbox_url}/_control/accounts/{account_id}/onboard",
+            json={"outcome": "complete"},
+        )
+        assert done.status_code == 200, done.text
+    w.team.owner.client.get(f"/dashboard/settings/payments/onboarding/success?storeId={w.team.id}")
+    return Case("POST", "/api/stripe/connect/login-link", {"storeId": w.team.id})
+
+
+def get_payments(w: World) -> Case:
+    return Case("GET", f"/api/stores/{w.team.id}/payments")
+
+
+def list_store_orders(w: World) -> Case:
+    return Case("GET", f"/api/stores/{w.team.id}/orders")
+
+
 ROUTES = [
     Route("GET /api/stores/{storeId}", READ, get_store),
     Route("PATCH /api/stores/{storeId}", MANAGE, patch_store),
@@ -173,6 +226,11 @@ ROUTES = [
     Route(
         "GET /api/listings/{listingId} (inactive)", {**READ, "anonymous": 404}, get_inactive_listing
     ),
+    Route("POST /api/stripe/connect/create-account", MANAGE, create_connected_account),
+    Route("POST /api/stripe/connect/account-link", MANAGE, create_account_link, writes=False),
+    Route("POST /api/stripe/connect/login-link", MANAGE, create_login_link, writes=False),
+    Route("GET /api/stores/{storeId}/payments", READ, get_payments),
+    Route("GET /api/stores/{storeId}/orders", READ, list_store_orders),
 ]
 
 
@@ -211,5 +269,5 @@ def test_store_scoped_route(world: World, route: Route, actor: str) -> None:
     if expected >= 400:
         assert set(response.json()) == {"error"}
         assert case.snapshot() == before, f"{route.name} by {actor} changed state"
-    elif case.method != "GET":
+    elif case.method != "GET" and route.writes:
         assert case.snapshot() != before, f"{route.name} by {actor} changed nothing"

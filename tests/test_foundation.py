@@ -19,14 +19,14 @@ from sqlalchemy.engine import make_url
 
 from souq.config import Settings
 from souq.db import async_url, engine_options, is_pooled
-from tests.conftest import ENGINES, migrate, sync_url
+from tests.conftest import ENGINES, FAST_HASHING, migrate, sync_url
 
 
 def test_settings_keep_the_seed_stacks_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEXT_PUBLIC_APP_URL", "https://shop.example.com/")
     monkeypatch.setenv("PLATFORM_FEE_BPS", "750")
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_123")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.app_url == "https://shop.example.com"
     assert settings.platform_fee_bps == 750
     assert not settings.uses_sandbox
@@ -34,14 +34,18 @@ def test_settings_keep_the_seed_stacks_names(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_production_refuses_missing_or_placeholder_secrets() -> None:
-    settings = Settings(_env_file=None, environment="production")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, environment="production")
     with pytest.raises(RuntimeError) as refused:
         settings.check_production()
-    for name in ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET",
-                 "STRIPE_CONNECT_WEBHOOK_SECRET"):
+    for name in (
+        "SECRET_KEY",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "STRIPE_CONNECT_WEBHOOK_SECRET",
+    ):
         assert name in str(refused.value)
     ready = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment="production",
         secret_key=SecretStr("a-long-random-secret-for-sessions"),
         stripe_secret_key=SecretStr("sk_live_x"),
@@ -92,13 +96,21 @@ def _tables(url: str) -> set[str]:
 def test_migrations_upgrade_and_downgrade(empty_database: str) -> None:
     migrate(empty_database)
     assert _tables(empty_database) == {
-        "user", "api_token", "login_throttle", "store", "store_member", "listing", "orders",
-        "order_item", "order_payment", "stripe_event",
+        "user",
+        "api_token",
+        "login_throttle",
+        "store",
+        "store_member",
+        "listing",
+        "orders",
+        "order_item",
+        "order_payment",
+        "stripe_event",
     }
     engine = sa.create_engine(sync_url(empty_database))
     with engine.begin() as conn:  # the case-insensitive unique email index exists
         insert = sa.text(
-            "INSERT INTO \"user\" (email, name, password_hash, is_platform_admin, created_at) "
+            'INSERT INTO "user" (email, name, password_hash, is_platform_admin, created_at) '
             "VALUES (:e, 'n', 'h', false, CURRENT_TIMESTAMP)"
         )
         conn.execute(insert, {"e": "Case@Example.com"})
@@ -111,10 +123,22 @@ def test_migrations_upgrade_and_downgrade(empty_database: str) -> None:
     assert "orders" in _tables(empty_database)
 
 
-def _souq(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _souq(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "souq.cli", *args], capture_output=True, text=True, input=stdin,
-        env={**os.environ, "COLUMNS": "200", **env}, timeout=120, check=False,
+        [sys.executable, "-m", "souq.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env={
+            **os.environ,
+            "COLUMNS": "200",
+            **{name.upper(): str(value) for name, value in FAST_HASHING.items()},
+            **env,
+        },
+        timeout=120,
+        check=False,
     )
 
 
@@ -129,13 +153,22 @@ def test_db_upgrade_demo_and_create_admin_from_the_command_line(tmp_path: Path) 
     assert "0 new records" in again.stdout
     skipped = _souq(env, "demo", "--if-empty")
     assert "left as it is" in skipped.stdout
-    admin = _souq(env, "create-admin", "--email", "Root@Example.com", "--name", "Root",
-                  "--password", "a-very-long-password")
+    admin = _souq(
+        env,
+        "create-admin",
+        "--email",
+        "Root@Example.com",
+        "--name",
+        "Root",
+        "--password",
+        "a-very-long-password",
+    )
     assert admin.returncode == 0 and "created platform admin" in admin.stdout
     engine = sa.create_engine(sync_url(env["DATABASE_URL"]))
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT email, is_platform_admin FROM \"user\" ORDER BY id")).all()
+        rows = conn.execute(
+            sa.text('SELECT email, is_platform_admin FROM "user" ORDER BY id')
+        ).all()
         stores = conn.execute(sa.text("SELECT count(*) FROM store")).scalar()
         currencies = set(conn.execute(sa.text("SELECT currency FROM listing")).scalars())
     engine.dispose()
@@ -148,11 +181,13 @@ def test_demo_logins_work_through_the_api(live: Any, cli: Any) -> None:
     result = cli("demo")
     assert result.returncode == 0, result.stderr
     with httpx.Client(base_url=live.url, timeout=30) as client:
-        token = client.post("/api/auth/tokens", json={
-            "email": "owner@atlas.test", "password": "souq-demo-2026"})
+        token = client.post(
+            "/api/auth/tokens", json={"email": "owner@atlas.test", "password": "souq-demo-2026"}
+        )
         assert token.status_code == 201, token.text
-        me = client.get("/api/me/stores",
-                        headers={"Authorization": f"Bearer {token.json()['token']}"})
+        me = client.get(
+            "/api/me/stores", headers={"Authorization": f"Bearer {token.json()['token']}"}
+        )
     assert me.status_code == 200
     assert "Atlas Ceramics" in me.text
 
@@ -182,6 +217,11 @@ def test_the_openapi_document_lists_the_api(live: Any) -> None:
     with live.client() as client:
         spec = client.get("/openapi.json").json()
         assert client.get("/docs").status_code == 200
-    for path in ("/api/auth/register", "/api/stores", "/api/stripe/connect/create-account",
-                 "/api/stripe/checkout/create", "/api/orders/{order_id}"):
+    for path in (
+        "/api/auth/register",
+        "/api/stores",
+        "/api/stripe/connect/create-account",
+        "/api/stripe/checkout/create",
+        "/api/orders/{order_id}",
+    ):
         assert path in spec["paths"], path

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from starlette.middleware.sessions import SessionMiddleware
 
+from souq.auth.service import configure_password_hashing
 from souq.config import Settings, get_settings
 from souq.db import create_engine, session_factory
 from souq.errors import install_error_handlers
@@ -40,6 +41,7 @@ def sandbox_stripe_settings(settings: Settings) -> Settings:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.check_production()
+    configure_password_hashing(settings)
     sandbox = None
     if settings.uses_sandbox:
         from souq.sandbox import Sandbox, SandboxConfig

@@ -30,6 +30,9 @@ def run_in_session(
 ) -> T:
     """Run `work` in one unit of work: committed if it returns, rolled back if it raises."""
     settings = settings or get_settings()
+    from souq.auth.service import configure_password_hashing
+
+    configure_password_hashing(settings)
 
     async def main() -> T:
         engine = create_engine(settings.database_url, settings.database_pooled)

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_seconds: int = Field(default=900, ge=1)
     webhook_tolerance_seconds: int = 300
+    # argon2id cost (argon2-cffi's RFC 9106 low-memory profile); the test suite lowers it.
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=65_536, ge=8)
+    password_hash_parallelism: int = Field(default=4, ge=1)
 
     @field_validator("app_url")
     @classmethod

@@ -296,7 +296,10 @@ def test_two_concurrent_create_account_calls_make_one_stripe_account(live: Any) 
 
         def call(_: int) -> httpx.Response:
             with live.client(headers={"Authorization": f"Bearer {team.owner.token}"}) as c:
-                return c.post("/api/stripe/connect/create-account", json={"storeId": team.id})
+                answer: httpx.Response = c.post(
+                    "/api/stripe/connect/create-account", json={"storeId": team.id}
+                )
+                return answer
 
         with ThreadPoolExecutor(max_workers=6) as pool:
             answers = list(pool.map(call, range(6)))

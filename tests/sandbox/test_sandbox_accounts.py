@@ -239,3 +239,32 @@ def test_deauthorize_emits_connect_event_and_locks_account(sandbox_server: Sandb
     assert events[0].data.object["object"] == "application"
     with pytest.raises(stripe.PermissionError):
         sandbox_server.client.v1.balance.retrieve(options={"stripe_account": account.id})
+
+
+def test_rejected_account_link_goes_to_refresh_url(sandbox_server: SandboxServer) -> None:
+    account = sandbox_server.express_account(onboard=False)
+    sandbox_server.control(f"/accounts/{account.id}/onboard", {"outcome": "rejected"})
+    link = sandbox_server.client.v1.account_links.create(
+        params={
+            "account": account.id,
+            "type": "account_onboarding",
+            "refresh_url": "http://shop.test/refresh",
+            "return_url": "http://shop.test/return",
+        }
+    )
+    with httpx.Client() as browser:
+        response = browser.get(link.url)
+    assert response.status_code == 303
+    assert response.headers["location"] == "http://shop.test/refresh"
+
+
+def test_express_dashboard_shows_balance_and_payments(sandbox_server: SandboxServer) -> None:
+    seller = sandbox_server.express_account()
+    session = sandbox_server.session(seller.id, amount=2500, fee=250)
+    sandbox_server.pay(session.id, card="4242424242424242")
+    link = sandbox_server.client.v1.accounts.login_links.create(seller.id)
+    with httpx.Client() as browser:
+        page = browser.get(link.url)
+    assert page.status_code == 200
+    assert "$22.50" in page.text  # pending: 25.00 less the 2.50 application fee
+    assert "py_" in page.text

@@ -57,6 +57,8 @@ def test_control_errors(sandbox_server: SandboxServer) -> None:
     now = sandbox_server.control("/clock", get=True).json()["now"]
     sandbox_server.advance(100)
     assert sandbox_server.control("/clock", get=True).json()["now"] >= now + 100
+    back = sandbox_server.control("/clock/reset").json()["now"]
+    assert now <= back < now + 100
 
 
 def test_reset_over_control_keeps_endpoints(sandbox_server: SandboxServer) -> None:

@@ -36,6 +36,21 @@ _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
+def configure_password_hashing(settings: Settings) -> None:
+    """argon2id's cost from the settings (the library's RFC 9106 profile by default). Hashes
+    carry their own parameters, so changing the cost never breaks existing passwords."""
+    global _hasher, _DUMMY_HASH
+    wanted = (
+        settings.password_hash_time_cost,
+        settings.password_hash_memory_kib,
+        settings.password_hash_parallelism,
+    )
+    if (_hasher.time_cost, _hasher.memory_cost, _hasher.parallelism) == wanted:
+        return
+    _hasher = PasswordHasher(time_cost=wanted[0], memory_cost=wanted[1], parallelism=wanted[2])
+    _DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
 class InvalidCredentials(NotAuthenticated):
     code = "invalid_credentials"
 

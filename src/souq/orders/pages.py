@@ -10,16 +10,15 @@ from sqlalchemy import select
 
 from souq.auth.deps import CSRF_FORM_FIELD, OptionalUser, csrf_token
 from souq.deps import SessionDep, SettingsDep
-from souq.errors import SouqError
 from souq.listings.models import Listing
 from souq.orders import service
 from souq.orders.models import PaymentStatus
 from souq.payments import checkout
 from souq.payments.deps import StripeDep
 from souq.stores.models import Store
-from souq.web.pages import error_page, templates
+from souq.web.pages import PageRoute, templates
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 @router.get("/shop", response_class=HTMLResponse)
@@ -68,28 +67,22 @@ async def buy(
     if user is None:
         from souq.auth.deps import verify_form_csrf
 
-        try:
-            await verify_form_csrf(request)
-        except SouqError as exc:
-            return error_page(request, exc)
+        await verify_form_csrf(request)
     listing = await session.get(Listing, listing_id)
     if listing is None:
         return RedirectResponse("/shop?error=That+listing+does+not+exist", status_code=303)
     store_id, currency = listing.store_id, listing.currency
     await session.commit()
-    try:
-        started = await checkout.start_checkout(
-            request.app.state.sessionmaker,
-            stripe,
-            settings,
-            store_id=store_id,
-            currency=currency,
-            lines=[checkout.CartLine(listing_id, quantity)],
-            customer_email=email.strip() or (user.email if user else ""),
-            user=user,
-        )
-    except SouqError as exc:
-        return error_page(request, exc)
+    started = await checkout.start_checkout(
+        request.app.state.sessionmaker,
+        stripe,
+        settings,
+        store_id=store_id,
+        currency=currency,
+        lines=[checkout.CartLine(listing_id, quantity)],
+        customer_email=email.strip() or (user.email if user else ""),
+        user=user,
+    )
     return RedirectResponse(started.url, status_code=303)
 
 
@@ -102,12 +95,9 @@ async def store_orders(
     status: Annotated[PaymentStatus | None, Query()] = None,
 ) -> Response:
     """A store's orders with the platform fee, Stripe's fee and the store's net."""
-    try:
-        orders = await service.list_store_orders(
-            session, store_id, user, status=status, limit=100, before=None
-        )
-    except SouqError as exc:
-        return error_page(request, exc)
+    orders = await service.list_store_orders(
+        session, store_id, user, status=status, limit=100, before=None
+    )
     store = await session.get(Store, store_id)
     return templates.TemplateResponse(
         request,

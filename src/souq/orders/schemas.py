@@ -4,10 +4,10 @@ from datetime import datetime
 
 from souq.money import format_amount
 from souq.orders.models import Order
-from souq.payments.schemas import CamelModel
+from souq.schemas import ApiModel
 
 
-class OrderItemOut(CamelModel):
+class OrderItemOut(ApiModel):
     listing_id: int
     title: str
     quantity: int
@@ -15,7 +15,7 @@ class OrderItemOut(CamelModel):
     line_total: str
 
 
-class OrderPaymentOut(CamelModel):
+class OrderPaymentOut(ApiModel):
     stripe_checkout_session_id: str
     stripe_payment_intent_id: str | None
     stripe_charge_id: str | None
@@ -28,7 +28,7 @@ class OrderPaymentOut(CamelModel):
     created_at: datetime
 
 
-class OrderOut(CamelModel):
+class OrderOut(ApiModel):
     id: int
     store_id: int
     customer_email: str
@@ -94,7 +94,7 @@ class OrderOut(CamelModel):
         )
 
 
-class OrderPage(CamelModel):
+class OrderPage(ApiModel):
     data: list[OrderOut]
     has_more: bool
     next_before: int | None

@@ -87,7 +87,8 @@ async def payments_status(
     store_id: int, user: OptionalUser, session: SessionDep
 ) -> PaymentsStatusOut:
     """The store's payment status and its next step (members only)."""
-    return status_out(await onboarding.payments_status(session, store_id, user))
+    store, _member = await onboarding.payments_status(session, store_id, user)
+    return status_out(store)
 
 
 async def _receive(request: Request, stripe: StripeDep, *, connect: bool) -> WebhookAck:

@@ -15,7 +15,7 @@ from souq.auth.models import User
 from souq.config import Settings
 from souq.db import utcnow
 from souq.errors import Conflict
-from souq.payments.stripe import AccountStatus, StripeGateway
+from souq.payments.stripe import AccountStatus, StripeFailed, StripeGateway
 from souq.payments.webhooks import handles
 from souq.stores.models import Store, StoreMember, StoreRole
 from souq.stores.service import require_store_role
@@ -116,6 +116,17 @@ async def account_link(
     user: User | None,
 ) -> str:
     """A fresh onboarding link. A store without an account gets 409: create it first."""
+    store, account_id = await _connected_store(session, settings, store_id, user)
+    refresh_url, return_url = onboarding_urls(settings, store.id)
+    return await gateway.create_account_link(
+        account_id=account_id, refresh_url=refresh_url, return_url=return_url
+    )
+
+
+async def _connected_store(
+    session: AsyncSession, settings: Settings, store_id: int, user: User | None
+) -> tuple[Store, str]:
+    """The store, for its managers, and its connected account (409 when it has none)."""
     store, _member = await require_store_role(session, store_id, user, manager_roles(settings))
     if not store.stripe_account_id:
         raise Conflict(
@@ -123,10 +134,7 @@ async def account_link(
             "(POST /api/stripe/connect/create-account).",
             code="no_stripe_account",
         )
-    refresh_url, return_url = onboarding_urls(settings, store.id)
-    return await gateway.create_account_link(
-        account_id=store.stripe_account_id, refresh_url=refresh_url, return_url=return_url
-    )
+    return store, store.stripe_account_id
 
 
 async def login_link(
@@ -137,15 +145,13 @@ async def login_link(
     user: User | None,
 ) -> str:
     """A single-use link into the store's Express dashboard, once onboarding is complete."""
-    store, _member = await require_store_role(session, store_id, user, manager_roles(settings))
-    if not store.stripe_account_id:
-        raise Conflict("This store has no Stripe account yet.", code="no_stripe_account")
+    store, account_id = await _connected_store(session, settings, store_id, user)
     if not store.stripe_onboarding_complete:
         raise Conflict(
             "Finish Stripe onboarding before opening the Stripe dashboard.",
             code="onboarding_incomplete",
         )
-    return await gateway.create_login_link(store.stripe_account_id)
+    return await gateway.create_login_link(account_id)
 
 
 async def refresh_from_stripe(
@@ -201,7 +207,12 @@ async def on_account_updated(
     created = int(event.get("created") or 0)
     if store.stripe_account_synced_at is not None and created < store.stripe_account_synced_at:
         return
-    await refresh_from_stripe(session, gateway, store, as_of=created)
+    try:
+        await refresh_from_stripe(session, gateway, store, as_of=created)
+    except StripeFailed as exc:
+        if not exc.is_missing:
+            raise
+        log.warning("store %s: account %s is gone at Stripe", store.id, account_id)
 
 
 @handles("account.application.deauthorized")
@@ -273,7 +284,8 @@ def next_step(store: Store) -> NextStep:
     )
 
 
-async def payments_status(session: AsyncSession, store_id: int, user: User | None) -> Store:
-    """The store's payment status, for any member."""
-    store, _member = await require_store_role(session, store_id, user, ALL_ROLES)
-    return store
+async def payments_status(
+    session: AsyncSession, store_id: int, user: User | None
+) -> tuple[Store, StoreMember]:
+    """The store's payment status, for any member (and the caller's membership)."""
+    return await require_store_role(session, store_id, user, ALL_ROLES)

@@ -11,15 +11,16 @@ from sqlalchemy import select
 
 from souq.auth.deps import CSRF_FORM_FIELD, OptionalUser, csrf_token
 from souq.deps import SessionDep, SettingsDep
-from souq.errors import NotFound, SouqError
+from souq.errors import NotFound
 from souq.orders import service as orders
 from souq.orders.models import Order, PaymentStatus
 from souq.payments import checkout, onboarding
 from souq.payments.deps import StripeDep
+from souq.payments.stripe import StripeFailed
 from souq.stores.models import Store
-from souq.web.pages import error_page, templates
+from souq.web.pages import PageRoute, templates
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 StoreIdQuery = Annotated[int, Query(alias="storeId", gt=0)]
 
@@ -47,24 +48,9 @@ async def payments_settings(
     session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
-    try:
-        store = await onboarding.payments_status(session, store_id, user)
-        can_manage = await _can_manage(session, settings, store_id, user)
-    except SouqError as exc:
-        return error_page(request, exc)
+    store, member = await onboarding.payments_status(session, store_id, user)
+    can_manage = member.role in onboarding.manager_roles(settings)
     return _render_status(request, store, can_manage=can_manage, title="Payments")
-
-
-async def _can_manage(
-    session: SessionDep, settings: SettingsDep, store_id: int, user: OptionalUser
-) -> bool:
-    from souq.stores.service import require_store_role
-
-    try:
-        await require_store_role(session, store_id, user, onboarding.manager_roles(settings))
-    except SouqError:
-        return False
-    return True
 
 
 @router.post("/dashboard/settings/payments/onboarding/start")
@@ -78,11 +64,8 @@ async def start_onboarding(
 ) -> Response:
     """ "Set up payouts" and "Continue onboarding": the account (created once), then a fresh
     onboarding link."""
-    try:
-        await onboarding.create_account(session, stripe, settings, store_id, user)
-        url = await onboarding.account_link(session, stripe, settings, store_id, user)
-    except SouqError as exc:
-        return error_page(request, exc)
+    await onboarding.create_account(session, stripe, settings, store_id, user)
+    url = await onboarding.account_link(session, stripe, settings, store_id, user)
     return RedirectResponse(url, status_code=303)
 
 
@@ -95,10 +78,7 @@ async def open_dashboard(
     settings: SettingsDep,
     stripe: StripeDep,
 ) -> Response:
-    try:
-        url = await onboarding.login_link(session, stripe, settings, store_id, user)
-    except SouqError as exc:
-        return error_page(request, exc)
+    url = await onboarding.login_link(session, stripe, settings, store_id, user)
     return RedirectResponse(url, status_code=303)
 
 
@@ -112,10 +92,7 @@ async def onboarding_refresh(
     stripe: StripeDep,
 ) -> Response:
     """Stripe sends the seller here when a link expired or was already used: a fresh link."""
-    try:
-        url = await onboarding.account_link(session, stripe, settings, store_id, user)
-    except SouqError as exc:
-        return error_page(request, exc)
+    url = await onboarding.account_link(session, stripe, settings, store_id, user)
     return RedirectResponse(url, status_code=303)
 
 
@@ -130,10 +107,7 @@ async def onboarding_success(
 ) -> Response:
     """The seller left Stripe's onboarding: read the account now rather than wait for the
     webhook, and show what is true."""
-    try:
-        store = await onboarding.sync_store(session, stripe, settings, store_id, user)
-    except SouqError as exc:
-        return error_page(request, exc)
+    store = await onboarding.sync_store(session, stripe, settings, store_id, user)
     return _render_status(request, store, can_manage=True, title="Back from Stripe")
 
 
@@ -152,12 +126,12 @@ async def checkout_success(
     try:
         if order is None or order.payment_status == PaymentStatus.pending:
             order = await checkout.sync_checkout_session(session, stripe, session_id)
-    except SouqError as exc:
-        if getattr(exc, "is_missing", False):
-            return error_page(request, NotFound("no such checkout"))
-        return error_page(request, exc)
+    except StripeFailed as exc:
+        if not exc.is_missing:
+            raise
+        order = None
     if order is None:
-        return error_page(request, NotFound("no such checkout"))
+        raise NotFound("no such checkout")
     store = await session.get(Store, order.store_id)
     return templates.TemplateResponse(
         request, "checkout/success.html", {"order": order, "store": store}
@@ -177,12 +151,9 @@ async def checkout_cancel(
     offer to try again. Only a link from our own session (signed token) cancels anything."""
     order = await session.get(Order, order_id)
     if order is None or not checkout.verify_cancel_token(settings, order_id, token):
-        return error_page(request, NotFound("no such order"))
+        raise NotFound("no such order")
     if order.payment_status == PaymentStatus.pending and order.stripe_checkout_session_id:
-        try:
-            await checkout.cancel_checkout(session, stripe, order)
-        except SouqError as exc:
-            return error_page(request, exc)
+        await checkout.cancel_checkout(session, stripe, order)
     order = await orders.lock_order(session, order_id)
     store = await session.get(Store, order.store_id) if order else None
     return templates.TemplateResponse(

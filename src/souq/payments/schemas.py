@@ -1,37 +1,31 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, EmailStr, Field
 
+from souq.schemas import ApiInput, ApiModel
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers on every engine
 
 
-class CamelModel(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, extra="forbid"
-    )
-
-
-class StoreRef(CamelModel):
+class StoreRef(ApiInput):
     store_id: int = Field(strict=True, gt=0, le=MAX_ID, description="The store's id")
 
 
-class ConnectedAccount(CamelModel):
+class ConnectedAccount(ApiModel):
     stripe_account_id: str
 
 
-class LinkOut(CamelModel):
+class LinkOut(ApiModel):
     url: str
 
 
-class NextStepOut(CamelModel):
+class NextStepOut(ApiModel):
     action: str
     label: str
     explanation: str
 
 
-class PaymentsStatusOut(CamelModel):
+class PaymentsStatusOut(ApiModel):
     store_id: int
     has_account: bool
     stripe_account_id: str | None
@@ -44,13 +38,13 @@ class PaymentsStatusOut(CamelModel):
     next_step: NextStepOut
 
 
-class WebhookAck(CamelModel):
+class WebhookAck(ApiModel):
     received: bool = True
     event_id: str
     status: str
 
 
-class CheckoutModel(CamelModel):
+class CheckoutModel(ApiInput):
     # Anything else a client sends (a price, a fee, a total) is ignored: what is charged comes
     # only from the database.
     model_config = ConfigDict(extra="ignore")
@@ -72,6 +66,6 @@ class CheckoutIn(CheckoutModel):
     )
 
 
-class CheckoutOut(CamelModel):
+class CheckoutOut(ApiModel):
     url: str
     order_id: int

@@ -395,6 +395,13 @@ class Api:
         try:
             return await self._handle(request, request_id, headers)
         except StripeError as exc:
+            logger.info(
+                "%s %s -> %d %s",
+                request.method,
+                request.url.path,
+                exc.status,
+                json.dumps(exc.body()["error"]),
+            )
             return stripe_response(exc.status, exc.body(), headers)
         except Exception:
             # A sandbox bug still answers in Stripe's shape, so the SDK raises APIError.
@@ -455,8 +462,9 @@ class Api:
                 self._release(ctx, key)
             raise
         text = json.dumps(payload, indent=2)
-        if status == 400:
-            logger.warning("DEBUG400 %s %s %s key=%s", method, path, text.replace("\n", " "), key)
+        if status >= 400:
+            # What Stripe would show in its request log: why a call was refused.
+            logger.info("%s %s -> %d %s", method, path, status, json.dumps(payload["error"]))
         if key is not None:
             self._finish(ctx, key, status, text)
         # The request ran and its result is stored, but the answer may never arrive in time:

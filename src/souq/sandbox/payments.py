@@ -1277,12 +1277,17 @@ class Payments(Accounts):
             return dispute
 
     def balance_parts(self, owner: str) -> tuple[dict[str, int], dict[str, int]]:
+        """Sums of net amounts per currency: (available now, still pending)."""
         available: dict[str, int] = {}
         pending: dict[str, int] = {}
-        now = self.now()
-        for txn in self.store.query("balance_transaction", owner=owner):
-            bucket = available if txn["available_on"] <= now else pending
-            bucket[txn["currency"]] = bucket.get(txn["currency"], 0) + int(txn["net"])
+        for currency, is_available, total in self.store.execute(
+            "SELECT json_extract(data, '$.currency'), "
+            "json_extract(data, '$.available_on') <= ?, SUM(json_extract(data, '$.net')) "
+            "FROM objects WHERE type = 'balance_transaction' AND owner = ? GROUP BY 1, 2",
+            (self.now(), owner),
+        ).fetchall():
+            bucket = available if is_available else pending
+            bucket[str(currency)] = int(total)
         return available, pending
 
     def available(self, owner: str, currency: str) -> int:

@@ -20,6 +20,9 @@ CREATE TABLE IF NOT EXISTS objects (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS objects_type_owner ON objects (type, owner);
+CREATE INDEX IF NOT EXISTS objects_status_expiry ON objects (
+    type, json_extract(data, '$.status'), json_extract(data, '$.expires_at')
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     scope TEXT NOT NULL, key TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
     params TEXT NOT NULL, state TEXT NOT NULL, status INTEGER, body TEXT, created REAL NOT NULL,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from souq.errors import NotAuthenticated, SouqError
@@ -26,6 +29,22 @@ async def healthz() -> dict[str, str]:
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "home.html", {})
+
+
+class PageRoute(APIRoute):
+    """A route that answers HTML: a SouqError becomes the login page or an error page (after
+    the request's unit of work rolled back), never JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SouqError as exc:
+                return error_page(request, exc)
+
+        return guarded
 
 
 def login_redirect(request: Request) -> RedirectResponse:
