@@ -26,7 +26,7 @@ from souq.app import create_app
 from souq.config import PROJECT_ROOT, Settings
 
 # argon2id at its cheapest: the suite makes hundreds of accounts; production keeps the default.
-FAST_HASHING = {
+FAST_HASHING: dict[str, int] = {
     "password_hash_time_cost": 1,
     "password_hash_memory_kib": 1024,
     "password_hash_parallelism": 1,
@@ -123,7 +123,9 @@ def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         app_url=f"http://127.0.0.1:{port}",
         sandbox_db_path=Path(tmp_path_factory.mktemp("sandbox")) / "sandbox.sqlite3",
         login_max_failures=5,
-        **FAST_HASHING,
+        password_hash_time_cost=FAST_HASHING["password_hash_time_cost"],
+        password_hash_memory_kib=FAST_HASHING["password_hash_memory_kib"],
+        password_hash_parallelism=FAST_HASHING["password_hash_parallelism"],
         stripe_timeout_seconds=3,
     )
     app = create_app(settings)

@@ -12,9 +12,12 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from tests.conftest import LiveServer
 
 PASSWORD = "correct horse battery staple"
 
@@ -28,7 +31,7 @@ def fake_address() -> str:
     return f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
 
 
-def anonymous(live: Any, *, address: str | None = None) -> httpx.Client:
+def anonymous(live: LiveServer, *, address: str | None = None) -> httpx.Client:
     return live.client(headers={"X-Forwarded-For": address or fake_address()})
 
 
@@ -42,7 +45,7 @@ def error_code(response: httpx.Response) -> str:
 
 
 def register(
-    live: Any,
+    live: LiveServer,
     *,
     email: str | None = None,
     password: str = PASSWORD,
@@ -80,7 +83,7 @@ class Account:
         self.close()
 
 
-def api_user(live: Any, *, name: str = "Test User", email: str | None = None) -> Account:
+def api_user(live: LiveServer, *, name: str = "Test User", email: str | None = None) -> Account:
     """Register a user and get a bearer-token client for them."""
     email = email or unique_email(name.lower().replace(" ", "-"))
     user = register(live, email=email, name=name)
@@ -117,7 +120,7 @@ class BrowserSession:
         self.client.close()
 
 
-def browser_login(live: Any, email: str, password: str = PASSWORD) -> BrowserSession:
+def browser_login(live: LiveServer, email: str, password: str = PASSWORD) -> BrowserSession:
     """Log in through POST /api/auth/login; the client keeps the cookie."""
     client = anonymous(live)
     response = client.post("/api/auth/login", json={"email": email, "password": password})
@@ -180,7 +183,7 @@ class StoreTeam:
         self.close()
 
 
-def store_team(live: Any, *, name: str = "Team Store", **fields: Any) -> StoreTeam:
+def store_team(live: LiveServer, *, name: str = "Team Store", **fields: Any) -> StoreTeam:
     owner = api_user(live, name="Owner")
     admin = api_user(live, name="Admin")
     seller = api_user(live, name="Seller")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import stripe
@@ -14,6 +14,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from souq.sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from stripe.params import AccountCreateParams
+    from stripe.params.checkout import SessionCreateParams
 
 
 @dataclass
@@ -92,7 +96,7 @@ class SandboxServer:
             },
             **extra,
         }
-        account = self.client.v1.accounts.create(params=params)  # type: ignore[arg-type]
+        account = self.client.v1.accounts.create(params=cast("AccountCreateParams", params))
         if onboard:
             response = self.control(f"/accounts/{account.id}/onboard", {"outcome": "complete"})
             assert response.status_code == 200, response.text
@@ -129,7 +133,7 @@ class SandboxServer:
             if fee is not None:
                 pid["application_fee_amount"] = fee
             params["payment_intent_data"] = {**pid, **params.get("payment_intent_data", {})}
-        return self.client.v1.checkout.sessions.create(params=params)  # type: ignore[arg-type]
+        return self.client.v1.checkout.sessions.create(params=cast("SessionCreateParams", params))
 
     def pay(self, session_id: str, **body: Any) -> httpx.Response:
         response: httpx.Response = self.control(f"/checkout/sessions/{session_id}/pay", body)

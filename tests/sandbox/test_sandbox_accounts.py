@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import httpx
 import pytest
 import stripe
 
 from tests.sandbox.support import SandboxServer
+
+if TYPE_CHECKING:
+    from stripe.params import AccountLinkCreateParams
 
 REQUIREMENTS = [
     "business_profile.mcc",
@@ -27,6 +32,10 @@ def test_express_account_starts_restricted(sandbox_server: SandboxServer) -> Non
     assert account.charges_enabled is False
     assert account.payouts_enabled is False
     assert account.details_submitted is False
+    assert account.capabilities is not None
+    assert account.requirements is not None
+    assert account.controller is not None
+    assert account.metadata is not None
     assert account.capabilities.to_dict() == {"card_payments": "inactive", "transfers": "inactive"}
     assert account.requirements.currently_due == REQUIREMENTS
     assert account.requirements.past_due == REQUIREMENTS
@@ -58,6 +67,7 @@ def test_controller_properties_give_type_none(sandbox_server: SandboxServer) -> 
         }
     )
     assert account.type == "none"
+    assert account.controller is not None
     assert account.controller.is_controller is True
 
 
@@ -82,6 +92,8 @@ def test_onboarding_complete_activates_and_emits_account_updated(
     assert account.charges_enabled is True
     assert account.payouts_enabled is True
     assert account.details_submitted is True
+    assert account.capabilities is not None
+    assert account.requirements is not None
     assert account.capabilities.to_dict() == {"card_payments": "active", "transfers": "active"}
     assert account.requirements.currently_due == []
     assert account.requirements.disabled_reason is None
@@ -89,9 +101,12 @@ def test_onboarding_complete_activates_and_emits_account_updated(
     events = sandbox_server.events("connect")
     assert [e.type for e in events] == ["account.updated", "account.updated"]
     assert all(e.account == account.id for e in events)
-    assert events[0].data.previous_attributes["details_submitted"] is False
+    first_previous = events[0].data.previous_attributes
+    second_previous = events[1].data.previous_attributes
+    assert first_previous is not None and second_previous is not None
+    assert first_previous["details_submitted"] is False
     assert events[1].data.object["charges_enabled"] is True
-    assert events[1].data.previous_attributes["capabilities"].to_dict() == {
+    assert second_previous["capabilities"].to_dict() == {
         "card_payments": "pending",
         "transfers": "pending",
     }
@@ -103,6 +118,7 @@ def test_onboarding_requirements_due_and_rejected(sandbox_server: SandboxServer)
     sandbox_server.control(f"/accounts/{due.id}/onboard", {"outcome": "requirements_due"})
     due = sandbox_server.client.v1.accounts.retrieve(due.id)
     assert due.charges_enabled is False
+    assert due.requirements is not None
     assert due.requirements.currently_due == [
         "external_account",
         "tos_acceptance.date",
@@ -112,6 +128,7 @@ def test_onboarding_requirements_due_and_rejected(sandbox_server: SandboxServer)
     sandbox_server.control(f"/accounts/{rejected.id}/onboard", {"outcome": "rejected"})
     rejected = sandbox_server.client.v1.accounts.retrieve(rejected.id)
     assert rejected.charges_enabled is False
+    assert rejected.requirements is not None
     assert rejected.requirements.disabled_reason == "rejected.fraud"
 
 
@@ -121,6 +138,7 @@ def test_update_and_delete_account(sandbox_server: SandboxServer) -> None:
         account.id, params={"email": "new@example.com", "metadata": {"a": "", "c": "3"}}
     )
     assert updated.email == "new@example.com"
+    assert updated.metadata is not None
     assert updated.metadata.to_dict() == {"b": "2", "c": "3"}
     deleted = sandbox_server.client.v1.accounts.delete(account.id)
     assert deleted.deleted is True
@@ -132,13 +150,13 @@ def test_update_and_delete_account(sandbox_server: SandboxServer) -> None:
 
 def test_account_link_single_use_and_expiry(sandbox_server: SandboxServer) -> None:
     account = sandbox_server.express_account(onboard=False)
-    params = {
+    params: AccountLinkCreateParams = {
         "account": account.id,
         "type": "account_onboarding",
         "refresh_url": "http://shop.test/refresh",
         "return_url": "http://shop.test/return",
     }
-    link = sandbox_server.client.v1.account_links.create(params=params)  # type: ignore[arg-type]
+    link = sandbox_server.client.v1.account_links.create(params=params)
     assert link.object == "account_link"
     assert link.expires_at == link.created + 300
     with httpx.Client() as browser:
@@ -148,7 +166,7 @@ def test_account_link_single_use_and_expiry(sandbox_server: SandboxServer) -> No
         again = browser.get(link.url)
         assert again.status_code == 303
         assert again.headers["location"] == "http://shop.test/refresh"
-    expired = sandbox_server.client.v1.account_links.create(params=params)  # type: ignore[arg-type]
+    expired = sandbox_server.client.v1.account_links.create(params=params)
     sandbox_server.advance(301)
     with httpx.Client() as browser:
         response = browser.get(expired.url)
@@ -194,6 +212,7 @@ def test_onboarding_page_leave_with_requirements_due(sandbox_server: SandboxServ
     assert done.headers["location"] == "http://shop.test/return"
     account = sandbox_server.client.v1.accounts.retrieve(account.id)
     assert account.details_submitted is False
+    assert account.requirements is not None
     assert account.requirements.currently_due
 
 

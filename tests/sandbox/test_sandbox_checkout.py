@@ -4,13 +4,16 @@ the hosted checkout page, and the money a paid destination charge moves."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 import stripe
 
 from tests.sandbox.support import SandboxServer
+
+if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParamsLineItem
 
 
 def test_session_open_without_payment_intent(sandbox_server: SandboxServer) -> None:
@@ -33,6 +36,7 @@ def test_session_open_without_payment_intent(sandbox_server: SandboxServer) -> N
     assert session.customer_email == "buyer@example.com"
     assert session.expires_at - session.created == 86_400
     fetched = sandbox_server.client.v1.checkout.sessions.retrieve(session.id)
+    assert fetched.metadata is not None
     assert fetched.metadata.to_dict() == {"order_id": "7"}
     items = sandbox_server.client.v1.checkout.sessions.line_items.list(session.id)
     assert [(i.description, i.quantity, i.amount_total) for i in items.data] == [
@@ -70,6 +74,7 @@ def test_card_payment_moves_money_like_a_destination_charge(
     assert transfer.amount == 1000
     assert transfer.destination == seller.id
     assert transfer.source_transaction == charge.id
+    assert isinstance(transfer.destination_payment, str)  # not expanded: the id
     assert transfer.destination_payment.startswith("py_")
     fee = client.v1.application_fees.retrieve(charge.application_fee)
     assert fee.amount == 123
@@ -179,6 +184,7 @@ def test_dispute_card_opens_dispute(sandbox_server: SandboxServer) -> None:
     assert dispute.status == "needs_response"
     assert dispute.reason == "fraudulent"
     assert dispute.amount == 1000
+    assert isinstance(dispute.charge, str)  # not expanded: the id
     charge = client.v1.charges.retrieve(dispute.charge)
     assert charge.disputed is True
     closed = client.v1.disputes.close(dispute.id)
@@ -321,7 +327,7 @@ def test_session_rules(sandbox_server: SandboxServer) -> None:
 
 
 def test_too_many_line_items(sandbox_server: SandboxServer) -> None:
-    item = {
+    item: SessionCreateParamsLineItem = {
         "price_data": {"currency": "usd", "unit_amount": 100, "product_data": {"name": "x"}},
         "quantity": 1,
     }

@@ -46,6 +46,7 @@ def test_payment_intent_create_and_confirm(sandbox_server: SandboxServer) -> Non
         )
     assert caught.value.code == "card_declined"
     assert caught.value.json_body is not None
+    assert isinstance(caught.value.json_body, dict)
     assert caught.value.json_body["error"]["payment_intent"]["id"] == later.id
     confirmed = client.v1.payment_intents.confirm(
         later.id, params={"payment_method": "pm_card_visa"}

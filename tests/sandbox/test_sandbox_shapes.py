@@ -39,7 +39,9 @@ class Caller:
         status: int = 200,
         account: str | None = None,
     ) -> Any:
-        pairs = [p for k, v in (params or {}).items() for p in _flatten(k, v)]
+        pairs: list[tuple[str, str | int | float | bool | None]] = [
+            p for k, v in (params or {}).items() for p in _flatten(k, v)
+        ]
         headers = {"Stripe-Account": account} if account else {}
         url = f"{self.server.url}{path}"
         if method == "GET":

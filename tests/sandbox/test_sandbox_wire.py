@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -14,6 +14,9 @@ import stripe
 from souq.sandbox import Sandbox, SandboxConfig
 from tests.sandbox.conftest import make_client
 from tests.sandbox.support import SandboxServer
+
+if TYPE_CHECKING:
+    from stripe.params import AccountCreateParams
 
 
 def test_missing_or_bad_key_is_401(sandbox_server: SandboxServer) -> None:
@@ -58,19 +61,21 @@ def test_unknown_url_and_unknown_id_are_404(sandbox_server: SandboxServer) -> No
 
 def test_spec_validation_names_the_param(sandbox_server: SandboxServer) -> None:
     with pytest.raises(stripe.InvalidRequestError) as caught:
-        sandbox_server.client.v1.accounts.create(params={"type": "express", "colour": "red"})  # type: ignore[typeddict-unknown-key]
+        sandbox_server.client.v1.accounts.create(
+            params={"type": "express", "colour": "red"}  # type: ignore[arg-type]  # unknown on purpose
+        )
     assert caught.value.code == "parameter_unknown"
     assert caught.value.param == "colour"
     with pytest.raises(stripe.InvalidRequestError) as caught:
         sandbox_server.client.v1.checkout.sessions.create(
-            params={
+            params={  # type: ignore[arg-type]  # unit_amount "ten" is invalid on purpose
                 "mode": "payment",
                 "success_url": "http://x/s",
                 "line_items": [
                     {
                         "price_data": {
                             "currency": "usd",
-                            "unit_amount": "ten",  # type: ignore[typeddict-item]
+                            "unit_amount": "ten",
                             "product_data": {"name": "x"},
                         },
                         "quantity": 1,
@@ -87,13 +92,13 @@ def test_spec_validation_names_the_param(sandbox_server: SandboxServer) -> None:
 
 def test_idempotent_replay_and_mismatch(sandbox_server: SandboxServer) -> None:
     key = f"order-{uuid.uuid4()}"
-    params: dict[str, Any] = {"type": "express", "email": "a@example.com"}
+    params: AccountCreateParams = {"type": "express", "email": "a@example.com"}
     first = sandbox_server.client.v1.accounts.create(
         params=params, options={"idempotency_key": key}
-    )  # type: ignore[arg-type]
+    )
     second = sandbox_server.client.v1.accounts.create(
         params=params, options={"idempotency_key": key}
-    )  # type: ignore[arg-type]
+    )
     assert first.id == second.id
     assert second.last_response is not None
     assert second.last_response.headers.get("Idempotent-Replayed") == "true"
@@ -162,6 +167,7 @@ def test_concurrent_same_key_gets_409(sandbox_server: SandboxServer) -> None:
     assert len(errors) == 1
     assert errors[0].http_status == 409
     assert errors[0].json_body is not None
+    assert isinstance(errors[0].json_body, dict)
     assert errors[0].json_body["error"]["code"] == "idempotency_key_in_use"
 
 
