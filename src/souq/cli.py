@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -73,6 +74,13 @@ def serve(
     import uvicorn
 
     settings = get_settings()
+    if "app_url" not in settings.model_fields_set:
+        # No APP_URL given: the public address is the one being served, so Stripe's return
+        # URLs (and the embedded sandbox's pages) point back here.
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        os.environ["APP_URL"] = f"http://{shown}:{port}"
+        get_settings.cache_clear()
+        settings = get_settings()
     settings.check_production()
     if settings.uses_sandbox and workers > 1:
         raise typer.BadParameter("the embedded sandbox runs in one process; use --workers 1")
