@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -202,7 +203,15 @@ def sync_accounts() -> None:
 
 
 @app.command()
-def reconcile() -> None:
+def reconcile(
+    min_age: Annotated[
+        int,
+        typer.Option(
+            help="Orders whose session id was never saved are looked up only once they are "
+            "this many seconds old (younger ones may still be checking out).",
+        ),
+    ] = 120,
+) -> None:
     """Recover orders whose webhooks never came: pending orders, and paid ones without a
     payment row, are brought to their Checkout Session's state."""
     from souq.payments.reconcile import orders_to_reconcile, reconcile_orders
@@ -217,7 +226,11 @@ def reconcile() -> None:
             with Progress(console=console) as bar:
                 task = bar.add_task("reconciling orders", total=total)
                 summary = await reconcile_orders(
-                    factory, _gateway(settings), settings, lambda n: bar.advance(task, n)
+                    factory,
+                    _gateway(settings),
+                    settings,
+                    lambda n: bar.advance(task, n),
+                    in_flight=timedelta(seconds=min_age),
                 )
             return dict(summary)
         finally:

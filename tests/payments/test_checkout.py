@@ -682,3 +682,39 @@ def test_the_store_orders_page_shows_fee_and_net(live: Any) -> None:
         assert row is not None
         assert "$10.00" in row.group(0) and "$0.50" in row.group(0) and "$9.50" in row.group(0)
         assert 'data-status="paid"' in row.group(0)
+
+
+def test_reconcile_finds_the_session_of_an_order_that_never_saved_it(live: Any, cli: Any) -> None:
+    """A crash right after Stripe answered leaves a pending order without its session id.
+    Replaying the create with the order's idempotency key finds the same session."""
+    with onboarded_team(live) as team:
+        item = listing(team, stock=5)
+        paid = start(live, team, [(item, 1)])
+        unpaid = start(live, team, [(item, 1)])
+        for started in (paid, unpaid):
+            with live.db.begin() as conn:
+                conn.execute(
+                    sa.text("UPDATE orders SET stripe_checkout_session_id = NULL WHERE id = :i"),
+                    {"i": started["orderId"]},
+                )
+        set_faults(live, webhook_failure_rate=1.0)
+        assert pay(live, paid["url"], card="4242424242424242").status_code == 200
+        flush(live)
+        clear_faults(live)
+        young = cli("reconcile")  # both orders are too young to be looked up
+        assert young.returncode == 0 and "too_recent" in young.stdout
+        assert order(live, paid["orderId"])["payment_status"] == "pending"
+
+        result = cli("reconcile", "--min-age", "0")
+        assert result.returncode == 0, result.stderr
+        recovered = order(live, paid["orderId"])
+        assert recovered["payment_status"] == "paid"
+        assert recovered["stripe_checkout_session_id"] == session_id_of(paid["url"])
+        waiting = order(live, unpaid["orderId"])
+        assert waiting["payment_status"] == "pending"
+        assert waiting["stripe_checkout_session_id"] == session_id_of(unpaid["url"])
+        sessions = sdk(live).v1.checkout.sessions.list(params={"limit": 100}).to_dict()["data"]
+        for started in (paid, unpaid):
+            mine = [s for s in sessions if s["client_reference_id"] == str(started["orderId"])]
+            assert len(mine) == 1  # the replay made no second session
+        assert stock(live, item) == 3

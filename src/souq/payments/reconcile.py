@@ -22,6 +22,8 @@ from souq.stores.models import Store
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+# An order without a session id this young may still be in the middle of its checkout request.
+IN_FLIGHT = timedelta(minutes=2)
 
 
 async def orders_to_reconcile(factory: async_sessionmaker[AsyncSession]) -> list[int]:
@@ -48,6 +50,8 @@ async def reconcile_order(
     gateway: StripeGateway,
     settings: Settings,
     order_id: int,
+    *,
+    in_flight: timedelta = IN_FLIGHT,
 ) -> str:
     """Bring one order to its Checkout Session's state; returns what happened to it."""
     async with unit_of_work(factory) as session:
@@ -60,7 +64,7 @@ async def reconcile_order(
     if session_id is None:
         # The session's id was never saved (a crash right after Stripe answered). Replaying the
         # create with the order's idempotency key returns the same session if Stripe made one.
-        if utcnow() - created_at < timedelta(minutes=2):
+        if utcnow() - created_at < in_flight:
             return "too_recent"
         try:
             async with unit_of_work(factory) as session:
@@ -94,11 +98,16 @@ async def reconcile_orders(
     gateway: StripeGateway,
     settings: Settings,
     progress: Progress | None = None,
+    *,
+    in_flight: timedelta = IN_FLIGHT,
 ) -> Counter[str]:
     summary: Counter[str] = Counter()
     for order_id in await orders_to_reconcile(factory):
         try:
-            summary[await reconcile_order(factory, gateway, settings, order_id)] += 1
+            outcome = await reconcile_order(
+                factory, gateway, settings, order_id, in_flight=in_flight
+            )
+            summary[outcome] += 1
         except StripeUnavailable:
             log.warning("order %s: Stripe unavailable, left for the next run", order_id)
             summary["stripe_unavailable"] += 1
