@@ -718,3 +718,39 @@ def test_reconcile_finds_the_session_of_an_order_that_never_saved_it(live: Any, 
             mine = [s for s in sessions if s["client_reference_id"] == str(started["orderId"])]
             assert len(mine) == 1  # the replay made no second session
         assert stock(live, item) == 3
+
+
+def test_success_pages_and_the_webhook_racing_record_one_payment(live: Any) -> None:
+    with onboarded_team(live) as team:
+        item = listing(team, stock=5)
+        started = start(live, team, [(item, 1)])
+        set_faults(live, webhook_failure_rate=1.0)
+        assert pay(live, started["url"], card="4242424242424242").status_code == 200
+        flush(live)
+        clear_faults(live)
+        event = _completed_event(live, session_id_of(started["url"]))
+        body = json.dumps(event).encode()
+        secret = live.settings.stripe_webhook_secret.get_secret_value()
+        success = f"/checkout/success?session_id={session_id_of(started['url'])}"
+
+        def hit(n: int) -> int:
+            with anonymous(live) as client:
+                if n % 2:
+                    return client.get(success).status_code
+                return client.post(
+                    "/api/stripe/webhook",
+                    content=body,
+                    headers={"Stripe-Signature": _sign(body, secret)},
+                ).status_code
+
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            statuses = list(pool.map(hit, range(10)))
+        assert statuses == [200] * 10
+        assert order(live, started["orderId"])["payment_status"] == "paid"
+        assert (
+            live.scalar(
+                "SELECT count(*) FROM order_payment WHERE order_id = :id", id=started["orderId"]
+            )
+            == 1
+        )
+        assert stock(live, item) == 4
