@@ -754,3 +754,40 @@ def test_success_pages_and_the_webhook_racing_record_one_payment(live: Any) -> N
             == 1
         )
         assert stock(live, item) == 4
+
+
+def test_a_charge_event_fills_in_stripes_fee_when_it_was_not_known_yet(live: Any) -> None:
+    """With asynchronous capture the balance transaction (and so Stripe's fee) is not known
+    when the session completes; charge.succeeded / charge.updated bring it later."""
+    with onboarded_team(live) as team:
+        item = listing(team, price="20.00")
+        started = start(live, team, [(item, 1)])
+        assert pay(live, started["url"], card="4242424242424242").status_code == 200
+        flush(live)
+        with live.db.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE order_payment SET stripe_fee_amount = NULL WHERE order_id = :i"),
+                {"i": started["orderId"]},
+            )
+        assert api_order(team, started["orderId"])["payment"]["stripeFee"] is None
+        intent_id = api_order(team, started["orderId"])["payment"]["stripePaymentIntentId"]
+        events = sdk(live).v1.events.list(params={"type": "charge.succeeded", "limit": 100})
+        event = next(
+            e.to_dict()
+            for e in events.data
+            if e.to_dict()["data"]["object"]["payment_intent"] == intent_id
+        )
+        event["id"] = event["id"] + "_again"  # a later charge.updated with the same charge
+        event["type"] = "charge.updated"
+        body = json.dumps(event).encode()
+        secret = live.settings.stripe_webhook_secret.get_secret_value()
+        with anonymous(live) as client:
+            response = client.post(
+                "/api/stripe/webhook",
+                content=body,
+                headers={"Stripe-Signature": _sign(body, secret)},
+            )
+        assert response.status_code == 200, response.text
+        payment = api_order(team, started["orderId"])["payment"]
+        assert payment["stripeFee"] == "0.88"  # 2.9% of 20.00 + 0.30
+        assert payment["platformMargin"] == "0.12"  # 1.00 commission - 0.88
