@@ -20,6 +20,7 @@ from tests.payments.stripe_helpers import (
     advance_clock,
     checkout,
     clear_faults,
+    control,
     create_account,
     flush,
     onboarded_team,
@@ -791,3 +792,22 @@ def test_a_charge_event_fills_in_stripes_fee_when_it_was_not_known_yet(live: Any
         payment = api_order(team, started["orderId"])["payment"]
         assert payment["stripeFee"] == "0.88"  # 2.9% of 20.00 + 0.30
         assert payment["platformMargin"] == "0.12"  # 1.00 commission - 0.88
+
+
+def test_reconcile_fails_a_lost_order_of_a_store_that_was_disconnected(live: Any, cli: Any) -> None:
+    with onboarded_team(live) as team:
+        account_id = payments_status(team)["stripeAccountId"]
+        item = listing(team, stock=2)
+        started = start(live, team, [(item, 2)])
+        with live.db.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE orders SET stripe_checkout_session_id = NULL WHERE id = :i"),
+                {"i": started["orderId"]},
+            )
+        control(live, f"/accounts/{account_id}/deauthorize")
+        flush(live)
+        assert payments_status(team)["hasAccount"] is False
+        result = cli("reconcile", "--min-age", "0")
+        assert result.returncode == 0, result.stderr
+        assert order(live, started["orderId"])["payment_status"] == "failed"
+        assert stock(live, item) == 2

@@ -66,13 +66,17 @@ async def reconcile_order(
         # create with the order's idempotency key returns the same session if Stripe made one.
         if utcnow() - created_at < in_flight:
             return "too_recent"
+        async with unit_of_work(factory) as session:
+            order = await orders.lock_order(session, order_id)
+            assert order is not None
+            store = await session.get(Store, order.store_id)
+            if store is None or not store.stripe_account_id:
+                # Disconnected since: the session cannot be asked for again. A payment that
+                # did happen still arrives by webhook and marks the order paid.
+                await orders.close_unpaid(session, order, PaymentStatus.failed)
+                return "failed"
+            params = checkout.session_params(settings, order, store)
         try:
-            async with unit_of_work(factory) as session:
-                order = await orders.lock_order(session, order_id)
-                assert order is not None
-                store = await session.get(Store, order.store_id)
-                assert store is not None
-                params = checkout.session_params(settings, order, store)
             found = await gateway.create_checkout_session(
                 params, idempotency_key=f"order-{order_id}-checkout"
             )
@@ -111,6 +115,10 @@ async def reconcile_orders(
         except StripeUnavailable:
             log.warning("order %s: Stripe unavailable, left for the next run", order_id)
             summary["stripe_unavailable"] += 1
+        except Exception:
+            # One order's trouble must not stop the others; it is logged and counted.
+            log.exception("order %s could not be reconciled", order_id)
+            summary["error"] += 1
         if progress:
             progress(1)
     return summary
