@@ -44,45 +44,26 @@ def test_express_account_starts_restricted(sandbox_server: SandboxServer) -> Non
     assert account.metadata.to_dict() == {"store": "42"}
 
 
-def _controller_known(sandbox_server: SandboxServer) -> None:
-    try:
-        sandbox_server.client.v1.accounts.create(
-            params={"controller": {"fees": {"payer": "account"}}}
-        )
-    except stripe.InvalidRequestError as exc:
-        if exc.code == "parameter_unknown":
-            pytest.skip("the shipped 2023-08-16 spec does not know accounts.create controller")
-
-
-def test_controller_properties_give_type_none(sandbox_server: SandboxServer) -> None:
-    _controller_known(sandbox_server)
-    account = sandbox_server.client.v1.accounts.create(
-        params={
-            "controller": {
-                "stripe_dashboard": {"type": "express"},
-                "fees": {"payer": "application"},
-                "losses": {"payments": "application"},
-            },
-            "capabilities": {"transfers": {"requested": True}},
-        }
-    )
-    assert account.type == "none"
-    assert account.controller is not None
-    assert account.controller.is_controller is True
-
-
-def test_express_dashboard_with_stripe_losses_is_refused(sandbox_server: SandboxServer) -> None:
-    _controller_known(sandbox_server)
+def test_controller_properties_are_unknown_at_the_pinned_api_version(
+    sandbox_server: SandboxServer,
+) -> None:
+    """`controller[...]` on account creation came after API 2023-08-16, the version of the
+    shipped spec: the sandbox refuses it as Stripe at that version does, so Souq creates
+    Express accounts with `type=express`. (The sandbox's rules for controller combinations
+    apply once a newer spec is shipped.)"""
     with pytest.raises(stripe.InvalidRequestError) as caught:
         sandbox_server.client.v1.accounts.create(
             params={
                 "controller": {
                     "stripe_dashboard": {"type": "express"},
                     "fees": {"payer": "application"},
-                }
+                    "losses": {"payments": "application"},
+                },
             }
         )
-    assert caught.value.param == "controller"
+    assert caught.value.code == "parameter_unknown"
+    assert caught.value.param is not None and caught.value.param.startswith("controller")
+    assert caught.value.http_status == 400
 
 
 def test_onboarding_complete_activates_and_emits_account_updated(
