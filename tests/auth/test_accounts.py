@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tests.helpers import (
     PASSWORD,
@@ -207,3 +208,26 @@ def test_bearer_logout_revokes_that_token(live: Any) -> None:
         assert account.client.get("/api/me").status_code == 200
         assert account.client.post("/api/auth/logout").status_code == 204
         assert account.client.get("/api/me").status_code == 401
+
+
+def test_a_login_upgrades_a_hash_made_with_other_argon2_parameters(live: Any) -> None:
+    """Changing PASSWORD_HASH_* never breaks existing passwords: each hash carries its own
+    parameters, and a successful login rehashes with the current ones."""
+    from argon2 import PasswordHasher
+    from argon2.low_level import Type
+
+    from tests.helpers import browser_login, register
+
+    user = register(live)
+    old = PasswordHasher(time_cost=2, memory_cost=2048, parallelism=2, type=Type.ID)
+    with live.db.begin() as conn:
+        conn.execute(
+            sa.text('UPDATE "user" SET password_hash = :h WHERE id = :i'),
+            {"h": old.hash(PASSWORD), "i": user["id"]},
+        )
+    with browser_login(live, user["email"]) as session:
+        assert session.user["id"] == user["id"]
+    upgraded = live.scalar('SELECT password_hash FROM "user" WHERE id = :i', i=user["id"])
+    assert upgraded.startswith("$argon2id$") and "m=1024,t=1,p=1" in upgraded
+    with browser_login(live, user["email"]) as again:  # and the new hash still verifies
+        assert again.user["id"] == user["id"]

@@ -176,6 +176,9 @@ async def authenticate(
     if user is None or not ok:
         await record_login_failure(session, keys, settings)
         raise InvalidCredentials("wrong email or password")
+    if _hasher.check_needs_rehash(user.password_hash):
+        # The hash was made with other argon2 parameters: upgrade it while we have the password.
+        user.password_hash = await hash_password(password)
     # Only the account's counter is cleared: a success on one's own account must not reset
     # the address counter someone is using to guess other accounts' passwords.
     await session.execute(delete(LoginThrottle).where(LoginThrottle.key == keys[0]))
