@@ -155,7 +155,11 @@ def test_transfer_reversal_needs_connected_available_balance(
     sandbox_server: SandboxServer,
 ) -> None:
     client = sandbox_server.client
-    _, charge = _paid_destination_charge(sandbox_server)
+    seller, charge = _paid_destination_charge(sandbox_server)
+    # A manual payout schedule keeps the funds on the account once they are available.
+    client.v1.accounts.update(
+        seller.id, params={"settings": {"payouts": {"schedule": {"interval": "manual"}}}}
+    )
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.transfers.reversals.create(charge.transfer, params={"amount": 100})
     assert caught.value.code == "balance_insufficient"

@@ -199,10 +199,22 @@ def test_every_response_has_stripes_shape(sandbox_server: SandboxServer, call: C
         },
     )
     call("POST", f"/v1/transfers/{tr['id']}", {"metadata": {"x": "1"}})
+    # A manual payout schedule keeps the available funds on the account for the reversal.
+    manual = {"settings": {"payouts": {"schedule": {"interval": "manual"}}}}
+    call("POST", f"/v1/accounts/{acct}", manual)
     sandbox_server.advance(3 * 86_400)
     call("POST", f"/v1/transfers/{tr['id']}/reversals", {"amount": 100})
     reversals = call("GET", f"/v1/transfers/{tr['id']}/reversals")
     call("GET", f"/v1/transfers/{tr['id']}/reversals/{reversals['data'][0]['id']}")
+    # back on the daily schedule, the available balance is paid out
+    call(
+        "POST",
+        f"/v1/accounts/{acct}",
+        {"settings": {"payouts": {"schedule": {"interval": "daily"}}}},
+    )
+    sandbox_server.advance(60)
+    payouts = call("GET", "/v1/payouts", {"limit": 3}, account=acct)
+    call("GET", f"/v1/payouts/{payouts['data'][0]['id']}", account=acct)
     # disputes
     cs2 = call(
         "POST",

@@ -283,6 +283,13 @@ def drive_marketplace_flow(server: SandboxServer, client: stripe.StripeClient) -
         v1.checkout.sessions.retrieve(attempt.id, params={"expand": ["payment_intent"]})
     server.advance(3 * 86_400)  # delayed payments settle, pending balances become available
 
+    # The seller's available balance was paid out automatically; a day later the payout is paid.
+    server.advance(86_400)
+    payouts = v1.payouts.list(params={"limit": 3}, options={"stripe_account": seller.id})
+    assert payouts.data, "the seller's available balance was not paid out"
+    v1.payouts.retrieve(payouts.data[0].id, options={"stripe_account": seller.id})
+    v1.payouts.list(params={"status": "paid"}, options={"stripe_account": seller.id})
+
     # Sellers left with requirements due, and rejected.
     for outcome in ("requirements_due", "rejected"):
         other = v1.accounts.create(params={"type": "express", "country": "US"})
@@ -366,6 +373,7 @@ RETRIEVE_PATHS = {
     "dispute": "/v1/disputes/{id}",
     "fee_refund": "/v1/application_fees/fee_1/refunds/{id}",
     "payment_intent": "/v1/payment_intents/{id}",
+    "payout": "/v1/payouts/{id}",
     "refund": "/v1/refunds/{id}",
     "transfer": "/v1/transfers/{id}",
     "transfer_reversal": "/v1/transfers/tr_1/reversals/{id}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import secrets
 
 from souq.sandbox.base import (
@@ -190,6 +191,9 @@ class Accounts(EngineBase):
                 changes["business_profile"] = profile
             if "metadata" in params:
                 changes["metadata"] = merge_metadata(account["metadata"], params["metadata"])
+            schedule = sub(sub(sub(params, "settings"), "payouts"), "schedule")
+            if schedule:
+                changes["settings"] = self._payout_schedule(account, schedule)
             if "capabilities" in params:
                 caps = dict(account["capabilities"])
                 for name in sub(params, "capabilities"):
@@ -205,6 +209,27 @@ class Accounts(EngineBase):
             return self._update_with_event(
                 account, changes, "account.updated", ctx, account=account_id
             )
+
+    @staticmethod
+    def _payout_schedule(account: J, schedule: J) -> J:
+        """`settings[payouts][schedule][interval]`: `daily` (the default, paid out
+        automatically once funds are available) or `manual` (no automatic payouts)."""
+        interval = schedule.get("interval")
+        if interval not in (None, "daily", "manual"):
+            raise invalid(
+                "The sandbox supports only the daily and manual payout schedules.",
+                param="settings[payouts][schedule][interval]",
+            )
+        settings: J = copy.deepcopy(account["settings"])
+        current = settings["payouts"]["schedule"]
+        if interval == "manual":
+            settings["payouts"]["schedule"] = {
+                "delay_days": current["delay_days"],
+                "interval": "manual",
+            }
+        elif interval == "daily":
+            settings["payouts"]["schedule"] = {"delay_days": 2, "interval": "daily"}
+        return settings
 
     def delete_account(self, account_id: str) -> J:
         with self.store.transaction():

@@ -277,6 +277,21 @@ def _routes() -> list[Route]:
     def _(e: Engine, c: Ctx, p: J, g: tuple[str, ...]) -> J:
         return e.render(e.get_balance_transaction(g[0], c))
 
+    # payouts
+    @add("GET", r"/v1/payouts")
+    def _(e: Engine, c: Ctx, p: J, g: tuple[str, ...]) -> J:
+        items = _filter_created(e.list_payouts(p, c), p)
+        arrival = p.get("arrival_date")
+        if arrival is not None and arrival != "":
+            renamed = [dict(i, created=i["arrival_date"]) for i in items]
+            kept = {i["id"] for i in _filter_created(renamed, {"created": arrival})}
+            items = [i for i in items if i["id"] in kept]
+        return _page(items, e, p, "/v1/payouts")
+
+    @add("GET", r"/v1/payouts/([^/]+)")
+    def _(e: Engine, c: Ctx, p: J, g: tuple[str, ...]) -> J:
+        return e.render(e.get_payout(g[0], c))
+
     # events
     @add("GET", r"/v1/events")
     def _(e: Engine, c: Ctx, p: J, g: tuple[str, ...]) -> J:

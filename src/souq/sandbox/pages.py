@@ -236,8 +236,19 @@ class Pages:
             }
             for p in self.engine.store.query("charge", owner=account["id"])
         ]
+        payouts = [
+            {
+                "id": p["id"],
+                "amount": format_amount(int(p["amount"]), p["currency"]),
+                "status": str(p["status"]).replace("_", " ").capitalize(),
+                "arrival": dt.datetime.fromtimestamp(int(p["arrival_date"]), dt.UTC).strftime(
+                    "%Y-%m-%d"
+                ),
+            }
+            for p in self.engine.store.query("payout", owner=account["id"])
+        ]
         return HTMLResponse(
             self.templates.get_template("express.html").render(
-                account=account, balance=balance, payments=payments
+                account=account, balance=balance, payments=payments, payouts=payouts
             )
         )
