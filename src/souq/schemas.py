@@ -7,6 +7,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
+from souq.errors import InvalidInput
+from souq.money import MoneyError, normalize_currency
+
 
 class ApiModel(BaseModel):
     """A response body: camelCase keys, read straight from ORM objects."""
@@ -43,6 +46,14 @@ def check_storable(value: str) -> str:
     except UnicodeEncodeError:
         raise ValueError("text must be valid Unicode") from None
     return value
+
+
+def currency_input(code: str, field: str = "currency") -> str:
+    """A currency code from a request, in either case → lower case; a 422 naming the field."""
+    try:
+        return normalize_currency(code)
+    except MoneyError as exc:
+        raise InvalidInput(str(exc), details=[{"field": field, "message": str(exc)}]) from None
 
 
 class ErrorDetail(BaseModel):

@@ -15,7 +15,7 @@ from souq.listings.schemas import (
     ListingPage,
     ListingUpdate,
 )
-from souq.schemas import error_responses
+from souq.schemas import currency_input, error_responses
 from souq.stores.api import MAX_ID, StoreId
 from souq.stores.service import MANAGE_LISTINGS, READ_STORE, require_store_role
 
@@ -34,7 +34,7 @@ async def create_listing(
 ) -> ListingOut:
     """Add a listing to a store (owner, admin or seller)."""
     store, _ = await require_store_role(session, store_id, user, MANAGE_LISTINGS)
-    currency = service.clean_currency(body.currency)
+    currency = currency_input(body.currency)
     listing = await service.create_listing(
         session,
         store=store,

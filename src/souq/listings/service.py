@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.errors import InvalidInput, NotFound
 from souq.listings.models import Listing
-from souq.money import MAX_AMOUNT, MoneyError, format_amount, normalize_currency, parse_amount
+from souq.money import MAX_AMOUNT, MoneyError, format_amount, parse_amount
 from souq.orders.models import OrderItem
+from souq.schemas import currency_input
 from souq.stores.models import Store
 
 NAME_MAX_LENGTH = 200
@@ -21,13 +22,6 @@ STOCK_MAX = 1_000_000_000
 
 def _invalid(field: str, message: str) -> InvalidInput:
     return InvalidInput(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
-def clean_currency(currency: str) -> str:
-    try:
-        return normalize_currency(currency)
-    except MoneyError as exc:
-        raise _invalid("currency", str(exc)) from None
 
 
 def parse_price(price: str, currency: str) -> int:
@@ -76,7 +70,7 @@ async def create_listing(
     stock: int | None,
 ) -> Listing:
     """A new, active listing. `price_amount` is in minor units of `currency`."""
-    currency = clean_currency(currency)
+    currency = currency_input(currency)
     if not 0 < price_amount <= MAX_AMOUNT:
         raise _invalid("price", f"must be between 1 and {MAX_AMOUNT} minor units")
     listing = Listing(
@@ -117,7 +111,7 @@ async def update_listing(
         listing.description = _clean_description(changes.description)
     currency = listing.currency
     if changes.currency is not None:
-        currency = clean_currency(changes.currency)
+        currency = currency_input(changes.currency)
         if currency != listing.currency and changes.price is None:
             raise _invalid("price", "give the price in the new currency when changing currency")
     if changes.price is not None:

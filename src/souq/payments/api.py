@@ -9,7 +9,6 @@ from souq.auth.deps import OptionalUser
 from souq.auth.models import User
 from souq.deps import SessionDep, SettingsDep
 from souq.errors import InvalidInput
-from souq.money import MoneyError, normalize_currency
 from souq.payments import checkout, onboarding, webhooks
 from souq.payments.deps import StripeDep
 from souq.payments.schemas import (
@@ -22,6 +21,7 @@ from souq.payments.schemas import (
     StoreRef,
     WebhookAck,
 )
+from souq.schemas import currency_input
 from souq.stores.models import Store
 
 router = APIRouter(tags=["payments"])
@@ -133,19 +133,12 @@ async def create_checkout(
         stripe,
         settings,
         store_id=body.store_id,
-        currency=parse_currency(body.currency),
+        currency=currency_input(body.currency),
         lines=[checkout.CartLine(i.listing_id, i.quantity) for i in body.items],
         customer_email=buyer_email(body.customer_email, user),
         user=user,
     )
     return CheckoutOut(url=started.url, order_id=started.order_id)
-
-
-def parse_currency(code: str) -> str:
-    try:
-        return normalize_currency(code)
-    except MoneyError as exc:
-        raise InvalidInput(str(exc), code="invalid_currency") from exc
 
 
 def buyer_email(given: str | None, user: User | None) -> str:

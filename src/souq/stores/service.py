@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from souq.auth.models import User
 from souq.auth.service import get_user_by_email
 from souq.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
-from souq.money import MoneyError, normalize_currency
+from souq.schemas import currency_input
 from souq.stores.models import Store, StoreMember, StoreRole
 
 MANAGE_STORE: frozenset[StoreRole] = frozenset({StoreRole.owner, StoreRole.admin})
@@ -114,13 +114,6 @@ def _clean_country(country: str) -> str:
     return code
 
 
-def _clean_currency(currency: str, field: str = "defaultCurrency") -> str:
-    try:
-        return normalize_currency(currency)
-    except MoneyError as exc:
-        raise InvalidInput(str(exc), details=[{"field": field, "message": str(exc)}]) from None
-
-
 async def create_store(
     session: AsyncSession,
     *,
@@ -133,7 +126,7 @@ async def create_store(
     numeric suffix when taken."""
     name = _clean_name(name)
     country = _clean_country(country)
-    default_currency = _clean_currency(default_currency)
+    default_currency = currency_input(default_currency, "defaultCurrency")
     base = slugify(name)
     for attempt in range(5):
         slug = await _unique_slug(session, base)
@@ -167,7 +160,7 @@ async def update_store(
     if country is not None:
         store.country = _clean_country(country)
     if default_currency is not None:
-        store.default_currency = _clean_currency(default_currency)
+        store.default_currency = currency_input(default_currency, "defaultCurrency")
     await session.flush()
     return store
 
