@@ -68,13 +68,6 @@ class TooManyRequests(SouqError):
     code = "too_many_requests"
 
 
-class PaymentProviderError(SouqError):
-    """Stripe failed or did not answer in time; the buyer may try again."""
-
-    status_code = 502
-    code = "payment_provider_error"
-
-
 def error_body(
     code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:

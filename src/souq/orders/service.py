@@ -13,12 +13,11 @@ from souq.db import utcnow
 from souq.errors import NotFound
 from souq.listings.models import Listing
 from souq.orders.models import Order, OrderPayment, PaymentStatus
-from souq.stores.models import StoreMember, StoreRole
-from souq.stores.service import require_store_role
+from souq.stores.models import StoreMember
+from souq.stores.service import READ_ORDERS, require_store_role
 
 log = logging.getLogger(__name__)
 
-ALL_ROLES = (StoreRole.owner, StoreRole.admin, StoreRole.seller)
 OPEN = PaymentStatus.pending
 
 
@@ -148,7 +147,7 @@ async def list_store_orders(
     before: int | None,
 ) -> Sequence[Order]:
     """A store's orders, newest first, for its members; `before` is the cursor (an order id)."""
-    await require_store_role(session, store_id, user, ALL_ROLES)
+    await require_store_role(session, store_id, user, READ_ORDERS)
     query = select(Order).where(Order.store_id == store_id)
     if status is not None:
         query = query.where(Order.payment_status == status)

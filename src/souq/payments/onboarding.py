@@ -18,11 +18,9 @@ from souq.errors import Conflict
 from souq.payments.stripe import AccountStatus, StripeFailed, StripeGateway
 from souq.payments.webhooks import handles
 from souq.stores.models import Store, StoreMember, StoreRole
-from souq.stores.service import require_store_role
+from souq.stores.service import READ_STORE, require_store_role
 
 log = logging.getLogger(__name__)
-
-ALL_ROLES = (StoreRole.owner, StoreRole.admin, StoreRole.seller)
 
 
 def manager_roles(settings: Settings) -> tuple[StoreRole, ...]:
@@ -288,4 +286,4 @@ async def payments_status(
     session: AsyncSession, store_id: int, user: User | None
 ) -> tuple[Store, StoreMember]:
     """The store's payment status, for any member (and the caller's membership)."""
-    return await require_store_role(session, store_id, user, ALL_ROLES)
+    return await require_store_role(session, store_id, user, READ_STORE)
