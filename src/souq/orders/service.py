@@ -34,27 +34,20 @@ async def lock_order(session: AsyncSession, order_id: int) -> Order | None:
 
 
 async def reserve_stock(session: AsyncSession, quantities: dict[int, int]) -> list[int]:
-    """Take stock for each listing atomically; returns the listing ids that had too little.
-    Listings are updated in id order so concurrent carts cannot deadlock."""
+    """Take stock atomically for each listing that counts its stock (the caller leaves out
+    unlimited ones); returns the listing ids that had too little. Listings are updated in id
+    order so concurrent carts cannot deadlock."""
     short: list[int] = []
     for listing_id in sorted(quantities):
         quantity = quantities[listing_id]
         result = await session.execute(
             update(Listing)
-            .where(
-                Listing.id == listing_id,
-                Listing.stock.is_not(None),
-                Listing.stock >= quantity,
-            )
+            .where(Listing.id == listing_id, Listing.stock >= quantity)
             .values(stock=Listing.stock - quantity)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
-            unlimited = (
-                await session.execute(select(Listing.stock).where(Listing.id == listing_id))
-            ).scalar_one_or_none() is None
-            if not unlimited:
-                short.append(listing_id)
+            short.append(listing_id)
     return short
 
 

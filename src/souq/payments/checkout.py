@@ -148,7 +148,8 @@ async def _create_order(
             f"maximum of {format_amount(MAX_AMOUNT, currency)}",
             code="amount_too_large",
         )
-    short = await orders.reserve_stock(session, cart)
+    counted = {i: q for i, q in cart.items() if listings[i].stock is not None}
+    short = await orders.reserve_stock(session, counted)
     if short:
         names = ", ".join(f"listing {i} ({listings[i].name})" for i in short)
         raise Conflict(f"not enough stock left for {names}", code="out_of_stock")
