@@ -4,6 +4,7 @@ the Stripe sandbox embedded, on SQLite and (when TEST_DATABASE_URL is set) on Po
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 import uvicorn
 from alembic import command
 from alembic.config import Config
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from souq.app import create_app
@@ -32,6 +34,7 @@ FAST_HASHING: dict[str, int] = {
     "password_hash_parallelism": 1,
 }
 ENGINES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+pytest_plugins = ["tests.logscan"]  # fails the run if a secret or API token reached the logs
 
 
 def migrate(database_url: str, revision: str = "head", *, down: bool = False) -> None:
@@ -123,6 +126,10 @@ def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         app_url=f"http://127.0.0.1:{port}",
         sandbox_db_path=Path(tmp_path_factory.mktemp("sandbox")) / "sandbox.sqlite3",
         login_max_failures=5,
+        secret_key=SecretStr(secrets.token_urlsafe(32)),
+        sandbox_api_key=SecretStr("sk_test_" + secrets.token_hex(24)),
+        forwarded_allow_ips="127.0.0.1",  # helpers.anonymous() picks addresses this way
+        checkout_rate_per_email=10_000,  # the suite's buyers share buyer@example.com
         password_hash_time_cost=FAST_HASHING["password_hash_time_cost"],
         password_hash_memory_kib=FAST_HASHING["password_hash_memory_kib"],
         password_hash_parallelism=FAST_HASHING["password_hash_parallelism"],
@@ -151,6 +158,7 @@ def cli(live: LiveServer) -> Any:
             "DATABASE_URL": live.settings.database_url,
             "APP_URL": live.url,
             "SECRET_KEY": live.settings.secret_key.get_secret_value(),
+            "SANDBOX_API_KEY": (live.settings.sandbox_api_key or SecretStr("")).get_secret_value(),
             "COLUMNS": "200",
             **{name.upper(): str(value) for name, value in FAST_HASHING.items()},
         }

@@ -3,8 +3,8 @@ with their CSRF token, and stores with an owner, an admin and a seller.
 
 Every helper talks to the app through its public API, so it works against the `live` server
 on every engine. Emails are unique per call (the database is shared by the whole session), and
-each client sends its own X-Forwarded-For address (uvicorn trusts it from 127.0.0.1), so the
-per-address login throttle of one test never reaches another.
+each client sends its own X-Forwarded-For address (the test server trusts it from 127.0.0.1,
+FORWARDED_ALLOW_IPS), so the per-address throttles of one test never reach another.
 """
 
 from __future__ import annotations
@@ -96,9 +96,15 @@ def api_user(live: LiveServer, *, name: str = "Test User", email: str | None = N
     client = live.client(
         headers={"Authorization": f"Bearer {token}", "X-Forwarded-For": fake_address()}
     )
-    return Account(
+    account = Account(
         id=user["id"], email=email, password=PASSWORD, name=name, token=token, client=client
     )
+    _ACCOUNTS[email.lower()] = account
+    return account
+
+
+# Accounts made by api_user, by email, so add_member can accept an invitation as the invitee.
+_ACCOUNTS: dict[str, Account] = {}
 
 
 @dataclass
@@ -136,8 +142,20 @@ def create_store(owner: Account, *, name: str = "Test Store", **fields: Any) -> 
     return store
 
 
+def invite(actor: Account, store_id: int, email: str, role: str) -> httpx.Response:
+    return actor.client.post(
+        f"/api/stores/{store_id}/invitations", json={"email": email, "role": role}
+    )
+
+
 def add_member(actor: Account, store_id: int, email: str, role: str) -> httpx.Response:
-    return actor.client.post(f"/api/stores/{store_id}/members", json={"email": email, "role": role})
+    """Invite `email` and, when it is an api_user account, accept as them: the answer is the
+    acceptance (201 with the member), or the invitation's refusal."""
+    invited = invite(actor, store_id, email, role)
+    invitee = _ACCOUNTS.get(email.lower())
+    if invited.status_code != 201 or invitee is None:
+        return invited
+    return invitee.client.post(f"/api/me/invitations/{invited.json()['id']}/accept")
 
 
 def create_listing(

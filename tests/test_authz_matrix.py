@@ -27,7 +27,9 @@ from tests.helpers import (
     api_user,
     create_listing,
     create_store,
+    invite,
     store_team,
+    unique_email,
 )
 
 ACTORS = ["anonymous", "owner", "admin", "seller", "other_store", "unrelated", "platform_admin"]
@@ -117,11 +119,29 @@ def list_members(w: World) -> Case:
     return Case("GET", f"/api/stores/{w.team.id}/members")
 
 
-def add_store_member(w: World) -> Case:
-    newcomer = api_user(w.live, name="Newcomer")
-    newcomer.close()
-    body = {"email": newcomer.email, "role": "seller"}
-    return Case("POST", f"/api/stores/{w.team.id}/members", body, lambda: _members(w))
+def _invitations(w: World) -> Any:
+    return sorted(
+        (r.email, r.role)
+        for r in w.live.rows(
+            "SELECT email, role FROM store_invitation WHERE store_id = :s", s=w.team.id
+        )
+    )
+
+
+def invite_member(w: World) -> Case:
+    body = {"email": unique_email("invitee"), "role": "seller"}
+    return Case("POST", f"/api/stores/{w.team.id}/invitations", body, lambda: _invitations(w))
+
+
+def list_invitations(w: World) -> Case:
+    return Case("GET", f"/api/stores/{w.team.id}/invitations")
+
+
+def withdraw_invitation(w: World) -> Case:
+    response = invite(w.team.owner, w.team.id, unique_email("invitee"), "seller")
+    assert response.status_code == 201, response.text
+    path = f"/api/stores/{w.team.id}/invitations/{response.json()['id']}"
+    return Case("DELETE", path, None, lambda: _invitations(w))
 
 
 def change_member_role(w: World) -> Case:
@@ -216,7 +236,11 @@ ROUTES = [
     Route("GET /api/stores/{storeId}", READ, get_store),
     Route("PATCH /api/stores/{storeId}", MANAGE, patch_store),
     Route("GET /api/stores/{storeId}/members", READ, list_members),
-    Route("POST /api/stores/{storeId}/members", MANAGE, add_store_member, success=201),
+    Route("POST /api/stores/{storeId}/invitations", MANAGE, invite_member, success=201),
+    Route("GET /api/stores/{storeId}/invitations", MANAGE, list_invitations),
+    Route(
+        "DELETE /api/stores/{storeId}/invitations/{invitationId}", MANAGE, withdraw_invitation, 204
+    ),
     Route("PATCH /api/stores/{storeId}/members/{userId}", MANAGE, change_member_role),
     Route("DELETE /api/stores/{storeId}/members/{userId}", MANAGE, remove_store_member, 204),
     Route("POST /api/stores/{storeId}/listings", READ, create_store_listing, success=201),

@@ -36,7 +36,7 @@ def test_settings_keep_the_seed_stacks_names(monkeypatch: pytest.MonkeyPatch) ->
 def test_production_refuses_missing_or_placeholder_secrets() -> None:
     settings = Settings(_env_file=None, environment="production")
     with pytest.raises(RuntimeError) as refused:
-        settings.check_production()
+        settings.check_startup()
     for name in (
         "SECRET_KEY",
         "STRIPE_SECRET_KEY",
@@ -47,12 +47,13 @@ def test_production_refuses_missing_or_placeholder_secrets() -> None:
     ready = Settings(
         _env_file=None,
         environment="production",
+        app_url="https://shop.example.com",
         secret_key=SecretStr("a-long-random-secret-for-sessions"),
         stripe_secret_key=SecretStr("sk_live_x"),
         stripe_webhook_secret=SecretStr("whsec_a"),
         stripe_connect_webhook_secret=SecretStr("whsec_b"),
     )
-    ready.check_production()
+    ready.check_startup()
 
 
 def test_postgres_urls_use_psycopg_and_honour_neon() -> None:
@@ -98,7 +99,9 @@ def test_migrations_upgrade_and_downgrade(empty_database: str) -> None:
     assert _tables(empty_database) == {
         "user",
         "api_token",
-        "login_throttle",
+        "throttle",
+        "user_session",
+        "store_invitation",
         "store",
         "store_member",
         "listing",

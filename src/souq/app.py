@@ -6,33 +6,43 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from pydantic import SecretStr
 from starlette.middleware.sessions import SessionMiddleware
 
-from souq.auth.service import configure_password_hashing
+from souq.auth.service import SESSION_LIFETIME, configure_password_hashing
 from souq.config import Settings, get_settings
 from souq.db import create_engine, session_factory
 from souq.errors import install_error_handlers
+from souq.middleware import (
+    BodySizeLimitMiddleware,
+    ProxyHeadersMiddleware,
+    SecurityHeadersMiddleware,
+    TrustedProxies,
+)
 from souq.payments.stripe import StripeGateway
+from souq.schemas import error_responses
 
 log = logging.getLogger(__name__)
 
 SANDBOX_MOUNT = "/_sandbox"
-SANDBOX_API_KEY = "sk_test_souq_sandbox"
 SESSION_COOKIE = "souq_session"
-SESSION_MAX_AGE = 14 * 24 * 3600
 
 
 def sandbox_stripe_settings(settings: Settings) -> Settings:
     """With no Stripe key, the SDK talks to the embedded sandbox over HTTP, exactly as it talks
-    to Stripe (the CLI uses this too, against the running server)."""
+    to Stripe, with the sandbox's own key (the CLI uses this too, against the running server,
+    and finds the same key in SANDBOX_API_KEY or the data folder)."""
     if not settings.uses_sandbox:
         return settings
+    settings = settings.with_local_secrets()
+    assert settings.sandbox_api_key is not None
     return settings.model_copy(
         update={
-            "stripe_secret_key": SecretStr(SANDBOX_API_KEY),
+            "stripe_secret_key": settings.sandbox_api_key,
             "stripe_api_base": settings.app_url + SANDBOX_MOUNT,
         }
     )
@@ -40,16 +50,19 @@ def sandbox_stripe_settings(settings: Settings) -> Settings:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    settings.check_production()
+    settings.check_startup()
+    settings = settings.with_local_secrets()
     configure_password_hashing(settings)
     sandbox = None
     if settings.uses_sandbox:
         from souq.sandbox import Sandbox, SandboxConfig
 
+        assert settings.sandbox_api_key is not None
         sandbox = Sandbox(
             SandboxConfig(
                 db_path=settings.sandbox_db_path,
                 public_url=settings.app_url + SANDBOX_MOUNT,
+                api_key=settings.sandbox_api_key.get_secret_value(),
             )
         )
         settings = sandbox_stripe_settings(settings).model_copy(
@@ -81,28 +94,83 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await sandbox.stop()
             await engine.dispose()
 
+    docs = settings.docs_enabled
     app = FastAPI(
         title="Souq",
         summary="A multi-vendor marketplace payments backend with Stripe Connect",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
     app.state.sandbox = sandbox
     app.state.stripe = StripeGateway(settings)
     install_error_handlers(app)
+    https = settings.app_url.startswith("https://")
+    # Added innermost first: a request passes the proxy headers, then the security headers
+    # (so even a 413 carries them), then the body limit, then the session cookie.
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key.get_secret_value(),
         session_cookie=SESSION_COOKIE,
-        max_age=SESSION_MAX_AGE,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
         same_site="lax",
-        https_only=settings.app_url.startswith("https://"),
+        https_only=https,
     )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.request_max_body_bytes)
+    app.add_middleware(
+        SecurityHeadersMiddleware, https=https, stripe_api_base=_external_stripe(settings)
+    )
+    app.add_middleware(ProxyHeadersMiddleware, trusted=TrustedProxies(settings.forwarded_allow_ips))
     _include_routers(app)
     if sandbox is not None:
         app.mount(SANDBOX_MOUNT, sandbox.app)
+    app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
+
+
+def _external_stripe(settings: Settings) -> str | None:
+    # The embedded sandbox's pages are on our own origin; only a separate server needs naming.
+    return None if settings.uses_sandbox else settings.stripe_api_base
+
+
+def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """FastAPI's description, completed with what every route shares: errors in the one error
+    shape (FastAPI's own 422 schema is not what we send), 422 wherever a parameter or body is
+    validated, 413 wherever a body is read, and the limits that come from the settings."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        routes=app.routes,
+    )
+    # Every router documents some error with error_responses(), so ErrorBody is a component.
+    error_schema = {"$ref": "#/components/schemas/ErrorBody"}
+    components = schema["components"]["schemas"]
+    for model in ("HTTPValidationError", "ValidationError"):
+        components.pop(model, None)
+    shared = error_responses(413, 422)
+    for path_item in schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            responses = operation.setdefault("responses", {})
+            validated = bool(operation.get("parameters")) or "requestBody" in operation
+            wanted = [422] if validated else []
+            if method in ("post", "put", "patch"):
+                wanted.append(413)
+            for status in wanted:
+                responses.setdefault(str(status), {"description": shared[status]["description"]})
+            for status, response in responses.items():
+                if status.startswith(("4", "5")):
+                    response["content"] = {"application/json": {"schema": error_schema}}
+    quantity = components.get("CheckoutItemIn", {}).get("properties", {}).get("quantity")
+    if quantity is not None:
+        quantity.update({"minimum": 1, "maximum": settings.checkout_max_quantity})
+    app.openapi_schema = schema
+    return schema
 
 
 def _include_routers(app: FastAPI) -> None:

@@ -82,14 +82,21 @@ def serve(
         os.environ["APP_URL"] = f"http://{shown}:{port}"
         get_settings.cache_clear()
         settings = get_settings()
-    settings.check_production()
+    try:
+        settings.check_startup()
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
     if settings.uses_sandbox and workers > 1:
         raise typer.BadParameter("the embedded sandbox runs in one process; use --workers 1")
+    settings = settings.with_local_secrets()
     console.print(f"Souq on [bold]{settings.app_url}[/bold]")
     if settings.uses_sandbox:
+        assert settings.sandbox_api_key is not None
         console.print(
             "Stripe: the embedded sandbox at "
-            f"[bold]{settings.app_url}/_sandbox[/bold] (no STRIPE_SECRET_KEY set)"
+            f"[bold]{settings.app_url}/_sandbox[/bold] (no STRIPE_SECRET_KEY set), "
+            f"API key [bold]{settings.sandbox_api_key.get_secret_value()}[/bold]"
         )
     uvicorn.run(
         "souq.app:create_app",
@@ -97,7 +104,10 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=True,
+        # The app resolves the client address itself from the same setting; telling uvicorn
+        # too makes its own log lines show the real client.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )
 
 

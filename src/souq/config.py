@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -9,11 +12,21 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from souq.local_secrets import kept_secret, random_sandbox_key, random_secret_key
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = PROJECT_ROOT / "data"
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev-secret-change-me"}
-DEV_SECRET_KEY = "dev-secret-change-me"  # noqa: S105 - a known placeholder, refused in production
+SECRET_KEY_MIN_LENGTH = 32
+# A random key of 32+ characters has far more; these only catch keys a person typed.
+SECRET_KEY_MIN_DISTINCT = 10
+SECRET_KEY_MIN_BITS = 100
+LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
+TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
+# The files in the data folder that hold secrets generated on first use.
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+SANDBOX_KEY_FILE = "sandbox_api_key"
 
 
 class Settings(BaseSettings):
@@ -36,7 +49,17 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("APP_URL", "NEXT_PUBLIC_APP_URL", "app_url"),
     )
     platform_fee_bps: int = Field(default=500, ge=0, le=10_000)
-    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    # Empty: outside production, a random key generated once and kept in the data folder.
+    secret_key: SecretStr = SecretStr("")
+    # The embedded sandbox's API key; unset: a random sk_test_ key kept in the data folder.
+    sandbox_api_key: SecretStr | None = None
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated
+    # addresses or networks, or "*"; empty trusts no one (the peer is the client).
+    forwarded_allow_ips: str = ""
+    # Bodies larger than this are refused with 413 before they are read in full.
+    request_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # /docs, /redoc and /openapi.json; unset: on, except in production.
+    api_docs: bool | None = None
     sandbox_db_path: Path = DATA_DIR / "sandbox.sqlite3"
     # Roles that may manage a store's connected account (create it, onboard, open its dashboard).
     connect_manager_roles: list[str] = Field(default_factory=lambda: ["owner", "admin"])
@@ -44,8 +67,21 @@ class Settings(BaseSettings):
     # How long a buyer has to pay: Stripe allows 30 minutes to 24 hours (2 minutes of slack are
     # added for clock skew, see payments/checkout.py).
     checkout_session_ttl_minutes: int = Field(default=30, ge=30, le=24 * 60 - 5)
+    # Failed logins for one account from one address before each further try must wait
+    # (LOGIN_BACKOFF_SECONDS, doubling with each failure up to LOGIN_BACKOFF_MAX_SECONDS).
     login_max_failures: int = Field(default=5, ge=1)
-    login_lockout_seconds: int = Field(default=900, ge=1)
+    login_backoff_seconds: int = Field(default=30, ge=1)
+    login_backoff_max_seconds: int = Field(default=900, ge=1)
+    # Failed logins from one address, across all accounts, within LOGIN_WINDOW_SECONDS.
+    login_address_max_failures: int = Field(default=30, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+    # Checkouts created per client address and per buyer email within the window, and how many
+    # units of one listing one buyer may hold in unpaid orders at once.
+    checkout_rate_window_seconds: int = Field(default=600, ge=1)
+    checkout_rate_per_address: int = Field(default=30, ge=1)
+    checkout_rate_per_email: int = Field(default=10, ge=1)
+    checkout_max_held_per_listing: int = Field(default=99, ge=1)
+    store_invitation_ttl_days: int = Field(default=7, ge=1, le=90)
     webhook_tolerance_seconds: int = 300
     # argon2id cost (argon2-cffi's RFC 9106 low-memory profile); the test suite lowers it.
     password_hash_time_cost: int = Field(default=3, ge=1)
@@ -57,29 +93,99 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        for entry in proxy_entries(value):
+            if entry != "*":
+                ipaddress.ip_network(entry, strict=False)  # a ValueError names the bad entry
+        return value
+
     @property
     def uses_sandbox(self) -> bool:
         """No Stripe key: Souq runs against its own embedded Stripe sandbox."""
         return self.stripe_secret_key is None
 
-    def production_problems(self) -> list[str]:
-        """The secrets that are missing or still placeholders, by their variable names."""
+    @property
+    def docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.environment != "production"
+
+    @property
+    def data_folder(self) -> Path:
+        return DATA_DIR
+
+    def with_local_secrets(self) -> Settings:
+        """These settings with the secrets that were left unset filled in from the data folder
+        (generated there on first use): the session key outside production, and the embedded
+        sandbox's API key. Production never gets a generated session key: it must be set."""
+        update: dict[str, SecretStr] = {}
+        if not self.secret_key.get_secret_value() and self.environment != "production":
+            update["secret_key"] = SecretStr(
+                kept_secret(self.data_folder, SECRET_KEY_FILE, random_secret_key)
+            )
+        if self.uses_sandbox and self.sandbox_api_key is None:
+            update["sandbox_api_key"] = SecretStr(
+                kept_secret(self.data_folder, SANDBOX_KEY_FILE, random_sandbox_key)
+            )
+        return self.model_copy(update=update) if update else self
+
+    def startup_problems(self) -> list[str]:
+        """Why these settings are unsafe to start with, by variable name: a live Stripe key
+        outside production; in production, weak or missing secrets, a test key, plain http."""
+        stripe_key = _secret(self.stripe_secret_key)
+        if self.environment != "production":
+            if stripe_key.startswith(LIVE_KEY_PREFIXES):
+                return [
+                    "STRIPE_SECRET_KEY is a live key: it is accepted only with "
+                    "ENVIRONMENT=production"
+                ]
+            return []
         problems: list[str] = []
-        if self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS:
-            problems.append("SECRET_KEY is missing or a placeholder")
-        checks = {
-            "STRIPE_SECRET_KEY": self.stripe_secret_key,
+        if weakness := secret_key_weakness(self.secret_key.get_secret_value()):
+            problems.append(f"SECRET_KEY {weakness}")
+        if self.stripe_secret_key is None:
+            problems.append("STRIPE_SECRET_KEY is missing (the sandbox is not for production)")
+        elif stripe_key.startswith(TEST_KEY_PREFIXES):
+            problems.append("STRIPE_SECRET_KEY is a test-mode key")
+        elif stripe_key.strip().lower() in PLACEHOLDER_SECRETS:
+            problems.append("STRIPE_SECRET_KEY is a placeholder")
+        for name, value in {
             "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
             "STRIPE_CONNECT_WEBHOOK_SECRET": self.stripe_connect_webhook_secret,
-        }
-        for name, value in checks.items():
-            if value is None or value.get_secret_value().strip() in PLACEHOLDER_SECRETS:
+        }.items():
+            if _secret(value).strip().lower() in PLACEHOLDER_SECRETS:
                 problems.append(f"{name} is missing or a placeholder")
+        if not self.app_url.startswith("https://"):
+            problems.append("APP_URL must be an https:// address")
         return problems
 
-    def check_production(self) -> None:
-        if self.environment == "production" and (problems := self.production_problems()):
-            raise RuntimeError("refusing to start in production: " + "; ".join(problems))
+    def check_startup(self) -> None:
+        if problems := self.startup_problems():
+            raise RuntimeError(f"refusing to start ({self.environment}): " + "; ".join(problems))
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
+def secret_key_weakness(value: str) -> str | None:
+    """Why a session-signing key is too weak to guess-proof cookies, or None if it is fine."""
+    if value.strip().lower() in PLACEHOLDER_SECRETS:
+        return "is missing or a placeholder"
+    if value != value.strip():
+        return "has leading or trailing whitespace"
+    if len(value) < SECRET_KEY_MIN_LENGTH:
+        return f"is shorter than {SECRET_KEY_MIN_LENGTH} characters"
+    counts = Counter(value)
+    # Shannon entropy of the key's own characters: repeated or patterned keys score low.
+    bits = -sum(n * math.log2(n / len(value)) for n in counts.values())
+    if len(counts) < SECRET_KEY_MIN_DISTINCT or bits < SECRET_KEY_MIN_BITS:
+        return "has too little entropy: use a long random value (e.g. 32 random bytes, base64)"
+    return None
+
+
+def proxy_entries(value: str) -> list[str]:
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 @lru_cache

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ class SouqError(Exception):
         code: str | None = None,
         status_code: int | None = None,
         details: list[dict[str, Any]] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -36,6 +38,8 @@ class SouqError(Exception):
         if status_code is not None:
             self.status_code = status_code
         self.details = details
+        # Seconds until trying again can succeed, sent as Retry-After: only when known.
+        self.retry_after = retry_after
 
 
 class InvalidInput(SouqError):
@@ -67,6 +71,17 @@ class TooManyRequests(SouqError):
     status_code = 429
     code = "too_many_requests"
 
+    def __init__(self, message: str, *, code: str | None = None, retry_after: int) -> None:
+        super().__init__(message, code=code, retry_after=max(1, retry_after))
+
+
+def wait_text(seconds: int) -> str:
+    """'42 seconds', '15 minutes': how long to wait, rounded up, for a message."""
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minutes"
+
 
 def error_body(
     code: str, message: str, details: list[dict[str, Any]] | None = None
@@ -85,10 +100,22 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this path. Starlette's own 405 names only the first
+    route that matched the path, though several routes may share it."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SouqError)
     async def _souq_error(_request: Request, exc: SouqError) -> JSONResponse:
-        headers = {"Retry-After": "60"} if exc.status_code in (429, 503) else None
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
         return JSONResponse(
             error_body(exc.code, exc.message, exc.details),
             status_code=exc.status_code,
@@ -104,17 +131,25 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {
             404: "not_found",
             405: "method_not_allowed",
             401: "not_authenticated",
             403: "forbidden",
+            413: "payload_too_large",
         }
+        status, message, headers = exc.status_code, str(exc.detail), exc.headers
+        if status == 400:
+            # The framework's only 400: a body it could not parse. Bad input is a 422 here.
+            status, message = 422, "the request body could not be parsed"
+            return JSONResponse(error_body("invalid_input", message), status_code=status)
+        if status == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
         return JSONResponse(
-            error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
-            status_code=exc.status_code,
-            headers=exc.headers,
+            error_body(codes.get(status, "http_error"), message),
+            status_code=status,
+            headers=headers,
         )
 
     @app.exception_handler(OverflowError)

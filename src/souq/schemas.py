@@ -2,13 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Iterable
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from babel import Locale
+from pydantic import AfterValidator, BaseModel, ConfigDict, WithJsonSchema, field_validator
 from pydantic.alias_generators import to_camel
 
 from souq.errors import InvalidInput
 from souq.money import MoneyError, normalize_currency
+
+# Patterns shared by request schemas and the services, written so that JSON Schema (ECMA
+# regexes), pydantic (Rust regexes) and Python's re agree on every character: blank means
+# whitespace, a control character or the BOM in all three.
+_BLANK = r"\s\x00-\x1f\x7f\uFEFF"
+NUL_FREE_PATTERN = r"^[^\x00]*$"
+# Text with at least one visible character (names).
+NAME_PATTERN = rf"^[^\x00]*[^{_BLANK}][^\x00]*$"
+EMAIL_PATTERN = rf"^[^@{_BLANK}]+@[^@{_BLANK}]+\.[^@{_BLANK}]+$"
+_VISIBLE = re.compile(rf"[^{_BLANK}]")
+EMAIL = re.compile(EMAIL_PATTERN)
+
+
+def has_visible_text(value: str) -> bool:
+    return _VISIBLE.search(value) is not None
+
+
+def _document_storable_text(schema: dict[str, Any]) -> None:
+    """Say in the JSON Schema what `check_storable` enforces: no NUL in any string."""
+    if schema.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(schema):
+        schema["pattern"] = NUL_FREE_PATTERN
+    for value in schema.values():
+        if isinstance(value, dict):
+            _document_storable_text(value)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    _document_storable_text(item)
 
 
 class ApiModel(BaseModel):
@@ -28,7 +59,7 @@ class ApiInput(ApiModel):
     is text no database can store (NUL characters, lone surrogates), which would otherwise
     surface as a 500 from the driver."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_storable_text)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -46,6 +77,53 @@ def check_storable(value: str) -> str:
     except UnicodeEncodeError:
         raise ValueError("text must be valid Unicode") from None
     return value
+
+
+# Where a store's Express account can be opened: the countries Stripe supports accounts in
+# (https://stripe.com/global), for which Express accounts can be created "for most countries
+# Stripe supports" (https://docs.stripe.com/connect/express-accounts). India is left out: its
+# accounts are invite-only and Connect there is not self-serve.
+STRIPE_CONNECT_COUNTRIES: frozenset[str] = frozenset({
+    "AE", "AT", "AU", "BE", "BG", "BR", "CA", "CH", "CY", "CZ", "DE", "DK", "EE", "ES", "FI",
+    "FR", "GB", "GI", "GR", "HK", "HR", "HU", "IE", "IT", "JP", "LI", "LT", "LU", "LV", "MT",
+    "MX", "MY", "NL", "NO", "NZ", "PL", "PT", "RO", "SE", "SG", "SI", "SK", "TH", "US"
+})  # fmt: skip
+
+
+def _any_case(codes: Iterable[str], what: str) -> tuple[AfterValidator, WithJsonSchema]:
+    """A code from `codes` in any letter case, and the JSON Schema saying exactly that (a
+    pattern, since JSON Schema has no case-insensitive enum)."""
+    allowed = frozenset(code.upper() for code in codes)
+
+    def check(value: str) -> str:
+        if value.upper() not in allowed:
+            raise ValueError(f"not a {what} code this API accepts")
+        return value
+
+    either = ["".join(f"[{ch.upper()}{ch.lower()}]" for ch in code) for code in sorted(allowed)]
+    schema = {"type": "string", "pattern": "^(?:" + "|".join(either) + ")$"}
+    return AfterValidator(check), WithJsonSchema(schema)
+
+
+CountryCode = Annotated[str, *_any_case(STRIPE_CONNECT_COUNTRIES, "country")]
+
+
+def _accepted_currency(code: str) -> bool:
+    try:
+        normalize_currency(code)
+    except MoneyError:
+        return False
+    return True
+
+
+# Every code the money module accepts, in any case: the schema tells a client (or a fuzzer)
+# exactly which values are valid.
+CurrencyCode = Annotated[
+    str,
+    *_any_case(
+        [str(c) for c in Locale.parse("en").currencies if _accepted_currency(str(c))], "currency"
+    ),
+]
 
 
 def currency_input(code: str, field: str = "currency") -> str:
@@ -78,8 +156,11 @@ _ERROR_DESCRIPTIONS = {
     403: "Not allowed for your role, or a missing CSRF token",
     404: "No such resource, or not visible to you",
     409: "Conflicts with the current state",
+    413: "The request body is too large",
     422: "Invalid input; `details` names the fields",
-    429: "Too many failed logins; try again later",
+    429: "Too many attempts; Retry-After says when to try again",
+    502: "Stripe refused the request",
+    503: "Stripe could not be reached in time; try again",
 }
 
 

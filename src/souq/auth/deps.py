@@ -1,5 +1,6 @@
-"""Who is asking: a Bearer API token or the signed session cookie, with CSRF protection for
-state-changing requests that rely on the cookie."""
+"""Who is asking: a Bearer API token or the session cookie (a signed cookie carrying the key of
+a server-side session row), with CSRF protection for state-changing requests that rely on the
+cookie."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.auth import service
-from souq.auth.models import ApiToken, User
+from souq.auth.models import ApiToken, User, UserSession
 from souq.deps import SessionDep
-from souq.errors import Forbidden, NotAuthenticated
+from souq.errors import Conflict, Forbidden, NotAuthenticated
+from souq.middleware import client_address
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FORM_FIELD = "csrf_token"
-SESSION_USER = "uid"
+SESSION_KEY = "sid"
 SESSION_CSRF = "csrf"
 
 
@@ -27,6 +29,7 @@ class Authentication:
     user: User
     via: Literal["token", "cookie"]
     api_token: ApiToken | None = None
+    user_session: UserSession | None = None
 
 
 def csrf_token(request: Request) -> str:
@@ -39,14 +42,20 @@ def csrf_token(request: Request) -> str:
     return token
 
 
-def start_session(request: Request, user: User) -> str:
-    """Log `user` in on this browser: a fresh session (no fixation) with a new CSRF token."""
-    request.session.clear()
-    request.session[SESSION_USER] = user.id
+async def start_session(request: Request, session: AsyncSession, user: User) -> str:
+    """Log `user` in on this browser: a new server-side session and a fresh cookie (no
+    fixation) with a new CSRF token. Any session the browser had before is ended."""
+    await end_session(request, session)
+    request.session[SESSION_KEY] = await service.start_user_session(session, user)
     return csrf_token(request)
 
 
-def end_session(request: Request) -> None:
+async def end_session(request: Request, session: AsyncSession) -> None:
+    """End this browser's session on the server (a copy of the cookie stops working) and
+    clear its cookie."""
+    key = request.session.get(SESSION_KEY)
+    if isinstance(key, str) and key:
+        await service.end_user_session(session, key)
     request.session.clear()
 
 
@@ -90,15 +99,18 @@ async def authenticate_request(request: Request, session: AsyncSession) -> Authe
             raise NotAuthenticated("invalid or revoked API token", code="invalid_token")
         auth = Authentication(user=found[0], via="token", api_token=found[1])
     else:
-        user_id = request.session.get(SESSION_USER)
-        if isinstance(user_id, int):
-            user = await service.get_user(session, user_id)
-            if user is None:
-                end_session(request)
+        key = request.session.get(SESSION_KEY)
+        if isinstance(key, str) and key:
+            found_session = await service.user_for_session_key(session, key)
+            if found_session is None:
+                # Logged out elsewhere, expired, or a password change ended it.
+                request.session.clear()
             else:
                 if request.method not in SAFE_METHODS:
                     await _check_csrf(request)
-                auth = Authentication(user=user, via="cookie")
+                auth = Authentication(
+                    user=found_session[0], via="cookie", user_session=found_session[1]
+                )
     request.state.authentication = auth
     return auth
 
@@ -113,11 +125,17 @@ async def get_optional_user(
     return auth.user if auth else None
 
 
-async def get_current_user(
+async def get_current_authentication(
     auth: Annotated[Authentication | None, Depends(get_authentication)],
-) -> User:
+) -> Authentication:
     if auth is None:
         raise NotAuthenticated("log in, or send an API token as 'Authorization: Bearer <token>'")
+    return auth
+
+
+async def get_current_user(
+    auth: Annotated[Authentication, Depends(get_current_authentication)],
+) -> User:
     return auth.user
 
 
@@ -129,6 +147,7 @@ async def verify_form_csrf(request: Request) -> None:
 AuthenticationDep = Annotated[Authentication | None, Depends(get_authentication)]
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentAuthentication = Annotated[Authentication, Depends(get_current_authentication)]
 
 
 async def check_credentials(
@@ -142,9 +161,28 @@ async def check_credentials(
             session,
             email=email,
             password=password,
-            client_address=request.client.host if request.client else None,
+            client_address=client_address(request),
             settings=request.app.state.settings,
         )
     except service.InvalidCredentials:
+        await session.commit()
+        raise
+
+
+async def register_user(
+    request: Request, session: AsyncSession, *, email: str, password: str, name: str
+) -> User:
+    """Register at the edge: a taken email counts against the address's budget (committed
+    although the request fails, as a failed login is)."""
+    try:
+        return await service.register(
+            session,
+            email=email,
+            password=password,
+            name=name,
+            client_address=client_address(request),
+            settings=request.app.state.settings,
+        )
+    except Conflict:
         await session.commit()
         raise

@@ -8,13 +8,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from souq.auth import service
 from souq.auth.deps import (
     CSRF_FORM_FIELD,
     OptionalUser,
     check_credentials,
     csrf_token,
     end_session,
+    register_user,
     start_session,
     verify_form_csrf,
 )
@@ -37,20 +37,23 @@ def _form_page(
     request: Request,
     template: str,
     *,
-    error: str | None = None,
-    status_code: int = 200,
+    error: SouqError | None = None,
     **context: Any,
 ) -> HTMLResponse:
+    headers = None
+    if error is not None and error.retry_after is not None:
+        headers = {"Retry-After": str(error.retry_after)}
     return templates.TemplateResponse(
         request,
         template,
         {
             "csrf_token": csrf_token(request),
             "csrf_field": CSRF_FORM_FIELD,
-            "error": error,
+            "error": error.message if error else None,
             **context,
         },
-        status_code=status_code,
+        status_code=error.status_code if error else 200,
+        headers=headers,
     )
 
 
@@ -76,12 +79,11 @@ async def login_submit(
         return _form_page(
             request,
             "auth/login.html",
-            error=exc.message,
-            status_code=exc.status_code,
+            error=exc,
             next=_safe_next(next),
             email=email,
         )
-    start_session(request, user)
+    await start_session(request, session, user)
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
@@ -100,24 +102,23 @@ async def register_submit(
 ) -> Response:
     try:
         await verify_form_csrf(request)
-        user = await service.create_user(session, email=email, password=password, name=name)
+        user = await register_user(request, session, email=email, password=password, name=name)
     except SouqError as exc:
         return _form_page(
             request,
             "auth/register.html",
-            error=exc.message,
-            status_code=exc.status_code,
+            error=exc,
             email=email,
             name=name,
         )
-    start_session(request, user)
+    await start_session(request, session, user)
     return RedirectResponse("/dashboard", status_code=303)
 
 
 @router.post("/logout")
-async def logout_submit(request: Request) -> Response:
+async def logout_submit(request: Request, session: SessionDep) -> Response:
     await verify_form_csrf(request)
-    end_session(request)
+    await end_session(request, session)
     return RedirectResponse("/", status_code=303)
 
 

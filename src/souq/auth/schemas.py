@@ -2,15 +2,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
-from souq.schemas import ApiInput, ApiModel
+from souq.schemas import EMAIL_PATTERN, NAME_PATTERN, ApiInput, ApiModel
 
 
 class RegisterInput(ApiInput):
-    email: str = Field(max_length=320, examples=["ada@example.com"])
-    password: str = Field(max_length=1024, description="At least 8 characters.")
-    name: str = Field(max_length=200, examples=["Ada Lovelace"])
+    email: str = Field(max_length=320, pattern=EMAIL_PATTERN, examples=["ada@example.com"])
+    password: str = Field(min_length=8, max_length=1024, description="At least 8 characters.")
+    name: str = Field(max_length=200, pattern=NAME_PATTERN, examples=["Ada Lovelace"])
 
 
 class LoginInput(ApiInput):
@@ -24,6 +24,14 @@ class TokenInput(ApiInput):
     email: str | None = Field(default=None, max_length=320)
     password: str | None = Field(default=None, max_length=1024)
     name: str = Field(default="api", max_length=100, description="A label for the token.")
+    expires_in_days: StrictInt | None = Field(
+        default=None, ge=1, le=3650, description="Days until it stops working; null: never."
+    )
+
+
+class PasswordChangeInput(ApiInput):
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024, description="At least 8 characters.")
 
 
 class UserOut(ApiModel):
@@ -43,5 +51,22 @@ class LoginOut(ApiModel):
 
 
 class TokenOut(ApiModel):
+    id: int
     token: str = Field(description="Shown once: only its hash is stored.")
     name: str
+    expires_at: datetime | None
+
+
+class TokenInfoOut(ApiModel):
+    """A token as listed: never the token itself, which only its creator saw once."""
+
+    id: int
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    current: bool = Field(description="Whether this request was sent with this token.")
+
+
+class SessionsEnded(ApiModel):
+    sessions_ended: int

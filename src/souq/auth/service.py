@@ -4,33 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import secrets
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from souq.auth.models import ApiToken, LoginThrottle, User
+from souq import throttle
+from souq.auth.models import ApiToken, User, UserSession
 from souq.config import Settings
 from souq.db import utcnow
-from souq.errors import Conflict, InvalidInput, NotAuthenticated, TooManyRequests
+from souq.errors import (
+    Conflict,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    TooManyRequests,
+    wait_text,
+)
+from souq.schemas import EMAIL, has_visible_text
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 1024
 EMAIL_MAX_LENGTH = 320
 NAME_MAX_LENGTH = 200
 TOKEN_PREFIX = "souq_"  # noqa: S105 - a public prefix, not a secret
-# A token's last_used_at is refreshed at most this often, so reads do not write every time.
+# A token's last_used_at (and a session's last_seen_at) is refreshed at most this often, so
+# reads do not write every time.
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=5)
+# A browser session ends this long after login, whatever happens (logout ends it sooner).
+SESSION_LIFETIME = timedelta(days=14)
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 # Verified against when the email is unknown, so a miss costs as long as a wrong password.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
@@ -58,7 +66,7 @@ class InvalidCredentials(NotAuthenticated):
 def normalize_email(email: str) -> str:
     """The address as given, trimmed; refused unless it looks like an email address."""
     email = email.strip()
-    if len(email) > EMAIL_MAX_LENGTH or not _EMAIL.match(email):
+    if len(email) > EMAIL_MAX_LENGTH or not EMAIL.match(email):
         raise InvalidInput(
             "enter a valid email address",
             details=[{"field": "email", "message": "not an email address"}],
@@ -110,7 +118,7 @@ async def create_user(
     """A new account. The email is unique case-insensitively: a taken one is a 409."""
     email = normalize_email(email)
     name = " ".join(name.split())
-    if not name:
+    if not has_visible_text(name):
         raise InvalidInput("a name is required", details=[{"field": "name", "message": "empty"}])
     if len(name) > NAME_MAX_LENGTH:
         raise InvalidInput(
@@ -140,11 +148,30 @@ def _email_taken() -> Conflict:
     return Conflict("an account with this email already exists", code="email_taken")
 
 
-def throttle_keys(email: str, client_address: str | None) -> list[str]:
-    keys = ["email:" + email.strip().lower()[:EMAIL_MAX_LENGTH]]
-    if client_address:
-        keys.append("addr:" + client_address[:200])
-    return keys
+@dataclass(frozen=True)
+class LoginKeys:
+    """The throttle keys of a login: the account from this address, and the address."""
+
+    pair: str
+    address: str
+
+
+def login_keys(email: str, client_address: str | None) -> LoginKeys:
+    address = (client_address or "unknown")[:60]
+    account = email.strip().lower()[:EMAIL_MAX_LENGTH]
+    return LoginKeys(pair=f"login:{account}|{address}", address=f"login-addr:{address}")
+
+
+async def check_login_allowed(session: AsyncSession, keys: LoginKeys) -> None:
+    """429 while this account is backing off from this address, or while the address has
+    spent its budget of failures. The answer says how long, and Retry-After says the same."""
+    wait = await throttle.blocked_for(session, [keys.pair, keys.address])
+    if wait is not None:
+        raise TooManyRequests(
+            f"too many failed logins; try again in {wait_text(wait)}",
+            code="login_throttled",
+            retry_after=wait,
+        )
 
 
 async def authenticate(
@@ -157,20 +184,14 @@ async def authenticate(
 ) -> User:
     """The user whose email and password these are.
 
-    Throttled per account email and per client address: after `login_max_failures` failures
-    within `login_lockout_seconds`, that key is locked for `login_lockout_seconds` (429), even
-    for the right password. A failure is recorded (flushed) before InvalidCredentials is
-    raised; the caller must commit it, since the request itself fails."""
-    keys = throttle_keys(email, client_address)
-    now = utcnow()
-    for row in await _throttle_rows(session, keys):
-        if row.locked_until is not None and row.locked_until > now:
-            minutes = max(1, -(-int((row.locked_until - now).total_seconds()) // 60))
-            raise TooManyRequests(
-                "too many failed logins for this account or from this address; "
-                f"try again in {minutes} minute{'s' if minutes != 1 else ''}",
-                code="login_throttled",
-            )
+    Throttled per account-and-address pair and per address, never per account alone: a
+    stranger's failures from elsewhere cannot lock the owner out. After `login_max_failures`
+    failures of one pair, each further try waits (doubling up to a cap); an address that
+    fails `login_address_max_failures` times in a window, across accounts, waits for the
+    window's end. A failure is recorded (flushed) before InvalidCredentials is raised; the
+    caller must commit it, since the request itself fails."""
+    keys = login_keys(email, client_address)
+    await check_login_allowed(session, keys)
     user = await get_user_by_email(session, email)
     ok = await verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not ok:
@@ -179,82 +200,183 @@ async def authenticate(
     if _hasher.check_needs_rehash(user.password_hash):
         # The hash was made with other argon2 parameters: upgrade it while we have the password.
         user.password_hash = await hash_password(password)
-    # Only the account's counter is cleared: a success on one's own account must not reset
-    # the address counter someone is using to guess other accounts' passwords.
-    await session.execute(delete(LoginThrottle).where(LoginThrottle.key == keys[0]))
+    # Only the pair's counter is cleared: a success on one's own account must not reset the
+    # address counter someone is using to guess other accounts' passwords.
+    await throttle.clear(session, keys.pair)
     return user
 
 
-async def _throttle_rows(session: AsyncSession, keys: Sequence[str]) -> list[LoginThrottle]:
-    result = await session.execute(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))
-    return list(result.scalars())
-
-
-async def record_login_failure(
-    session: AsyncSession, keys: Sequence[str], settings: Settings
-) -> None:
+async def record_login_failure(session: AsyncSession, keys: LoginKeys, settings: Settings) -> None:
+    window = timedelta(seconds=settings.login_window_seconds)
     now = utcnow()
-    window = timedelta(seconds=settings.login_lockout_seconds)
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    for key in keys:
-        # Create the row if missing without racing a concurrent failure, then lock and count.
-        await session.execute(
-            insert(LoginThrottle)
-            .values(key=key, failures=0, window_started_at=now)
-            .on_conflict_do_nothing(index_elements=["key"])
-        )
-        row = (
-            await session.execute(
-                select(LoginThrottle)
-                .where(LoginThrottle.key == key)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        ).scalar_one()
-        if now - row.window_started_at > window:
-            row.failures = 0
-            row.window_started_at = now
-        row.failures += 1
-        if row.failures >= settings.login_max_failures:
-            row.locked_until = now + window
-            row.failures = 0
-            row.window_started_at = now
+    pair = await throttle.hit(session, keys.pair, window)
+    if pair.hits >= settings.login_max_failures:
+        extra = min(pair.hits - settings.login_max_failures, 20)  # 2**20 s is past any cap
+        delay = min(settings.login_backoff_max_seconds, settings.login_backoff_seconds * 2**extra)
+        pair.blocked_until = now + timedelta(seconds=delay)
+    await record_address_failure(session, keys, settings)
+
+
+async def record_address_failure(
+    session: AsyncSession, keys: LoginKeys, settings: Settings
+) -> None:
+    """Count a failure against the address's budget (failed logins, and registrations of a
+    taken email, which probe for accounts just the same)."""
+    window = timedelta(seconds=settings.login_window_seconds)
+    address = await throttle.hit(session, keys.address, window)
+    if address.hits >= settings.login_address_max_failures:
+        address.blocked_until = address.window_started_at + window
     await session.flush()
+
+
+async def register(
+    session: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    name: str,
+    client_address: str | None,
+    settings: Settings,
+) -> User:
+    """A registration from a client. Telling the visitor that an email is taken cannot be
+    avoided without an email round trip, so each taken email counts against the address's
+    budget of failed logins: probing for accounts is as slow here as at the login form. The
+    failure is flushed before the 409; the caller commits it."""
+    keys = login_keys(email, client_address)
+    wait = await throttle.blocked_for(session, [keys.address])
+    if wait is not None:
+        raise TooManyRequests(
+            f"too many failed attempts from this address; try again in {wait_text(wait)}",
+            code="login_throttled",
+            retry_after=wait,
+        )
+    try:
+        return await create_user(session, email=email, password=password, name=name)
+    except Conflict:
+        await record_address_failure(session, keys, settings)
+        raise
 
 
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_api_token(session: AsyncSession, *, user: User, name: str) -> str:
+async def create_api_token(
+    session: AsyncSession, *, user: User, name: str, expires_in_days: int | None = None
+) -> tuple[str, ApiToken]:
     """A new personal API token. Only its SHA-256 is stored: the token is returned once."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(
-        ApiToken(user_id=user.id, name=name.strip() or "api", token_hash=_hash_token(token))
+    row = ApiToken(
+        user_id=user.id,
+        name=name.strip() or "api",
+        token_hash=_hash_token(token),
+        expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None,
     )
+    session.add(row)
     await session.flush()
-    return token
+    return token, row
 
 
 async def user_for_token(session: AsyncSession, token: str) -> tuple[User, ApiToken] | None:
+    now = utcnow()
     result = await session.execute(
         select(User, ApiToken)
         .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == _hash_token(token))
+        .where(
+            ApiToken.token_hash == _hash_token(token),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+        )
     )
     row = result.first()
     if row is None:
         return None
     user, api_token = row.tuple()
-    now = utcnow()
     if api_token.last_used_at is None or now - api_token.last_used_at > TOKEN_TOUCH_INTERVAL:
         api_token.last_used_at = now
     return user, api_token
 
 
+async def list_api_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
+    result = await session.execute(
+        select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
+    )
+    return list(result.scalars())
+
+
 async def revoke_api_token(session: AsyncSession, api_token: ApiToken) -> None:
     await session.delete(api_token)
     await session.flush()
+
+
+async def revoke_api_token_by_id(session: AsyncSession, user: User, token_id: int) -> None:
+    """Revoke one of the user's tokens; someone else's token is as unknown as a missing one."""
+    api_token = await session.get(ApiToken, token_id)
+    if api_token is None or api_token.user_id != user.id:
+        raise NotFound("no such API token")
+    await revoke_api_token(session, api_token)
+
+
+async def start_user_session(session: AsyncSession, user: User) -> str:
+    """A new server-side session for `user`; returns the key its cookie carries. The user's
+    expired sessions are swept on the way."""
+    now = utcnow()
+    await session.execute(
+        delete(UserSession).where(UserSession.user_id == user.id, UserSession.expires_at <= now)
+    )
+    key = secrets.token_urlsafe(32)
+    session.add(
+        UserSession(
+            user_id=user.id,
+            key_hash=_hash_token(key),
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + SESSION_LIFETIME,
+        )
+    )
+    await session.flush()
+    return key
+
+
+async def user_for_session_key(session: AsyncSession, key: str) -> tuple[User, UserSession] | None:
+    now = utcnow()
+    result = await session.execute(
+        select(User, UserSession)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(UserSession.key_hash == _hash_token(key), UserSession.expires_at > now)
+    )
+    row = result.first()
+    if row is None:
+        return None
+    user, user_session = row.tuple()
+    if now - user_session.last_seen_at > TOKEN_TOUCH_INTERVAL:
+        user_session.last_seen_at = now
+    return user, user_session
+
+
+async def end_user_session(session: AsyncSession, key: str) -> None:
+    await session.execute(delete(UserSession).where(UserSession.key_hash == _hash_token(key)))
+
+
+async def end_user_sessions(
+    session: AsyncSession, user: User, *, keep: UserSession | None = None
+) -> int:
+    """End every session of `user` (but `keep`, if given); returns how many ended."""
+    query = delete(UserSession).where(UserSession.user_id == user.id)
+    if keep is not None:
+        query = query.where(UserSession.id != keep.id)
+    result = await session.execute(query)
+    await session.flush()
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def change_password(
+    session: AsyncSession, user: User, *, new_password: str, keep: UserSession | None
+) -> int:
+    """Set a new password (the caller has verified the current one) and end every other
+    session of the user; returns how many sessions ended."""
+    check_password_policy(new_password)
+    user.password_hash = await hash_password(new_password)
+    return await end_user_sessions(session, user, keep=keep)
 
 
 async def get_user(session: AsyncSession, user_id: int) -> User | None:

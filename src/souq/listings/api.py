@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, Query, status
 
 from souq.auth.deps import CurrentUser, OptionalUser
 from souq.deps import SessionDep
-from souq.errors import InvalidInput, NotFound
+from souq.errors import NotFound
 from souq.listings import service
 from souq.listings.schemas import (
     ListingCreate,
@@ -52,8 +52,7 @@ async def update_listing(
     listing_id: ListingId, body: ListingUpdate, user: CurrentUser, session: SessionDep
 ) -> ListingOut:
     """Change a listing (owner, admin or seller of its store)."""
-    listing = await service.get_listing(session, listing_id)
-    await require_store_role(session, listing.store_id, user, MANAGE_LISTINGS)
+    listing = await service.require_listing_role(session, listing_id, user, MANAGE_LISTINGS)
     changes = service.ListingChanges(
         name=body.name,
         description=body.description,
@@ -72,8 +71,7 @@ async def delete_listing(
     listing_id: ListingId, user: CurrentUser, session: SessionDep
 ) -> ListingDeleted:
     """Delete a listing, or deactivate it if orders refer to it (owner, admin or seller)."""
-    listing = await service.get_listing(session, listing_id)
-    await require_store_role(session, listing.store_id, user, MANAGE_LISTINGS)
+    listing = await service.require_listing_role(session, listing_id, user, MANAGE_LISTINGS)
     deleted = await service.delete_listing(session, listing)
     return ListingDeleted(id=listing_id, outcome="deleted" if deleted else "deactivated")
 
@@ -83,19 +81,13 @@ async def catalogue(
     session: SessionDep,
     store_id: Annotated[int | None, Query(alias="storeId", ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="The nextCursor of the previous page.")
+    ] = None,
 ) -> ListingPage:
     """The public catalogue: active listings, newest first, optionally of one store."""
-    after_id = None
-    if cursor is not None:
-        if not cursor.isdecimal() or not 0 < int(cursor) <= MAX_ID:
-            raise InvalidInput(
-                "cursor: use the nextCursor of the previous page",
-                details=[{"field": "cursor", "message": "not a cursor"}],
-            )
-        after_id = int(cursor)
     listings, next_id = await service.list_catalogue(
-        session, store_id=store_id, after_id=after_id, limit=limit
+        session, store_id=store_id, after_id=cursor, limit=limit
     )
     return ListingPage(
         items=[ListingOut.of(listing) for listing in listings],
@@ -110,8 +102,5 @@ async def get_listing(listing_id: ListingId, user: OptionalUser, session: Sessio
     if not listing.active:
         if user is None:
             raise NotFound("listing not found")
-        try:
-            await require_store_role(session, listing.store_id, user, READ_STORE)
-        except NotFound:
-            raise NotFound("listing not found") from None
+        await service.require_listing_role(session, listing_id, user, READ_STORE)
     return ListingOut.of(listing)

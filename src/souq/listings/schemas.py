@@ -1,33 +1,37 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from souq.listings.models import Listing
 from souq.money import format_amount
-from souq.schemas import ApiInput, ApiModel
+from souq.schemas import NAME_PATTERN, ApiInput, ApiModel, CurrencyCode
+
+STOCK_MAX = 1_000_000_000
+# A whole number of units; true or "5" are refused rather than read as 1 or 5.
+Stock = Annotated[StrictInt, Field(ge=0, le=STOCK_MAX)]
 
 PRICE_DOC = 'A decimal string in the currency\'s own exponent: "19.99" USD, "500" JPY, "1.250" KWD.'
 
 
 class ListingCreate(ApiInput):
-    name: str = Field(max_length=200, examples=["Olive wood bowl"])
+    name: str = Field(max_length=200, pattern=NAME_PATTERN, examples=["Olive wood bowl"])
     description: str = Field(default="", max_length=20_000)
     price: str = Field(max_length=32, description=PRICE_DOC, examples=["19.99"])
-    currency: str = Field(max_length=3, description="ISO 4217, any case.", examples=["usd"])
-    stock: int | None = Field(default=None, description="null (the default) means unlimited.")
+    currency: CurrencyCode = Field(description="ISO 4217, lower or upper case.", examples=["usd"])
+    stock: Stock | None = Field(default=None, description="null (the default) means unlimited.")
 
 
 class ListingUpdate(ApiInput):
-    name: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=200, pattern=NAME_PATTERN)
     description: str | None = Field(default=None, max_length=20_000)
     price: str | None = Field(default=None, max_length=32, description=PRICE_DOC)
-    currency: str | None = Field(
-        default=None, max_length=3, description="Changing it requires a price as well."
+    currency: CurrencyCode | None = Field(
+        default=None, description="Changing it requires a price as well."
     )
-    stock: int | None = Field(default=None, description="null means unlimited.")
+    stock: Stock | None = Field(default=None, description="null means unlimited.")
     active: bool | None = None
 
 

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from souq.auth.models import User
 from souq.errors import InvalidInput, NotFound
 from souq.listings.models import Listing
+from souq.listings.schemas import STOCK_MAX
 from souq.money import MAX_AMOUNT, MoneyError, format_amount, parse_amount
 from souq.orders.models import OrderItem
-from souq.schemas import currency_input
-from souq.stores.models import Store
+from souq.schemas import currency_input, has_visible_text
+from souq.stores.models import Store, StoreRole
+from souq.stores.service import require_store_role
 
 NAME_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 20_000
-STOCK_MAX = 1_000_000_000
 
 
 def _invalid(field: str, message: str) -> InvalidInput:
@@ -40,7 +43,7 @@ def parse_price(price: str, currency: str) -> int:
 
 def _clean_name(name: str) -> str:
     name = " ".join(name.split())
-    if not name:
+    if not has_visible_text(name):
         raise _invalid("name", "a name is required")
     if len(name) > NAME_MAX_LENGTH:
         raise _invalid("name", f"at most {NAME_MAX_LENGTH} characters")
@@ -54,7 +57,7 @@ def _clean_description(description: str) -> str:
 
 
 def _clean_stock(stock: int | None) -> int | None:
-    if stock is not None and not 0 <= stock <= STOCK_MAX:
+    if stock is not None and (type(stock) is not int or not 0 <= stock <= STOCK_MAX):
         raise _invalid("stock", f"must be between 0 and {STOCK_MAX}, or null for unlimited")
     return stock
 
@@ -129,6 +132,20 @@ async def get_listing(session: AsyncSession, listing_id: int) -> Listing:
     listing = await session.get(Listing, listing_id)
     if listing is None:
         raise NotFound("listing not found")
+    return listing
+
+
+async def require_listing_role(
+    session: AsyncSession, listing_id: int, user: User | None, roles: Collection[StoreRole]
+) -> Listing:
+    """The listing, if the caller holds one of `roles` in its store. A listing of a store the
+    caller is not a member of answers exactly as a missing listing does, so its id reveals
+    neither that it exists nor which store it belongs to."""
+    listing = await get_listing(session, listing_id)
+    try:
+        await require_store_role(session, listing.store_id, user, roles)
+    except NotFound:
+        raise NotFound("listing not found") from None
     return listing
 
 

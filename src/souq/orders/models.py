@@ -27,6 +27,8 @@ class Order(Base):
         ForeignKey("user.id", ondelete="SET NULL"), nullable=True, index=True
     )
     customer_email: Mapped[str] = mapped_column(String(320))
+    # Where the checkout came from, for the per-buyer holding limit (payments/limits.py).
+    client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
     currency: Mapped[str] = mapped_column(String(3))
     subtotal_amount: Mapped[int] = mapped_column(Integer)
     total_amount: Mapped[int] = mapped_column(Integer)

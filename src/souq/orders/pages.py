@@ -11,6 +11,7 @@ from sqlalchemy import select
 from souq.auth.deps import CSRF_FORM_FIELD, OptionalUser, csrf_token
 from souq.deps import SessionDep, SettingsDep
 from souq.listings.models import Listing
+from souq.middleware import client_address
 from souq.orders import service
 from souq.orders.models import PaymentStatus
 from souq.payments import checkout
@@ -82,6 +83,7 @@ async def buy(
         lines=[checkout.CartLine(listing_id, quantity)],
         customer_email=email.strip() or (user.email if user else ""),
         user=user,
+        client_address=client_address(request),
     )
     return RedirectResponse(started.url, status_code=303)
 

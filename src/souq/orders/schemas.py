@@ -98,3 +98,41 @@ class OrderPage(ApiModel):
     data: list[OrderOut]
     has_more: bool
     next_before: int | None
+
+
+class BuyerPaymentOut(ApiModel):
+    amount: str
+    currency: str
+    created_at: datetime
+
+
+class BuyerOrderOut(ApiModel):
+    """An order as its buyer sees it: what was bought and paid, not how the money is split
+    between the store, the platform and Stripe."""
+
+    id: int
+    store_id: int
+    customer_email: str
+    currency: str
+    subtotal: str
+    total: str
+    payment_status: str
+    paid_at: datetime | None
+    created_at: datetime
+    items: list[OrderItemOut]
+    payment: BuyerPaymentOut | None
+
+    @classmethod
+    def of(cls, order: Order) -> BuyerOrderOut:
+        full = OrderOut.of(order)
+        payment = order.payment
+        return cls(
+            **full.model_dump(include=set(cls.model_fields) - {"payment"}),
+            payment=None
+            if payment is None
+            else BuyerPaymentOut(
+                amount=format_amount(payment.amount, payment.currency),
+                currency=payment.currency,
+                created_at=payment.created_at,
+            ),
+        )

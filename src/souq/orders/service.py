@@ -130,6 +130,19 @@ async def get_order_for(session: AsyncSession, order_id: int, user: User | None)
     return order
 
 
+async def sees_the_split(session: AsyncSession, order: Order, user: User) -> bool:
+    """Whether `user` may see how an order's money is split (fees, net, margin): the store's
+    members and platform admins do; its buyer sees only what they bought and paid."""
+    if user.is_platform_admin:
+        return True
+    member = await session.execute(
+        select(StoreMember.id).where(
+            StoreMember.store_id == order.store_id, StoreMember.user_id == user.id
+        )
+    )
+    return member.first() is not None
+
+
 async def list_store_orders(
     session: AsyncSession,
     store_id: int,

@@ -3,15 +3,19 @@ webhook endpoints (platform and Connect)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 
 from souq.auth.deps import OptionalUser
 from souq.auth.models import User
 from souq.deps import SessionDep, SettingsDep
 from souq.errors import InvalidInput
+from souq.middleware import client_address
 from souq.payments import checkout, onboarding, webhooks
 from souq.payments.deps import StripeDep
 from souq.payments.schemas import (
+    MAX_ID,
     CheckoutIn,
     CheckoutOut,
     ConnectedAccount,
@@ -21,7 +25,7 @@ from souq.payments.schemas import (
     StoreRef,
     WebhookAck,
 )
-from souq.schemas import currency_input
+from souq.schemas import currency_input, error_responses
 from souq.stores.models import Store
 
 router = APIRouter(tags=["payments"])
@@ -43,7 +47,11 @@ def status_out(store: Store) -> PaymentsStatusOut:
     )
 
 
-@router.post("/api/stripe/connect/create-account", response_model=ConnectedAccount)
+@router.post(
+    "/api/stripe/connect/create-account",
+    response_model=ConnectedAccount,
+    responses=error_responses(401, 403, 404, 422, 502, 503),
+)
 async def create_account(
     body: StoreRef,
     user: OptionalUser,
@@ -56,7 +64,11 @@ async def create_account(
     return ConnectedAccount(stripe_account_id=account_id)
 
 
-@router.post("/api/stripe/connect/account-link", response_model=LinkOut)
+@router.post(
+    "/api/stripe/connect/account-link",
+    response_model=LinkOut,
+    responses=error_responses(401, 403, 404, 409, 422, 502, 503),
+)
 async def account_link(
     body: StoreRef,
     user: OptionalUser,
@@ -70,7 +82,11 @@ async def account_link(
     )
 
 
-@router.post("/api/stripe/connect/login-link", response_model=LinkOut)
+@router.post(
+    "/api/stripe/connect/login-link",
+    response_model=LinkOut,
+    responses=error_responses(401, 403, 404, 409, 422, 502, 503),
+)
 async def login_link(
     body: StoreRef,
     user: OptionalUser,
@@ -82,9 +98,13 @@ async def login_link(
     return LinkOut(url=await onboarding.login_link(session, stripe, settings, body.store_id, user))
 
 
-@router.get("/api/stores/{store_id}/payments", response_model=PaymentsStatusOut)
+@router.get(
+    "/api/stores/{store_id}/payments",
+    response_model=PaymentsStatusOut,
+    responses=error_responses(401, 404, 422),
+)
 async def payments_status(
-    store_id: int, user: OptionalUser, session: SessionDep
+    store_id: Annotated[int, Path(ge=1, le=MAX_ID)], user: OptionalUser, session: SessionDep
 ) -> PaymentsStatusOut:
     """The store's payment status and its next step (members only)."""
     store, _member = await onboarding.payments_status(session, store_id, user)
@@ -103,19 +123,24 @@ async def _receive(request: Request, stripe: StripeDep, *, connect: bool) -> Web
     return WebhookAck(event_id=outcome.event_id, status=outcome.status)
 
 
-@router.post("/api/stripe/webhook", response_model=WebhookAck, status_code=status.HTTP_200_OK)
+# The webhook endpoints speak Stripe's protocol (signed raw bodies, see README), not the API's.
+@router.post("/api/stripe/webhook", response_model=WebhookAck, include_in_schema=False)
 async def platform_webhook(request: Request, stripe: StripeDep) -> WebhookAck:
     """Stripe's platform events, verified with STRIPE_WEBHOOK_SECRET."""
     return await _receive(request, stripe, connect=False)
 
 
-@router.post("/api/stripe/connect/webhook", response_model=WebhookAck)
+@router.post("/api/stripe/connect/webhook", response_model=WebhookAck, include_in_schema=False)
 async def connect_webhook(request: Request, stripe: StripeDep) -> WebhookAck:
     """Stripe's Connect events (connected accounts), verified with STRIPE_CONNECT_WEBHOOK_SECRET."""
     return await _receive(request, stripe, connect=True)
 
 
-@router.post("/api/stripe/checkout/create", response_model=CheckoutOut)
+@router.post(
+    "/api/stripe/checkout/create",
+    response_model=CheckoutOut,
+    responses=error_responses(401, 403, 404, 409, 422, 429, 502, 503),
+)
 async def create_checkout(
     body: CheckoutIn,
     user: OptionalUser,
@@ -137,6 +162,7 @@ async def create_checkout(
         lines=[checkout.CartLine(i.listing_id, i.quantity) for i in body.items],
         customer_email=buyer_email(body.customer_email, user),
         user=user,
+        client_address=client_address(request),
     )
     return CheckoutOut(url=started.url, order_id=started.order_id)
 

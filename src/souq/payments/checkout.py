@@ -24,6 +24,7 @@ from souq.listings.models import Listing
 from souq.money import MAX_AMOUNT, format_amount, minimum_charge, platform_fee
 from souq.orders import service as orders
 from souq.orders.models import Order, OrderItem, OrderPayment, PaymentStatus
+from souq.payments import limits
 from souq.payments.stripe import StripeFailed, StripeGateway, StripeUnavailable
 from souq.payments.webhooks import handles
 from souq.stores.models import Store
@@ -94,6 +95,7 @@ async def _create_order(
     cart: dict[int, int],
     customer_email: str,
     user: User | None,
+    client_address: str | None = None,
 ) -> tuple[Order, Store]:
     store = (await session.execute(select(Store).where(Store.id == store_id))).scalar_one_or_none()
     if store is None:
@@ -153,6 +155,8 @@ async def _create_order(
     if short:
         names = ", ".join(f"listing {i} ({listings[i].name})" for i in short)
         raise Conflict(f"not enough stock left for {names}", code="out_of_stock")
+    buyer = limits.Buyer(customer_email, user.id if user else None, client_address)
+    await limits.check_holding(session, settings, buyer, counted)
     bps = (
         store.platform_fee_bps if store.platform_fee_bps is not None else settings.platform_fee_bps
     )
@@ -160,6 +164,7 @@ async def _create_order(
         store_id=store.id,
         user_id=user.id if user else None,
         customer_email=customer_email,
+        client_address=client_address,
         currency=currency,
         subtotal_amount=total,
         total_amount=total,
@@ -221,6 +226,7 @@ async def start_checkout(
     lines: Sequence[CartLine],
     customer_email: str,
     user: User | None,
+    client_address: str | None = None,
 ) -> CheckoutStarted:
     """Three short units of work, so no database lock is held while Stripe is asked:
     1. the pending order with its items and reserved stock (all or nothing);
@@ -228,6 +234,8 @@ async def start_checkout(
     3. the session id saved on the order, or, if Stripe failed, the order failed and its
        stock released, so nothing is left pending."""
     cart = merge_cart(lines, settings.checkout_max_quantity)
+    buyer = limits.Buyer(customer_email, user.id if user else None, client_address)
+    await limits.check_checkout_rate(factory, settings, buyer)
     async with unit_of_work(factory) as session:
         order, store = await _create_order(
             session,
@@ -237,6 +245,7 @@ async def start_checkout(
             cart=cart,
             customer_email=customer_email,
             user=user,
+            client_address=client_address,
         )
         params = session_params(settings, order, store)
     try:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, EmailStr, Field
 
-from souq.schemas import ApiInput, ApiModel
+from souq.schemas import ApiInput, ApiModel, CurrencyCode
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers on every engine
 
@@ -59,8 +59,9 @@ class CheckoutItemIn(CheckoutModel):
 
 class CheckoutIn(CheckoutModel):
     store_id: int = Field(strict=True, gt=0, le=MAX_ID)
-    currency: str = Field(min_length=3, max_length=3, description="ISO 4217, either case")
-    items: list[CheckoutItemIn] = Field(max_length=1000)
+    currency: CurrencyCode = Field(description="ISO 4217, lower or upper case")
+    # Documented, and enforced by checkout with its own error code (empty_cart).
+    items: list[CheckoutItemIn] = Field(max_length=1000, json_schema_extra={"minItems": 1})
     customer_email: EmailStr | None = Field(
         default=None, description="Required for guests; defaults to the logged-in buyer's email"
     )

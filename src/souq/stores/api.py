@@ -1,19 +1,22 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
 from souq.auth.deps import CurrentUser
 from souq.auth.models import User
-from souq.deps import SessionDep
+from souq.deps import SessionDep, SettingsDep
 from souq.schemas import error_responses
 from souq.stores import service
 from souq.stores.models import StoreMember
 from souq.stores.schemas import (
-    MemberAdd,
+    InvitationInput,
+    InvitationOut,
     MemberOut,
     MemberUpdate,
+    MyInvitationOut,
     MyStoreOut,
     StoreCreate,
     StoreOut,
@@ -25,6 +28,7 @@ router = APIRouter(tags=["stores"])
 MAX_ID = 2**31 - 1
 StoreId = Annotated[int, Path(alias="storeId", ge=1, le=MAX_ID)]
 UserId = Annotated[int, Path(alias="userId", ge=1, le=MAX_ID)]
+InvitationId = Annotated[int, Path(alias="invitationId", ge=1, le=MAX_ID)]
 
 
 def _member_out(member: StoreMember, user: User) -> MemberOut:
@@ -88,19 +92,90 @@ async def list_members(
 
 
 @router.post(
-    "/api/stores/{storeId}/members",
+    "/api/stores/{storeId}/invitations",
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(401, 403, 404, 409, 422),
 )
-async def add_member(
-    store_id: StoreId, body: MemberAdd, user: CurrentUser, session: SessionDep
-) -> MemberOut:
-    """Add an existing user by email with a role (owner or admin; only owners add owners)."""
+async def invite_member(
+    store_id: StoreId,
+    body: InvitationInput,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> InvitationOut:
+    """Invite someone by email to join with a role (owner or admin; only owners invite
+    owners). They become a member when they accept; the answer is the same whether or not
+    the address has an account yet."""
     store, actor = await service.require_store_role(session, store_id, user, service.MANAGE_STORE)
-    member, added = await service.add_member(
-        session, store=store, actor=actor, email=body.email, role=body.role
+    invitation = await service.invite_member(
+        session,
+        store=store,
+        actor=actor,
+        email=body.email,
+        role=body.role,
+        ttl=timedelta(days=settings.store_invitation_ttl_days),
     )
-    return _member_out(member, added)
+    return InvitationOut.model_validate(invitation)
+
+
+@router.get("/api/stores/{storeId}/invitations", responses=error_responses(401, 403, 404, 422))
+async def list_invitations(
+    store_id: StoreId, user: CurrentUser, session: SessionDep
+) -> list[InvitationOut]:
+    """The store's open invitations, expired ones included (owner or admin)."""
+    store, _ = await service.require_store_role(session, store_id, user, service.MANAGE_STORE)
+    return [InvitationOut.model_validate(i) for i in await service.list_invitations(session, store)]
+
+
+@router.delete(
+    "/api/stores/{storeId}/invitations/{invitationId}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def withdraw_invitation(
+    store_id: StoreId, invitation_id: InvitationId, user: CurrentUser, session: SessionDep
+) -> None:
+    """Withdraw an invitation (owner or admin; only owners withdraw an owner's)."""
+    store, actor = await service.require_store_role(session, store_id, user, service.MANAGE_STORE)
+    await service.withdraw_invitation(
+        session, store=store, actor=actor, invitation_id=invitation_id
+    )
+
+
+@router.get("/api/me/invitations", responses=error_responses(401))
+async def my_invitations(user: CurrentUser, session: SessionDep) -> list[MyInvitationOut]:
+    """The open invitations addressed to the caller's email."""
+    return [
+        MyInvitationOut.model_validate(
+            {**InvitationOut.model_validate(invitation).model_dump(), "store_name": store.name}
+        )
+        for invitation, store in await service.list_my_invitations(session, user)
+    ]
+
+
+@router.post(
+    "/api/me/invitations/{invitationId}/accept",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def accept_invitation(
+    invitation_id: InvitationId, user: CurrentUser, session: SessionDep
+) -> MemberOut:
+    """Accept an invitation addressed to the caller's email: join the store with its role."""
+    member, _store = await service.accept_invitation(session, user, invitation_id)
+    return _member_out(member, user)
+
+
+@router.post(
+    "/api/me/invitations/{invitationId}/decline",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def decline_invitation(
+    invitation_id: InvitationId, user: CurrentUser, session: SessionDep
+) -> None:
+    """Decline an invitation addressed to the caller's email."""
+    await service.decline_invitation(session, user, invitation_id)
 
 
 @router.patch(

@@ -47,3 +47,26 @@ class StoreMember(Base):
         Enum(StoreRole, name="store_role", native_enum=False, length=20)
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StoreInvitation(Base):
+    """An offer of a role in a store, made to an email address; the person with that address
+    becomes a member only by accepting it. One open invitation per store and address."""
+
+    __tablename__ = "store_invitation"
+    __table_args__ = (
+        UniqueConstraint("store_id", "email", name="uq_store_invitation_store_email"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id", ondelete="CASCADE"), index=True)
+    # Lower-cased: invitations are matched to accounts case-insensitively.
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    role: Mapped[StoreRole] = mapped_column(
+        Enum(StoreRole, name="store_role", native_enum=False, length=20)
+    )
+    invited_by_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

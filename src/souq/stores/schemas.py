@@ -4,20 +4,23 @@ from datetime import datetime
 
 from pydantic import Field
 
-from souq.schemas import ApiInput, ApiModel
+from souq.schemas import EMAIL_PATTERN, NAME_PATTERN, ApiInput, ApiModel, CountryCode, CurrencyCode
 from souq.stores.models import StoreRole
+
+COUNTRY_DOC = "ISO 3166 two-letter code of a country Stripe supports accounts in."
+CURRENCY_DOC = "ISO 4217, lower or upper case."
 
 
 class StoreCreate(ApiInput):
-    name: str = Field(max_length=200, examples=["Cedar Crafts"])
-    country: str = Field(default="US", max_length=2, description="ISO 3166 two-letter code.")
-    default_currency: str = Field(default="usd", max_length=3, description="ISO 4217, any case.")
+    name: str = Field(max_length=200, pattern=NAME_PATTERN, examples=["Cedar Crafts"])
+    country: CountryCode = Field(default="US", description=COUNTRY_DOC)
+    default_currency: CurrencyCode = Field(default="usd", description=CURRENCY_DOC)
 
 
 class StoreUpdate(ApiInput):
-    name: str | None = Field(default=None, max_length=200)
-    country: str | None = Field(default=None, max_length=2)
-    default_currency: str | None = Field(default=None, max_length=3)
+    name: str | None = Field(default=None, max_length=200, pattern=NAME_PATTERN)
+    country: CountryCode | None = Field(default=None, description=COUNTRY_DOC)
+    default_currency: CurrencyCode | None = Field(default=None, description=CURRENCY_DOC)
 
 
 class StoreOut(ApiModel):
@@ -37,9 +40,22 @@ class MyStoreOut(StoreOut):
     role: StoreRole = Field(description="The caller's role in this store.")
 
 
-class MemberAdd(ApiInput):
-    email: str = Field(max_length=320)
+class InvitationInput(ApiInput):
+    email: str = Field(max_length=320, pattern=EMAIL_PATTERN, examples=["grace@example.com"])
     role: StoreRole
+
+
+class InvitationOut(ApiModel):
+    id: int
+    store_id: int
+    email: str
+    role: StoreRole
+    created_at: datetime
+    expires_at: datetime
+
+
+class MyInvitationOut(InvitationOut):
+    store_name: str
 
 
 class MemberUpdate(ApiInput):

@@ -17,17 +17,18 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Collection
+from datetime import timedelta
 
-from babel import Locale
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.auth.models import User
-from souq.auth.service import get_user_by_email
+from souq.auth.service import normalize_email
+from souq.db import utcnow
 from souq.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
-from souq.schemas import currency_input
-from souq.stores.models import Store, StoreMember, StoreRole
+from souq.schemas import STRIPE_CONNECT_COUNTRIES, currency_input, has_visible_text
+from souq.stores.models import Store, StoreInvitation, StoreMember, StoreRole
 
 MANAGE_STORE: frozenset[StoreRole] = frozenset({StoreRole.owner, StoreRole.admin})
 MANAGE_LISTINGS: frozenset[StoreRole] = frozenset(StoreRole)
@@ -35,13 +36,6 @@ READ_STORE: frozenset[StoreRole] = frozenset(StoreRole)
 READ_ORDERS: frozenset[StoreRole] = frozenset(StoreRole)
 
 NAME_MAX_LENGTH = 200
-# Two-letter CLDR regions, less those that are not countries (unknown, EU, eurozone, UN...).
-_NOT_COUNTRIES = {"ZZ", "EU", "EZ", "UN", "QO"}
-_COUNTRIES = frozenset(
-    code
-    for code in Locale.parse("en").territories
-    if isinstance(code, str) and code.isalpha() and code not in _NOT_COUNTRIES
-)
 
 
 async def require_store_role(
@@ -94,7 +88,7 @@ async def _unique_slug(session: AsyncSession, base: str) -> str:
 
 def _clean_name(name: str) -> str:
     name = " ".join(name.split())
-    if not name:
+    if not has_visible_text(name):
         raise InvalidInput("a name is required", details=[{"field": "name", "message": "empty"}])
     if len(name) > NAME_MAX_LENGTH:
         raise InvalidInput(
@@ -106,10 +100,11 @@ def _clean_name(name: str) -> str:
 
 def _clean_country(country: str) -> str:
     code = country.strip().upper()
-    if code not in _COUNTRIES:
+    if code not in STRIPE_CONNECT_COUNTRIES:
         raise InvalidInput(
-            f"unknown country {country!r}: use an ISO 3166 two-letter code such as 'US'",
-            details=[{"field": "country", "message": "unknown country"}],
+            f"country {country!r}: a store's Stripe account can be opened only in a country "
+            "Stripe supports, given as an ISO 3166 two-letter code such as 'US'",
+            details=[{"field": "country", "message": "not a country Stripe supports"}],
         )
     return code
 
@@ -200,6 +195,10 @@ async def _owner_count(session: AsyncSession, store: Store) -> int:
     return int(result.scalar_one())
 
 
+def _may_assign(actor: StoreMember, role: StoreRole) -> bool:
+    return actor.role in MANAGE_STORE and (role != StoreRole.owner or actor.role == StoreRole.owner)
+
+
 def _check_may_assign(actor: StoreMember, role: StoreRole) -> None:
     if actor.role not in MANAGE_STORE:
         raise Forbidden(f"your role in this store ({actor.role.value}) may not manage members")
@@ -207,28 +206,151 @@ def _check_may_assign(actor: StoreMember, role: StoreRole) -> None:
         raise Forbidden("only an owner may make someone an owner or change an owner")
 
 
-async def add_member(
-    session: AsyncSession, *, store: Store, actor: StoreMember, email: str, role: StoreRole
-) -> tuple[StoreMember, User]:
-    """Add an existing user, found by email, to the store with `role`."""
+async def invite_member(
+    session: AsyncSession,
+    *,
+    store: Store,
+    actor: StoreMember,
+    email: str,
+    role: StoreRole,
+    ttl: timedelta,
+) -> StoreInvitation:
+    """Invite whoever has (or will register) `email` to the store with `role`. The answer is
+    the same whether or not an account has that address, so inviting reveals nothing; the
+    person becomes a member only by accepting."""
     _check_may_assign(actor, role)
-    user = await get_user_by_email(session, email)
-    if user is None:
-        raise NotFound("no account with this email: they must register first", code="no_such_user")
+    email = normalize_email(email).lower()
     await _lock_store(session, store)
-    existing = await session.execute(
-        select(StoreMember).where(StoreMember.store_id == store.id, StoreMember.user_id == user.id)
+    member = await session.execute(
+        select(StoreMember.id)
+        .join(User, User.id == StoreMember.user_id)
+        .where(StoreMember.store_id == store.id, func.lower(User.email) == email)
     )
-    if existing.scalar_one_or_none() is not None:
+    if member.first() is not None:
+        # The store's members are listed to its managers anyway: no secret is told here.
         raise _already_member()
-    member = StoreMember(store_id=store.id, user_id=user.id, role=role)
+    now = utcnow()
+    existing = (
+        await session.execute(
+            select(StoreInvitation).where(
+                StoreInvitation.store_id == store.id, StoreInvitation.email == email
+            )
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        if existing.expires_at > now:
+            raise Conflict(
+                "this address already has an open invitation to this store; withdraw it to "
+                "invite again",
+                code="already_invited",
+            )
+        await session.delete(existing)
+        await session.flush()
+    invitation = StoreInvitation(
+        store_id=store.id,
+        email=email,
+        role=role,
+        invited_by_user_id=actor.user_id,
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    session.add(invitation)
+    await session.flush()
+    return invitation
+
+
+async def list_invitations(session: AsyncSession, store: Store) -> list[StoreInvitation]:
+    """The store's invitations that were neither accepted nor declined (expired ones too)."""
+    result = await session.execute(
+        select(StoreInvitation)
+        .where(StoreInvitation.store_id == store.id)
+        .order_by(StoreInvitation.id)
+    )
+    return list(result.scalars())
+
+
+async def withdraw_invitation(
+    session: AsyncSession, *, store: Store, actor: StoreMember, invitation_id: int
+) -> None:
+    """Withdraw an invitation (owners and admins; only owners withdraw an owner's)."""
+    invitation = await session.get(StoreInvitation, invitation_id)
+    if invitation is None or invitation.store_id != store.id:
+        raise NotFound("no such invitation")
+    _check_may_assign(actor, invitation.role)
+    await session.delete(invitation)
+    await session.flush()
+
+
+async def list_my_invitations(
+    session: AsyncSession, user: User
+) -> list[tuple[StoreInvitation, Store]]:
+    """The open invitations addressed to the user's email."""
+    result = await session.execute(
+        select(StoreInvitation, Store)
+        .join(Store, Store.id == StoreInvitation.store_id)
+        .where(
+            StoreInvitation.email == user.email.lower(),
+            StoreInvitation.expires_at > utcnow(),
+        )
+        .order_by(StoreInvitation.id)
+    )
+    return [(invitation, store) for invitation, store in result.tuples()]
+
+
+async def _my_invitation(session: AsyncSession, user: User, invitation_id: int) -> StoreInvitation:
+    invitation = await session.get(StoreInvitation, invitation_id)
+    # Someone else's invitation is as unknown as a missing one.
+    if invitation is None or invitation.email != user.email.lower():
+        raise NotFound("no such invitation")
+    return invitation
+
+
+async def accept_invitation(
+    session: AsyncSession, user: User, invitation_id: int
+) -> tuple[StoreMember, Store]:
+    """Join the store with the invited role. The inviter must still be allowed to give that
+    role: an invitation from someone who has since lost the right to make it is void."""
+    invitation = await _my_invitation(session, user, invitation_id)
+    store = await session.get(Store, invitation.store_id)
+    assert store is not None
+    await _lock_store(session, store)
+    if invitation.expires_at <= utcnow():
+        raise Conflict("this invitation has expired; ask for a new one", code="invitation_expired")
+    inviter = (
+        await session.execute(
+            select(StoreMember).where(
+                StoreMember.store_id == store.id,
+                StoreMember.user_id == invitation.invited_by_user_id,
+            )
+        )
+    ).scalar_one_or_none()
+    if inviter is None or not _may_assign(inviter, invitation.role):
+        raise Conflict(
+            "this invitation is no longer valid; ask for a new one", code="invitation_void"
+        )
+    existing = (
+        await session.execute(
+            select(StoreMember).where(
+                StoreMember.store_id == store.id, StoreMember.user_id == user.id
+            )
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        raise _already_member()
+    member = StoreMember(store_id=store.id, user_id=user.id, role=invitation.role)
+    await session.delete(invitation)
     try:
         async with session.begin_nested():
             session.add(member)
             await session.flush()
     except IntegrityError:
         raise _already_member() from None
-    return member, user
+    return member, store
+
+
+async def decline_invitation(session: AsyncSession, user: User, invitation_id: int) -> None:
+    await session.delete(await _my_invitation(session, user, invitation_id))
+    await session.flush()
 
 
 def _already_member() -> Conflict:
