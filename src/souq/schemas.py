@@ -7,7 +7,14 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 
 from babel import Locale
-from pydantic import AfterValidator, BaseModel, ConfigDict, WithJsonSchema, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from souq.errors import InvalidInput
@@ -15,8 +22,8 @@ from souq.money import MoneyError, normalize_currency
 
 # Patterns shared by request schemas and the services, written so that JSON Schema (ECMA
 # regexes), pydantic (Rust regexes) and Python's re agree on every character: blank means
-# whitespace, a control character or the BOM in all three.
-_BLANK = r"\s\x00-\x1f\x7f\uFEFF"
+# whitespace, a C0 or C1 control character, or the BOM in all three.
+_BLANK = r"\s\x00-\x1f\x7f-\x9f\uFEFF"
 NUL_FREE_PATTERN = r"^[^\x00]*$"
 # Text with at least one visible character (names).
 NAME_PATTERN = rf"^[^\x00]*[^{_BLANK}][^\x00]*$"
@@ -29,17 +36,17 @@ def has_visible_text(value: str) -> bool:
     return _VISIBLE.search(value) is not None
 
 
-def _document_storable_text(schema: dict[str, Any]) -> None:
+def document_storable_text(schema: dict[str, Any]) -> None:
     """Say in the JSON Schema what `check_storable` enforces: no NUL in any string."""
     if schema.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(schema):
         schema["pattern"] = NUL_FREE_PATTERN
     for value in schema.values():
         if isinstance(value, dict):
-            _document_storable_text(value)
+            document_storable_text(value)
         elif isinstance(value, list):
             for item in value:
                 if isinstance(item, dict):
-                    _document_storable_text(item)
+                    document_storable_text(item)
 
 
 class ApiModel(BaseModel):
@@ -59,7 +66,7 @@ class ApiInput(ApiModel):
     is text no database can store (NUL characters, lone surrogates), which would otherwise
     surface as a 500 from the driver."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_storable_text)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=document_storable_text)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -100,9 +107,13 @@ def _any_case(codes: Iterable[str], what: str) -> tuple[AfterValidator, WithJson
             raise ValueError(f"not a {what} code this API accepts")
         return value
 
-    either = ["".join(f"[{ch.upper()}{ch.lower()}]" for ch in code) for code in sorted(allowed)]
-    schema = {"type": "string", "pattern": "^(?:" + "|".join(either) + ")$"}
+    schema = {"type": "string", "pattern": any_case_pattern(allowed)}
     return AfterValidator(check), WithJsonSchema(schema)
+
+
+def any_case_pattern(codes: Iterable[str]) -> str:
+    either = ["".join(f"[{ch.upper()}{ch.lower()}]" for ch in code) for code in sorted(codes)]
+    return "^(?:" + "|".join(either) + ")$"
 
 
 CountryCode = Annotated[str, *_any_case(STRIPE_CONNECT_COUNTRIES, "country")]
@@ -124,6 +135,23 @@ CurrencyCode = Annotated[
         [str(c) for c in Locale.parse("en").currencies if _accepted_currency(str(c))], "currency"
     ),
 ]
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON Schema's integer includes 5.0, never true or "5"; pydantic's lax int is the other
+    # way round, and its strict int refuses 5.0. This is exactly JSON Schema's rule.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+# Put it after the number's bounds: Annotated[int, Field(ge=…, le=…), WHOLE_NUMBER], so the
+# bounds still appear in the JSON Schema.
+WHOLE_NUMBER = BeforeValidator(_whole_number)
 
 
 def currency_input(code: str, field: str = "currency") -> str:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import Field, StrictInt
+from pydantic import Field
 
-from souq.schemas import EMAIL_PATTERN, NAME_PATTERN, ApiInput, ApiModel
+from souq.schemas import EMAIL_PATTERN, NAME_PATTERN, WHOLE_NUMBER, ApiInput, ApiModel
 
 
 class RegisterInput(ApiInput):
@@ -24,8 +25,8 @@ class TokenInput(ApiInput):
     email: str | None = Field(default=None, max_length=320)
     password: str | None = Field(default=None, max_length=1024)
     name: str = Field(default="api", max_length=100, description="A label for the token.")
-    expires_in_days: StrictInt | None = Field(
-        default=None, ge=1, le=3650, description="Days until it stops working; null: never."
+    expires_in_days: Annotated[int, Field(ge=1, le=3650), WHOLE_NUMBER] | None = Field(
+        default=None, description="Days until it stops working; null: never."
     )
 
 

@@ -47,7 +47,7 @@ async def create_listing(
     return ListingOut.of(listing)
 
 
-@router.patch("/api/listings/{listingId}", responses=error_responses(401, 403, 404, 422))
+@router.patch("/api/listings/{listingId}", responses=error_responses(401, 403, 404, 409, 422))
 async def update_listing(
     listing_id: ListingId, body: ListingUpdate, user: CurrentUser, session: SessionDep
 ) -> ListingOut:

@@ -1,22 +1,61 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictInt
+from pydantic import ConfigDict, Field, StrictBool
 
 from souq.listings.models import Listing
+from souq.listings.prices import currencies_by_places, price_pattern
 from souq.money import format_amount
-from souq.schemas import NAME_PATTERN, ApiInput, ApiModel, CurrencyCode
+from souq.schemas import (
+    NAME_PATTERN,
+    WHOLE_NUMBER,
+    ApiInput,
+    ApiModel,
+    CurrencyCode,
+    any_case_pattern,
+    document_storable_text,
+)
 
 STOCK_MAX = 1_000_000_000
 # A whole number of units; true or "5" are refused rather than read as 1 or 5.
-Stock = Annotated[StrictInt, Field(ge=0, le=STOCK_MAX)]
+Stock = Annotated[int, Field(ge=0, le=STOCK_MAX), WHOLE_NUMBER]
 
 PRICE_DOC = 'A decimal string in the currency\'s own exponent: "19.99" USD, "500" JPY, "1.250" KWD.'
 
 
+def _price_by_currency(schema: dict[str, Any], *, update: bool) -> None:
+    """State in the schema that a price's decimals follow its currency: one alternative per
+    number of decimals, each naming its currencies and the prices that fit them. On an
+    update, a price without a currency is read in the listing's own currency."""
+    document_storable_text(schema)
+    price = schema["properties"]["price"]
+    price.pop("pattern", None)
+    price_ref = price.get("anyOf", [price])[0] if update else price
+    price_ref["pattern"] = "|".join(price_pattern(p) for p in currencies_by_places())
+    alternatives: list[dict[str, Any]] = []
+    if update:
+        alternatives.append({"properties": {"currency": {"type": "null"}}})
+    for places, codes in currencies_by_places().items():
+        fitting: dict[str, Any] = {"type": "string", "pattern": price_pattern(places)}
+        alternatives.append(
+            {
+                "required": ["currency", "price"] if update else ["currency"],
+                "properties": {
+                    "currency": {"type": "string", "pattern": any_case_pattern(codes)},
+                    "price": fitting,
+                },
+            }
+        )
+    schema["anyOf"] = alternatives
+
+
 class ListingCreate(ApiInput):
+    model_config = ConfigDict(
+        json_schema_extra=lambda schema, _: _price_by_currency(schema, update=False)
+    )
+
     name: str = Field(max_length=200, pattern=NAME_PATTERN, examples=["Olive wood bowl"])
     description: str = Field(default="", max_length=20_000)
     price: str = Field(max_length=32, description=PRICE_DOC, examples=["19.99"])
@@ -25,14 +64,18 @@ class ListingCreate(ApiInput):
 
 
 class ListingUpdate(ApiInput):
+    model_config = ConfigDict(
+        json_schema_extra=lambda schema, _: _price_by_currency(schema, update=True)
+    )
+
     name: str | None = Field(default=None, max_length=200, pattern=NAME_PATTERN)
     description: str | None = Field(default=None, max_length=20_000)
     price: str | None = Field(default=None, max_length=32, description=PRICE_DOC)
     currency: CurrencyCode | None = Field(
-        default=None, description="Changing it requires a price as well."
+        default=None, description="Sent with a price in it (the price is read in it)."
     )
     stock: Stock | None = Field(default=None, description="null means unlimited.")
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class ListingOut(ApiModel):

@@ -10,8 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.auth.models import User
-from souq.errors import InvalidInput, NotFound
+from souq.errors import Conflict, InvalidInput, NotFound
 from souq.listings.models import Listing
+from souq.listings.prices import fits, fits_any
 from souq.listings.schemas import STOCK_MAX
 from souq.money import MAX_AMOUNT, MoneyError, format_amount, parse_amount
 from souq.orders.models import OrderItem
@@ -106,8 +107,9 @@ class ListingChanges:
 async def update_listing(
     session: AsyncSession, listing: Listing, changes: ListingChanges
 ) -> Listing:
-    """Apply a partial update. Changing the currency needs a price in the new currency too,
-    since the same minor units mean different amounts in different currencies."""
+    """Apply a partial update. A currency comes with a price in it, since the same minor
+    units mean different amounts in different currencies; a price alone is read in the
+    listing's currency."""
     if changes.name is not None:
         listing.name = _clean_name(changes.name)
     if changes.description is not None:
@@ -115,8 +117,18 @@ async def update_listing(
     currency = listing.currency
     if changes.currency is not None:
         currency = currency_input(changes.currency)
-        if currency != listing.currency and changes.price is None:
-            raise _invalid("price", "give the price in the new currency when changing currency")
+        if changes.price is None:
+            raise _invalid("price", "give the price in the currency when sending a currency")
+    elif (
+        changes.price is not None and not fits(changes.price, currency) and fits_any(changes.price)
+    ):
+        # A well-formed price whose decimals the listing's own currency does not have: the
+        # request is fine on its face and conflicts with the listing's state.
+        raise Conflict(
+            f"price: {changes.price!r} has more decimals than the listing's currency "
+            f"({currency.upper()}) has; send the currency with the price to change both",
+            code="price_does_not_fit_currency",
+        )
     if changes.price is not None:
         listing.price_amount = parse_price(changes.price, currency)
     listing.currency = currency

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Request
 from souq.auth.deps import OptionalUser
 from souq.auth.models import User
 from souq.deps import SessionDep, SettingsDep
-from souq.errors import InvalidInput
+from souq.errors import NotAuthenticated
 from souq.middleware import client_address
 from souq.payments import checkout, onboarding, webhooks
 from souq.payments.deps import StripeDep
@@ -172,4 +172,7 @@ def buyer_email(given: str | None, user: User | None) -> str:
         return str(given)
     if user is not None:
         return user.email
-    raise InvalidInput("customerEmail is required to check out as a guest", code="email_required")
+    # Who the buyer is depends on who is asking: a guest must say (or log in), hence a 401.
+    raise NotAuthenticated(
+        "customerEmail is required to check out as a guest (or log in)", code="email_required"
+    )

@@ -92,7 +92,7 @@ async def _create_order(
     *,
     store_id: int,
     currency: str,
-    cart: dict[int, int],
+    lines: Sequence[CartLine],
     customer_email: str,
     user: User | None,
     client_address: str | None = None,
@@ -102,6 +102,9 @@ async def _create_order(
         raise NotFound(f"store {store_id} not found", code="store_not_found")
     if not (store.stripe_account_id and store.stripe_charges_enabled):
         raise Conflict("this store cannot take payments yet", code="store_cannot_take_payments")
+    # The cart is judged only for a store that can sell: what is wrong with a cart depends on
+    # that store's listings, so a request for no such store is a 404 whatever its cart.
+    cart = merge_cart(lines, settings.checkout_max_quantity)
     listings = {
         listing.id: listing
         for listing in (
@@ -233,7 +236,6 @@ async def start_checkout(
     2. the Checkout Session, with an idempotency key derived from the order;
     3. the session id saved on the order, or, if Stripe failed, the order failed and its
        stock released, so nothing is left pending."""
-    cart = merge_cart(lines, settings.checkout_max_quantity)
     buyer = limits.Buyer(customer_email, user.id if user else None, client_address)
     await limits.check_checkout_rate(factory, settings, buyer)
     async with unit_of_work(factory) as session:
@@ -242,7 +244,7 @@ async def start_checkout(
             settings,
             store_id=store_id,
             currency=currency,
-            cart=cart,
+            lines=lines,
             customer_email=customer_email,
             user=user,
             client_address=client_address,

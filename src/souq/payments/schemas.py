@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import ConfigDict, EmailStr, Field
 
-from souq.schemas import ApiInput, ApiModel, CurrencyCode
+from souq.schemas import WHOLE_NUMBER, ApiInput, ApiModel, CurrencyCode
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers on every engine
+Id = Annotated[int, Field(gt=0, le=MAX_ID), WHOLE_NUMBER]
 
 
 class StoreRef(ApiInput):
-    store_id: int = Field(strict=True, gt=0, le=MAX_ID, description="The store's id")
+    store_id: Id = Field(description="The store's id")
 
 
 class ConnectedAccount(ApiModel):
@@ -51,14 +54,14 @@ class CheckoutModel(ApiInput):
 
 
 class CheckoutItemIn(CheckoutModel):
-    listing_id: int = Field(strict=True, gt=0, le=MAX_ID)
-    quantity: int = Field(
-        strict=True, description="A whole number from 1 to the configured maximum"
+    listing_id: Id
+    quantity: Annotated[int, WHOLE_NUMBER] = Field(
+        description="A whole number from 1 to the configured maximum"
     )
 
 
 class CheckoutIn(CheckoutModel):
-    store_id: int = Field(strict=True, gt=0, le=MAX_ID)
+    store_id: Id
     currency: CurrencyCode = Field(description="ISO 4217, lower or upper case")
     # Documented, and enforced by checkout with its own error code (empty_cart).
     items: list[CheckoutItemIn] = Field(max_length=1000, json_schema_extra={"minItems": 1})
