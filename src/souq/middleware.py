@@ -139,7 +139,7 @@ class BodySizeLimitMiddleware:
 
 
 async def _send_error(send: Send, exc: HTTPException) -> None:
-    body = json.dumps(error_body("payload_too_large", exc.detail)).encode()
+    body = json.dumps(error_body("payload_too_large", exc.detail), separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",
