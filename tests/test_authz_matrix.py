@@ -295,3 +295,85 @@ def test_store_scoped_route(world: World, route: Route, actor: str) -> None:
         assert case.snapshot() == before, f"{route.name} by {actor} changed state"
     elif case.method != "GET" and route.writes:
         assert case.snapshot() != before, f"{route.name} by {actor} changed nothing"
+
+
+@dataclass
+class UserRoute:
+    """A route on the caller's own account: anonymous callers get 401, and another user's
+    object (a token, an invitation) is as unknown to them as a missing one (404)."""
+
+    name: str
+    prepare: Callable[[World, Account], Case]
+    success: int
+    others_object: bool = True
+
+
+def _fresh_invitation(w: World, invitee: Account) -> int:
+    response = invite(w.team.owner, w.team.id, invitee.email, "seller")
+    assert response.status_code == 201, response.text
+    invitation_id: int = response.json()["id"]
+    return invitation_id
+
+
+USER_ROUTES = [
+    UserRoute("GET /api/auth/tokens", lambda w, a: Case("GET", "/api/auth/tokens"), 200, False),
+    UserRoute(
+        "DELETE /api/auth/tokens/{tokenId}",
+        lambda w, a: Case(
+            "DELETE",
+            f"/api/auth/tokens/{a.client.post('/api/auth/tokens', json={}).json()['id']}",
+        ),
+        204,
+    ),
+    UserRoute(
+        "GET /api/me/invitations", lambda w, a: Case("GET", "/api/me/invitations"), 200, False
+    ),
+    UserRoute(
+        "POST /api/me/invitations/{invitationId}/accept",
+        lambda w, a: Case("POST", f"/api/me/invitations/{_fresh_invitation(w, a)}/accept"),
+        201,
+    ),
+    UserRoute(
+        "POST /api/me/invitations/{invitationId}/decline",
+        lambda w, a: Case("POST", f"/api/me/invitations/{_fresh_invitation(w, a)}/decline"),
+        204,
+    ),
+    UserRoute(
+        "POST /api/auth/password",
+        lambda w, a: Case(
+            "POST",
+            "/api/auth/password",
+            {"currentPassword": a.password, "newPassword": a.password + "!"},
+        ),
+        200,
+        False,
+    ),
+    UserRoute(
+        "POST /api/auth/logout-all", lambda w, a: Case("POST", "/api/auth/logout-all"), 200, False
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("route", "actor"),
+    [
+        pytest.param(route, actor, id=f"{route.name}-{actor}")
+        for route in USER_ROUTES
+        for actor in ("anonymous", "owner", "other_user")
+        # Routes that only ever act on the caller's own account have no one else's object.
+        if actor != "other_user" or route.others_object
+    ],
+)
+def test_user_scoped_route(world: World, route: UserRoute, actor: str) -> None:
+    with api_user(world.live, name="Account holder") as holder:
+        case = route.prepare(world, holder)
+        if actor == "anonymous":
+            with anonymous(world.live) as client:
+                response = client.request(case.method, case.path, json=case.body)
+            assert response.status_code == 401, response.text
+        elif actor == "other_user":
+            response = world.unrelated.client.request(case.method, case.path, json=case.body)
+            assert response.status_code == 404, response.text
+        else:
+            response = holder.client.request(case.method, case.path, json=case.body)
+            assert response.status_code == route.success, response.text
