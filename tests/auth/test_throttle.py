@@ -4,21 +4,17 @@ proxies; Retry-After says how long to wait."""
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
-from souq.app import create_app
 from souq.throttle import Throttle
 from tests.helpers import PASSWORD, anonymous, error_code, fake_address, register, unique_email
+from tests.servers import beside
 
 MAX_FAILURES = 5  # the test settings' LOGIN_MAX_FAILURES
 BACKOFF = 30  # LOGIN_BACKOFF_SECONDS (default)
@@ -117,34 +113,13 @@ def test_registering_taken_emails_spends_the_address_budget(live: Any) -> None:
 
 
 @pytest.fixture
-def untrusting(live: Any, tmp_path: Path) -> Iterator[str]:
+def untrusting(live: Any) -> Iterator[str]:
     """A second server on the same database, trusting no proxy (FORWARDED_ALLOW_IPS unset,
-    the default) and served without uvicorn's own proxy handling, as `souq serve` does."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = live.settings.model_copy(
-        update={
-            "forwarded_allow_ips": "",
-            "login_address_max_failures": 3,
-            "app_url": url,
-            "sandbox_db_path": tmp_path / "sandbox.sqlite3",
-            "stripe_secret_key": None,
-            "stripe_api_base": None,
-        }
-    )
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", proxy_headers=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive()
-        thread.join(0.02)
+    the default)."""
     try:
-        yield url
+        with beside(live, forwarded_allow_ips="", login_address_max_failures=3) as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         # Other tests log in from 127.0.0.1 without a forwarded address: give it back.
         with live.db.begin() as conn:
             conn.execute(sa.delete(Throttle).where(Throttle.key == "login-addr:127.0.0.1"))

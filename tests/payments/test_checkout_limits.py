@@ -3,19 +3,15 @@ email, and one buyer holds at most so many units of a listing in unpaid orders."
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from souq.app import create_app
 from tests.helpers import anonymous, error_code, fake_address
 from tests.payments.stripe_helpers import checkout, onboarded_team, stock
+from tests.servers import beside
 
 PER_ADDRESS = 30  # CHECKOUT_RATE_PER_ADDRESS (default)
 HOLD_CAP = 99  # CHECKOUT_MAX_HELD_PER_LISTING (default)
@@ -73,26 +69,11 @@ def test_checkouts_per_address_are_limited(live: Any) -> None:
 
 
 @pytest.fixture
-def strict_email_limit(live: Any, tmp_path: Path) -> Iterator[str]:
-    """The app with the default per-email limit (the test server relaxes it, since the
-    suite's buyers share one email), on the same database and the same Stripe sandbox."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = live.settings.model_copy(
-        update={"checkout_rate_per_email": 3, "app_url": url, "sandbox_db_path": tmp_path / "s"}
-    )
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive()
-        thread.join(0.02)
-    try:
+def strict_email_limit(live: Any) -> Iterator[str]:
+    """The app with a strict per-email limit (the test server relaxes it, since the suite's
+    buyers share one email), on the same database and the same Stripe sandbox."""
+    with beside(live, checkout_rate_per_email=3) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_checkouts_per_email_are_limited_across_addresses(

@@ -166,3 +166,23 @@ def test_only_owners_invite_or_withdraw_owners(live: Any) -> None:
         assert team.admin.client.delete(path).status_code == 403
         by_seller = invite(team.seller, team.id, unique_email(), "seller")
         assert by_seller.status_code == 403
+
+
+def test_the_dashboard_offers_invitations_to_join_or_decline(live: Any) -> None:
+    from tests.helpers import browser_login
+
+    with store_team(live, name="Page Store") as team, api_user(live) as invitee:
+        joined = invite(team.owner, team.id, invitee.email, "seller").json()
+        with browser_login(live, invitee.email) as browser:
+            page = browser.client.get("/dashboard")
+            assert 'id="invitations"' in page.text and "Page Store" in page.text
+            no_csrf = browser.client.post(f"/dashboard/invitations/{joined['id']}/accept")
+            assert no_csrf.status_code == 403 and not is_member(live, team.id, invitee.id)
+            done = browser.client.post(
+                f"/dashboard/invitations/{joined['id']}/accept", data={"csrf_token": browser.csrf}
+            )
+            assert done.status_code == 303 and is_member(live, team.id, invitee.id)
+            again = browser.client.post(
+                f"/dashboard/invitations/{joined['id']}/accept", data={"csrf_token": browser.csrf}
+            )
+            assert again.status_code == 404 and "text/html" in again.headers["content-type"]

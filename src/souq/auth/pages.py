@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from souq.auth.deps import (
@@ -21,7 +21,7 @@ from souq.auth.deps import (
 from souq.deps import SessionDep
 from souq.errors import SouqError
 from souq.stores import service as stores
-from souq.web.pages import templates
+from souq.web.pages import error_page, templates
 
 router = APIRouter(include_in_schema=False)
 
@@ -133,7 +133,30 @@ async def dashboard(request: Request, user: OptionalUser, session: SessionDep) -
         {
             "user": user,
             "stores": my_stores,
+            "invitations": await stores.list_my_invitations(session, user),
             "csrf_token": csrf_token(request),
             "csrf_field": CSRF_FORM_FIELD,
         },
     )
+
+
+@router.post("/dashboard/invitations/{invitation_id}/{action}")
+async def answer_invitation(
+    request: Request,
+    user: OptionalUser,
+    session: SessionDep,
+    invitation_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    action: Literal["accept", "decline"],
+) -> Response:
+    """Join or decline from the dashboard: the same service as the API."""
+    if user is None:
+        return RedirectResponse("/login?next=" + quote("/dashboard"), status_code=303)
+    try:
+        await verify_form_csrf(request)
+        if action == "accept":
+            await stores.accept_invitation(session, user, invitation_id)
+        else:
+            await stores.decline_invitation(session, user, invitation_id)
+    except SouqError as exc:
+        return error_page(request, exc)
+    return RedirectResponse("/dashboard", status_code=303)
