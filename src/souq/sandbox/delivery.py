@@ -11,19 +11,22 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from souq.sandbox.engine import Engine
+from souq.sandbox.core import Core
 
 # Seconds after each failed attempt at which the next one comes due (Stripe's test mode retries a
 # few times over hours; the sandbox keeps the shape, the clock control makes it quick).
 RETRY_DELAYS = [60, 300, 1800, 3600, 3 * 3600, 6 * 3600]
 ATTEMPT_TIMEOUT = 10.0
 LEASE_SECONDS = 30.0
+logger = logging.getLogger("souq.sandbox")
 
 
 def sign(payload: bytes, secret: str, timestamp: int) -> str:
@@ -33,9 +36,9 @@ def sign(payload: bytes, secret: str, timestamp: int) -> str:
 
 
 class Deliverer:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.store = engine.store
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.store = core.store
         self._client: httpx.AsyncClient | None = None
         # One delivery cycle at a time, so a flush waits for a background cycle already in
         # flight: when flush answers, everything that was due has been delivered.
@@ -59,8 +62,8 @@ class Deliverer:
             return await self._deliver_due()
 
     async def _deliver_due(self) -> dict[str, int]:
-        rows = self.store.claim_due_deliveries(self.engine.now_f(), LEASE_SECONDS)
-        faults = self.engine.faults()
+        rows = self.store.claim_due_deliveries(self.core.now_f(), LEASE_SECONDS)
+        faults = self.core.faults()
         if faults.get("webhook_shuffle"):
             random.shuffle(rows)
         counts = {"attempted": 0, "succeeded": 0, "failed": 0}
@@ -78,7 +81,7 @@ class Deliverer:
                 "UPDATE deliveries SET status = 'canceled' WHERE id = ?", (row["id"],)
             )
             return False
-        payload = json.dumps(self.engine.render(event), indent=2).encode()
+        payload = json.dumps(self.core.render(event), indent=2).encode()
         attempt = int(row["attempts"]) + 1
         status_code: int | None = None
         error: str | None = None
@@ -88,7 +91,7 @@ class Deliverer:
         else:
             # The sandbox clock (never behind real time) so that a retry after advancing it
             # carries a later t, as every Stripe attempt does.
-            header = sign(payload, str(endpoint["_secret"]), int(self.engine.now_f()))
+            header = sign(payload, str(endpoint["_secret"]), int(self.core.now_f()))
             try:
                 response = await self._http().post(
                     str(endpoint["url"]),
@@ -119,7 +122,7 @@ class Deliverer:
                     status_code,
                     error,
                     int(ok),
-                    self.engine.now_f(),
+                    self.core.now_f(),
                     duration,
                 ),
             )
@@ -129,7 +132,7 @@ class Deliverer:
                 status, next_at = "failed", 0.0
             else:
                 status = "pending"
-                next_at = self.engine.now_f() + RETRY_DELAYS[attempt - 1]
+                next_at = self.core.now_f() + RETRY_DELAYS[attempt - 1]
             self.store.execute(
                 "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
                 "lease_until = 0 WHERE id = ?",
@@ -145,6 +148,7 @@ class Deliverer:
         return ok
 
     def deliveries(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Up to `limit` attempts, newest first, then up to `limit` deliveries not tried yet."""
         rows = self.store.execute(
             "SELECT a.*, d.status AS delivery_status, d.next_attempt_at FROM attempts a "
             "JOIN deliveries d ON d.id = a.delivery_id ORDER BY a.id DESC LIMIT ?",
@@ -152,7 +156,8 @@ class Deliverer:
         ).fetchall()
         pending = self.store.execute(
             "SELECT d.*, e.type AS type FROM deliveries d LEFT JOIN objects e ON e.id = "
-            "d.event_id WHERE d.status = 'pending' AND d.attempts = 0 ORDER BY d.id"
+            "d.event_id WHERE d.status = 'pending' AND d.attempts = 0 ORDER BY d.id LIMIT ?",
+            (limit,),
         ).fetchall()
         return [
             {
@@ -191,15 +196,15 @@ class Deliverer:
         ]
 
 
-async def run_loop(deliverer: Deliverer, stop: asyncio.Event, interval: float = 0.25) -> None:
+async def run_loop(
+    deliverer: Deliverer, tick: Callable[[], int], stop: asyncio.Event, interval: float = 0.25
+) -> None:
     """The background loop: let time pass (expiries, settlements), then deliver what is due."""
     while not stop.is_set():
         try:
-            deliverer.engine.tick()
+            tick()
             await deliverer.deliver_due()
         except Exception:
-            import logging
-
-            logging.getLogger("souq.sandbox").exception("webhook delivery loop")
+            logger.exception("webhook delivery loop")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)

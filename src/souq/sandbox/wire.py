@@ -180,3 +180,11 @@ def _expand_path(obj: Any, parts: list[str], load: Callable[[str], dict[str, Any
     elif isinstance(value, list):
         for item in value:
             _expand_path(item, rest, load)
+
+
+def in_range(value: int, bound: Any) -> bool:
+    """Stripe's range filter on a timestamp: an exact value or `{gt, gte, lt, lte}`."""
+    if isinstance(bound, dict):
+        checks = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__}
+        return all(checks[op](value, int(limit)) for op, limit in bound.items() if op in checks)
+    return value == int(str(bound))
