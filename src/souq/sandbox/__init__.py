@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 
 from souq.sandbox.api import Api
 from souq.sandbox.control import Control
+from souq.sandbox.core import Core
 from souq.sandbox.delivery import Deliverer, run_loop
 from souq.sandbox.engine import Engine
 from souq.sandbox.pages import Pages
@@ -47,11 +48,13 @@ class Sandbox:
         self.config = config
         self.store = Store(config.db_path)
         self.engine = Engine(
-            self.store,
-            public_url=config.public_url,
-            fee_bps=config.stripe_fee_percent_bps,
-            fee_fixed=config.stripe_fee_fixed,
-            async_capture=config.async_capture,
+            Core(
+                self.store,
+                public_url=config.public_url,
+                fee_bps=config.stripe_fee_percent_bps,
+                fee_fixed=config.stripe_fee_fixed,
+                async_capture=config.async_capture,
+            )
         )
         self.deliverer = Deliverer(self.engine.core)
         self._api = Api(self.engine, config.api_key)

@@ -88,19 +88,13 @@ class ApplicationFees:
         """Give `amount` of the fee back to the connected account."""
         refund_id = new_id("fr_")
         currency = fee["currency"]
-        txn = self.core.ledger.book(
+        txn, _ = self.core.ledger.move(
             PLATFORM,
-            amount=-amount,
-            currency=currency,
-            type_="application_fee_refund",
-            source=refund_id,
-        )
-        self.core.ledger.book(
             fee["account"],
             amount=amount,
             currency=currency,
-            type_="application_fee_refund",
             source=refund_id,
+            types=("application_fee_refund", "application_fee_refund"),
         )
         refund = template("fee_refund")
         refund.update(

@@ -81,82 +81,88 @@ class Deliverer:
                 "UPDATE deliveries SET status = 'canceled' WHERE id = ?", (row["id"],)
             )
             return False
-        payload = json.dumps(self.core.render(event), indent=2).encode()
-        attempt = int(row["attempts"]) + 1
-        status_code: int | None = None
-        error: str | None = None
         started = time.monotonic()
-        if random.random() < float(faults.get("webhook_failure_rate", 0)):
-            error = "simulated failure (webhook_failure_rate fault)"
-        else:
-            # The sandbox clock (never behind real time) so that a retry after advancing it
-            # carries a later t, as every Stripe attempt does.
-            header = sign(payload, str(endpoint["_secret"]), int(self.core.now_f()))
-            try:
-                response = await self._http().post(
-                    str(endpoint["url"]),
-                    content=payload,
-                    headers={
-                        "Content-Type": "application/json; charset=utf-8",
-                        "Stripe-Signature": header,
-                        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-                    },
-                )
-                status_code = response.status_code
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
+        status_code: int | None = None
+        error: str | None = "simulated failure (webhook_failure_rate fault)"
+        if random.random() >= float(faults.get("webhook_failure_rate", 0)):
+            status_code, error = await self._post(event, endpoint)
         ok = status_code is not None and 200 <= status_code < 300
         duration = int((time.monotonic() - started) * 1000)
         with self.store.transaction():
+            attempt = int(row["attempts"]) + 1
             self.store.execute(
                 "INSERT INTO attempts (delivery_id, event_id, event_type, endpoint_id, url, "
                 "attempt, status_code, error, ok, at, duration_ms) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row["id"],
-                    event["id"],
-                    event["type"],
-                    endpoint["id"],
-                    endpoint["url"],
-                    attempt,
-                    status_code,
-                    error,
-                    int(ok),
-                    self.core.now_f(),
-                    duration,
-                ),
-            )
-            if ok:
-                status, next_at = "succeeded", 0.0
-            elif attempt > len(RETRY_DELAYS):
-                status, next_at = "failed", 0.0
-            else:
-                status = "pending"
-                next_at = self.core.now_f() + RETRY_DELAYS[attempt - 1]
-            self.store.execute(
-                "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
-                "lease_until = 0 WHERE id = ?",
-                (status, attempt, next_at if next_at else row["next_attempt_at"], row["id"]),
-            )
-            if status != "pending":
-                remaining = self.store.execute(
-                    "SELECT COUNT(*) FROM deliveries WHERE event_id = ? AND status = 'pending'",
-                    (event["id"],),
-                ).fetchone()[0]
-                event["pending_webhooks"] = int(remaining)
-                self.store.put(event, owner=self.store.owner_of(event["id"]) or "platform")
+                (row["id"], event["id"], event["type"], endpoint["id"], endpoint["url"],
+                 attempt, status_code, error, int(ok), self.core.now_f(), duration),
+            )  # fmt: skip
+            self._schedule_next(row, event, attempt, ok)
         return ok
+
+    async def _post(
+        self, event: dict[str, Any], endpoint: dict[str, Any]
+    ) -> tuple[int | None, str | None]:
+        """Send the signed event: (HTTP status, None) or (None, what went wrong)."""
+        payload = json.dumps(self.core.render(event), indent=2).encode()
+        # The sandbox clock (never behind real time) so that a retry after advancing it
+        # carries a later t, as every Stripe attempt does.
+        header = sign(payload, str(endpoint["_secret"]), int(self.core.now_f()))
+        try:
+            response = await self._http().post(
+                str(endpoint["url"]),
+                content=payload,
+                headers={
+                    "Content-Type": "application/json; charset=utf-8",
+                    "Stripe-Signature": header,
+                    "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+                },
+            )
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+        return response.status_code, None
+
+    def _schedule_next(
+        self, row: dict[str, Any], event: dict[str, Any], attempt: int, ok: bool
+    ) -> None:
+        """Done, failed for good after the last retry, or due again after the next delay; a
+        finished delivery lowers the event's `pending_webhooks`."""
+        next_at = float(row["next_attempt_at"])
+        if ok:
+            status = "succeeded"
+        elif attempt > len(RETRY_DELAYS):
+            status = "failed"
+        else:
+            status = "pending"
+            next_at = self.core.now_f() + RETRY_DELAYS[attempt - 1]
+        self.store.execute(
+            "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
+            "lease_until = 0 WHERE id = ?",
+            (status, attempt, next_at, row["id"]),
+        )
+        if status != "pending":
+            remaining = self.store.execute(
+                "SELECT COUNT(*) FROM deliveries WHERE event_id = ? AND status = 'pending'",
+                (event["id"],),
+            ).fetchone()[0]
+            event["pending_webhooks"] = int(remaining)
+            self.store.put(event, owner=self.store.owner_of(event["id"]) or "platform")
 
     def deliveries(self, limit: int = 200) -> list[dict[str, Any]]:
         """Up to `limit` attempts, newest first, then up to `limit` deliveries not tried yet."""
-        rows = self.store.execute(
-            "SELECT a.*, d.status AS delivery_status, d.next_attempt_at FROM attempts a "
-            "JOIN deliveries d ON d.id = a.delivery_id ORDER BY a.id DESC LIMIT ?",
+        attempted = self.store.execute(
+            "SELECT a.delivery_id, a.event_id, a.event_type, a.endpoint_id, a.url, a.attempt, "
+            "a.status_code, a.error, a.ok, a.at, a.duration_ms, d.status AS delivery_status, "
+            "d.next_attempt_at FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+            "ORDER BY a.id DESC LIMIT ?",
             (limit,),
         ).fetchall()
-        pending = self.store.execute(
-            "SELECT d.*, e.type AS type FROM deliveries d LEFT JOIN objects e ON e.id = "
-            "d.event_id WHERE d.status = 'pending' AND d.attempts = 0 ORDER BY d.id LIMIT ?",
+        untried = self.store.execute(
+            "SELECT d.id AS delivery_id, d.event_id, e.type AS event_type, d.endpoint_id, "
+            "NULL AS url, 0 AS attempt, NULL AS status_code, NULL AS error, 0 AS ok, "
+            "NULL AS at, NULL AS duration_ms, 'pending' AS delivery_status, d.next_attempt_at "
+            "FROM deliveries d LEFT JOIN objects e ON e.id = d.event_id "
+            "WHERE d.status = 'pending' AND d.attempts = 0 ORDER BY d.id LIMIT ?",
             (limit,),
         ).fetchall()
         return [
@@ -175,24 +181,7 @@ class Deliverer:
                 "delivery_status": r["delivery_status"],
                 "next_attempt_at": r["next_attempt_at"],
             }
-            for r in rows
-        ] + [
-            {
-                "delivery": r["id"],
-                "event": r["event_id"],
-                "type": r["type"],
-                "endpoint": r["endpoint_id"],
-                "url": None,
-                "attempt": 0,
-                "status_code": None,
-                "error": None,
-                "ok": False,
-                "at": None,
-                "duration_ms": None,
-                "delivery_status": "pending",
-                "next_attempt_at": r["next_attempt_at"],
-            }
-            for r in pending
+            for r in [*attempted, *untried]
         ]
 
 

@@ -20,30 +20,14 @@ from souq.sandbox.disputes import Disputes
 from souq.sandbox.objects import J
 from souq.sandbox.payment_intents import PaymentIntents
 from souq.sandbox.refunds import Refunds
-from souq.sandbox.store import Store
 from souq.sandbox.transfers import Transfers
 from souq.sandbox.webhooks import Events, WebhookEndpoints
 
 
 class Engine:
-    def __init__(
-        self,
-        store: Store,
-        *,
-        public_url: str,
-        fee_bps: int,
-        fee_fixed: int,
-        async_capture: bool,
-    ) -> None:
-        core = Core(
-            store,
-            public_url=public_url,
-            fee_bps=fee_bps,
-            fee_fixed=fee_fixed,
-            async_capture=async_capture,
-        )
+    def __init__(self, core: Core) -> None:
         self.core = core
-        self.store = store
+        self.store = core.store
         self.accounts = Accounts(core)
         self.account_links = AccountLinks(core, self.accounts)
         self.login_links = LoginLinks(core, self.accounts)

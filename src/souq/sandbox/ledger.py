@@ -67,6 +67,22 @@ class Ledger:
         )
         return self.core.put(txn, owner)
 
+    def move(
+        self,
+        payer: str,
+        payee: str,
+        *,
+        amount: int,
+        currency: str,
+        source: str,
+        types: tuple[str, str],
+    ) -> tuple[J, J]:
+        """Money from one balance to another, available now: the payer's balance transaction
+        (of type `types[0]`, minus the amount) and the payee's (`types[1]`, plus)."""
+        paid = self.book(payer, amount=-amount, currency=currency, type_=types[0], source=source)
+        received = self.book(payee, amount=amount, currency=currency, type_=types[1], source=source)
+        return paid, received
+
     def balance_parts(self, owner: str) -> tuple[dict[str, int], dict[str, int]]:
         """Sums of net amounts per currency: (available now, still pending)."""
         available: dict[str, int] = {}

@@ -120,7 +120,8 @@ class Pages:
 
     async def _await_fulfilment(self, session_id: str) -> None:
         """Checkout waits up to 10 s for the first answer to checkout.session.completed before it
-        redirects (docs:/checkout/fulfillment), so the success page usually sees a paid order."""
+        redirects (https://docs.stripe.com/checkout/fulfillment), so the success page usually
+        sees a paid order."""
         deadline = time.monotonic() + FULFILMENT_WAIT
         while time.monotonic() < deadline:
             waiting = self.engine.store.execute(

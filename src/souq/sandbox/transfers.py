@@ -240,39 +240,18 @@ class Transfers:
         """Take `amount` (all that is left when None) back from the destination."""
         with self.core.store.transaction():
             transfer = self.get(transfer_id, ctx)
+            amount = self._reversible(transfer, amount, check_balance)
             currency = transfer["currency"]
-            remaining = int(transfer["amount"]) - int(transfer["amount_reversed"])
-            if amount is None:
-                amount = remaining
-            if amount <= 0 or amount > remaining:
-                raise invalid(
-                    f"You cannot reverse {format_amount(amount, currency)} from "
-                    f"this transfer: only {format_amount(remaining, currency)} remains.",
-                    param="amount",
-                )
             destination = transfer["destination"]
-            if check_balance and self.core.ledger.available(destination, currency) < amount:
-                raise invalid(
-                    "Insufficient funds in the connected account's available balance to "
-                    "reverse this transfer.",
-                    code="balance_insufficient",
-                    param="amount",
-                )
             reversal_id = new_id("trr_")
-            ledger = self.core.ledger
-            txn = ledger.book(
+            # The destination pays the reversal back to the caller's balance.
+            _, txn = self.core.ledger.move(
+                destination,
                 ctx.owner,
                 amount=amount,
                 currency=currency,
-                type_="transfer_refund",
                 source=reversal_id,
-            )
-            ledger.book(
-                destination,
-                amount=-amount,
-                currency=currency,
-                type_="payment_refund",
-                source=reversal_id,
+                types=("payment_refund", "transfer_refund"),
             )
             reversal = template("transfer_reversal")
             reversal.update(
@@ -292,6 +271,30 @@ class Transfers:
             self.core.put(transfer, ctx.owner)
             self.core.emit("transfer.reversed", transfer, ctx, account=ctx.account)
             return reversal
+
+    def _reversible(self, transfer: J, amount: int | None, check_balance: bool) -> int:
+        """The amount to reverse (all that is left unless given): positive, not more than is
+        left, and (unless a refund pulls it back) covered by the destination's available
+        balance."""
+        currency = transfer["currency"]
+        remaining = int(transfer["amount"]) - int(transfer["amount_reversed"])
+        if amount is None:
+            amount = remaining
+        if amount <= 0 or amount > remaining:
+            raise invalid(
+                f"You cannot reverse {format_amount(amount, currency)} from "
+                f"this transfer: only {format_amount(remaining, currency)} remains.",
+                param="amount",
+            )
+        destination = transfer["destination"]
+        if check_balance and self.core.ledger.available(destination, currency) < amount:
+            raise invalid(
+                "Insufficient funds in the connected account's available balance to "
+                "reverse this transfer.",
+                code="balance_insufficient",
+                param="amount",
+            )
+        return amount
 
     def reversals(self, ctx: Ctx, params: J, transfer_id: str) -> list[J]:
         self.get(transfer_id, ctx)

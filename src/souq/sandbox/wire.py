@@ -92,25 +92,21 @@ def opt_bool(params: dict[str, Any], key: str, param: str | None = None) -> bool
     return as_bool(value, param or key)
 
 
+def missing_param(name: str) -> Exception:
+    return invalid(f"Missing required param: {name}.", param=name, code="parameter_missing")
+
+
 def req_str(params: dict[str, Any], key: str, param: str | None = None) -> str:
     value = opt_str(params, key, param)
     if value is None:
-        raise invalid(
-            f"Missing required param: {param or key}.",
-            param=param or key,
-            code="parameter_missing",
-        )
+        raise missing_param(param or key)
     return value
 
 
 def req_int(params: dict[str, Any], key: str, param: str | None = None) -> int:
     value = opt_int(params, key, param)
     if value is None:
-        raise invalid(
-            f"Missing required param: {param or key}.",
-            param=param or key,
-            code="parameter_missing",
-        )
+        raise missing_param(param or key)
     return value
 
 
