@@ -106,11 +106,25 @@ def sandbox(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 12111,
     reset: Annotated[bool, typer.Option(help="Clear all sandbox state first.")] = False,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SANDBOX_API_KEY",
+            help="The sk_test_ key clients must use; by default a random one kept beside the "
+            "sandbox's database.",
+        ),
+    ] = None,
 ) -> None:
     """Run the Stripe sandbox on its own, as a local stand-in for api.stripe.com."""
     from souq.sandbox.cli import run_sandbox
 
-    run_sandbox(host=host, port=port, db_path=get_settings().sandbox_db_path, reset=reset)
+    run_sandbox(
+        host=host,
+        port=port,
+        db_path=get_settings().sandbox_db_path,
+        reset=reset,
+        api_key=api_key,
+    )
 
 
 @app.command("create-admin")

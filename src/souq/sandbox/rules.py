@@ -1,10 +1,12 @@
-"""Stripe's amount, currency and metadata rules (BEHAVIOUR.md §10): pure functions."""
+"""Stripe's amount, currency, metadata and URL rules: pure functions (see README.md, "Rules")."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from souq.sandbox.errors import invalid
+from souq.sandbox.wire import opt_str, req_str
 
 MAX_AMOUNT = 99_999_999
 ZERO_DECIMAL = frozenset(
@@ -16,7 +18,8 @@ ZERO_DECIMAL = frozenset(
 THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 
 
-# Stripe's minimum charge per currency, in minor units (docs:/currencies; UNVERIFIED table).
+# Stripe's minimum charge per currency, in minor units
+# (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
 MINIMUM_CHARGE = {
     "usd": 50, "aed": 200, "aud": 50, "bgn": 100, "brl": 50, "cad": 50, "chf": 50, "czk": 1500,
     "dkk": 250, "eur": 50, "gbp": 30, "hkd": 400, "huf": 17500, "inr": 50, "jpy": 50,
@@ -123,3 +126,25 @@ def check_amount(amount: int, currency: str, param: str, *, minimum: bool) -> No
                 param=param,
                 code="amount_too_small",
             )
+
+
+def check_url(value: str, param: str) -> str:
+    """An absolute http(s) URL; Stripe answers `url_invalid` otherwise
+    (https://docs.stripe.com/error-codes#url-invalid)."""
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(ch.isspace() or ord(ch) < 32 for ch in value)
+    ):
+        raise invalid("Not a valid URL", param=param, code="url_invalid")
+    return value
+
+
+def req_url(params: dict[str, Any], key: str) -> str:
+    return check_url(req_str(params, key), key)
+
+
+def opt_url(params: dict[str, Any], key: str) -> str | None:
+    value = opt_str(params, key)
+    return None if value is None else check_url(value, key)
