@@ -163,7 +163,7 @@ async def _create_order(
         currency=currency,
         subtotal_amount=total,
         total_amount=total,
-        platform_fee_amount=platform_fee(total, bps),
+        platform_fee_amount=platform_fee(total, bps, currency),
         payment_status=PaymentStatus.pending,
         items=items,
     )
