@@ -34,7 +34,8 @@ def test_exponent_is_stripes_not_cldrs(currency: str, places: int) -> None:
     [("19.99", "usd", 1999), ("500", "jpy", 500), ("1.250", "kwd", 1250), ("7", "usd", 700),
      ("0.5", "eur", 50), (" 3.10 ", "usd", 310), ("1000", "huf", 100000),
      ("10.45", "huf", 1045), ("5000", "isk", 500000), ("150000", "idr", 15000000),
-     ("5000", "ugx", 5000), ("1.25", "kwd", 1250), (".5", "usd", 50)],
+     ("5000", "ugx", 5000), ("1.25", "kwd", 1250), (".5", "usd", 50),
+     ("1e3", "usd", 100000), ("1.5E1", "jpy", 15)],
 )  # fmt: skip
 def test_parse_amount(text: str, currency: str, minor: int) -> None:
     assert parse_amount(text, currency) == minor
@@ -44,7 +45,8 @@ def test_parse_amount(text: str, currency: str, minor: int) -> None:
     ("text", "currency"),
     [("1.999", "usd"), ("500.5", "jpy"), ("1.2505", "kwd"), ("abc", "usd"), ("NaN", "usd"),
      ("Infinity", "usd"), ("", "usd"), ("1.255", "kwd"), ("5.50", "isk"), ("10.5", "ugx"),
-     ("1e1000000", "usd"), ("1e3", "usd"), ("9" * 400, "usd"), ("1.2.3", "usd"),
+     ("1e1000000", "usd"), ("1e-1000000", "usd"), ("1e100", "usd"), ("9" * 400, "usd"),
+     ("1.2.3", "usd"),
      ("0x10", "usd"), ("19.99", "xxx")],
 )  # fmt: skip
 def test_parse_amount_refuses_what_is_not_exact(text: str, currency: str) -> None:

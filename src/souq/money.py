@@ -45,7 +45,7 @@ class Currency:
         check at session creation catches the rest."""
         if self.minimum is not None:
             return self.minimum
-        floor = 50 * 10 ** max(self.exponent - 2, 0)
+        floor: int = 50 * 10 ** max(self.exponent - 2, 0)
         return max(floor, self.step)
 
 
@@ -97,8 +97,9 @@ CURRENCIES: dict[str, Currency] = {
     code: _currency(code) for code in sorted(ZERO_DECIMAL | THREE_DECIMAL | TWO_DECIMAL)
 }
 
-# A plain decimal: digits, at most one point, no exponent; bounded so no arithmetic overflows.
-_DECIMAL = re.compile(r"[+-]?(\d{1,20}(\.\d{0,20})?|\.\d{1,20})")
+# A decimal: digits with at most one point and an optional short exponent ("1e3" is exactly
+# 1000); bounded, so no arithmetic on it can overflow ("1e1000000" is refused, not a 500).
+_DECIMAL = re.compile(r"[+-]?(\d{1,20}(\.\d{0,20})?|\.\d{1,20})([eE][+-]?\d{1,2})?")
 
 
 class MoneyError(ValueError):

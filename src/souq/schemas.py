@@ -74,12 +74,15 @@ class ErrorBody(BaseModel):
 
 
 _ERROR_DESCRIPTIONS = {
+    400: "A bad request: a webhook without a valid signature, or not a usable event",
     401: "Not logged in, or a bad API token",
     403: "Not allowed for your role, or a missing CSRF token",
     404: "No such resource, or not visible to you",
     409: "Conflicts with the current state",
     422: "Invalid input; `details` names the fields",
     429: "Too many failed logins; try again later",
+    502: "Stripe refused the request; nothing was charged",
+    503: "Stripe did not answer in time; retry with the same Idempotency-Key",
 }
 
 

@@ -168,3 +168,19 @@ async def list_catalogue(
     )
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+async def shop_catalogue(
+    session: AsyncSession, *, store_id: int | None, limit: int = 200
+) -> list[tuple[Listing, Store]]:
+    """The shop page: active listings with their store, by store name, at most `limit`."""
+    query = (
+        select(Listing, Store)
+        .join(Store, Store.id == Listing.store_id)
+        .where(Listing.active.is_(True))
+        .order_by(Store.name, Listing.id)
+        .limit(limit)
+    )
+    if store_id is not None:
+        query = query.where(Store.id == store_id)
+    return [(listing, store) for listing, store in (await session.execute(query)).tuples()]
