@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Literal
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.auth.models import User
 from souq.db import utcnow
-from souq.errors import NotFound
+from souq.errors import Conflict, Forbidden, NotAuthenticated, NotFound
 from souq.listings.models import Listing
 from souq.orders.models import OPEN_STATES, Order, OrderPayment, PaymentStatus
 from souq.stores.models import StoreMember
@@ -179,3 +180,79 @@ async def list_store_orders(
     if before is not None:
         query = query.where(Order.id < before)
     return (await session.execute(query.order_by(Order.id.desc()).limit(limit))).scalars().all()
+
+
+def require_platform_admin(user: User | None) -> User:
+    if user is None:
+        raise NotAuthenticated("log in, or send an API token as 'Authorization: Bearer <token>'")
+    if not user.is_platform_admin:
+        raise Forbidden("only platform admins can do this", code="platform_admin_only")
+    return user
+
+
+async def list_orders(
+    session: AsyncSession,
+    user: User | None,
+    *,
+    status: PaymentStatus | None,
+    limit: int,
+    before: int | None,
+) -> Sequence[Order]:
+    """Every store's orders, newest first, for platform admins (the review queue is
+    `status=needs_review`)."""
+    require_platform_admin(user)
+    query = select(Order)
+    if status is not None:
+        query = query.where(Order.payment_status == status)
+    if before is not None:
+        query = query.where(Order.id < before)
+    return (await session.execute(query.order_by(Order.id.desc()).limit(limit))).scalars().all()
+
+
+Resolution = Literal["paid", "canceled"]
+
+
+async def resolve_review(
+    session: AsyncSession, order_id: int, user: User | None, resolution: Resolution, note: str
+) -> Order:
+    """A platform admin settles an order under review: `paid` counts its payment as the sale
+    (the one payment held, when it has no other) and keeps or takes back its stock; `canceled`
+    (after refunding the payments in Stripe) returns its stock. The decision is kept."""
+    admin = require_platform_admin(user)
+    order = await lock_order(session, order_id)
+    if order is None:
+        raise NotFound("order not found")
+    if order.payment_status != PaymentStatus.needs_review:
+        raise Conflict(
+            f"order {order.id} is {order.payment_status.value}, not waiting for review",
+            code="not_in_review",
+        )
+    if resolution == "paid":
+        if order.payment is None:
+            held = [p for p in order.payments if p.review_reason is not None]
+            if len(held) != 1:
+                raise Conflict(
+                    f"order {order.id} has {len(held)} payments held; refund the extra ones in "
+                    "Stripe and cancel the order instead",
+                    code="ambiguous_payment",
+                )
+            held[0].review_reason = None
+        if not await retake_stock(session, order):
+            raise Conflict(
+                "not enough stock left to fill this order: restock its listings first",
+                code="out_of_stock",
+            )
+        order.payment_status = PaymentStatus.paid
+        order.paid_at = order.paid_at or utcnow()
+    else:
+        await release_stock(session, order)
+        for payment in order.payments:
+            if payment.review_reason is None:
+                payment.review_reason = "order canceled by a platform admin"
+        order.payment_status = PaymentStatus.canceled
+    order.review_reason = (
+        f"resolved as {resolution} by {admin.email}: {note} (held because: {order.review_reason})"
+    )[:1000]
+    await session.flush()
+    log.warning("order %s review resolved as %s by %s", order.id, resolution, admin.email)
+    return order
