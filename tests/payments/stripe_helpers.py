@@ -100,6 +100,7 @@ def checkout(
     *,
     currency: str = "usd",
     email: str | None = "buyer@example.com",
+    headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> httpx.Response:
     body: dict[str, Any] = {
@@ -110,7 +111,7 @@ def checkout(
     }
     if email is not None:
         body["customerEmail"] = email
-    return client.post("/api/stripe/checkout/create", json=body)
+    return client.post("/api/stripe/checkout/create", json=body, headers=headers)
 
 
 def session_id_of(url: str) -> str:

@@ -216,7 +216,7 @@ async def on_account_updated(
 
 
 async def on_deauthorized(
-    session: AsyncSession, _gateway: StripeGateway, event: Event
+    session: AsyncSession, gateway: StripeGateway, event: Event
 ) -> Ignored | None:
     """The seller disconnected the platform: the store can no longer take payments."""
     store = await _store_for_account(session, event.account)
