@@ -48,6 +48,25 @@ def check_storable(value: str) -> str:
     return value
 
 
+NAME_MAX_LENGTH = 200
+
+
+def clean_name(name: str, field: str = "name") -> str:
+    """A person's, store's or listing's name with its whitespace collapsed; an empty one, or
+    one over NAME_MAX_LENGTH characters, is a 422 naming the field."""
+    cleaned = " ".join(name.split())
+    problem = (
+        "a name is required"
+        if not cleaned
+        else f"at most {NAME_MAX_LENGTH} characters"
+        if len(cleaned) > NAME_MAX_LENGTH
+        else None
+    )
+    if problem is not None:
+        raise InvalidInput(f"{field}: {problem}", details=[{"field": field, "message": problem}])
+    return cleaned
+
+
 def currency_input(code: str, field: str = "currency") -> str:
     """A currency code from a request, in either case → lower case; a 422 naming the field."""
     try:

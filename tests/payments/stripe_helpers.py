@@ -212,3 +212,19 @@ def platform_admin(live: Any) -> Account:
             {"t": True, "i": admin.id},
         )
     return admin
+
+
+def direct_session(live: Any, *, amount: int, **params: Any) -> stripe.checkout.Session:
+    """A Checkout Session made straight through Stripe's API, not by Souq (another integration
+    on the same account, or someone holding the key)."""
+    line = {
+        "quantity": 1,
+        "price_data": {"currency": "usd", "unit_amount": amount, "product_data": {"name": "X"}},
+    }
+    body: Any = {
+        "mode": "payment",
+        "line_items": [line],
+        "success_url": f"{live.url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
+        **params,
+    }
+    return sdk(live).v1.checkout.sessions.create(params=body)

@@ -11,6 +11,7 @@ from tests.helpers import StoreTeam, anonymous, error_code
 from tests.payments.stripe_helpers import (
     checkout,
     clear_faults,
+    direct_session,
     flush,
     listing,
     onboarded_team,
@@ -31,27 +32,15 @@ def foreign_session(
 ) -> str:
     """A Checkout Session made straight through Stripe's API (not by Souq) that names the
     order: another integration on the account, or someone holding the key."""
-    session = sdk(live).v1.checkout.sessions.create(
-        params={
-            "mode": "payment",
-            "line_items": [
-                {
-                    "quantity": 1,
-                    "price_data": {
-                        "currency": "usd",
-                        "unit_amount": amount,
-                        "product_data": {"name": "Cheaper"},
-                    },
-                }
-            ],
-            "client_reference_id": str(order_id),
-            "metadata": {"orderId": str(order_id)},
-            "payment_intent_data": {
-                "application_fee_amount": fee,
-                "transfer_data": {"destination": destination},
-            },
-            "success_url": f"{live.url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
-        }
+    session = direct_session(
+        live,
+        amount=amount,
+        client_reference_id=str(order_id),
+        metadata={"orderId": str(order_id)},
+        payment_intent_data={
+            "application_fee_amount": fee,
+            "transfer_data": {"destination": destination},
+        },
     )
     url: str = session.url or ""
     return url

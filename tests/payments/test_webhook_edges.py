@@ -16,11 +16,11 @@ from tests.payments.stripe_helpers import (
     clear_faults,
     completed_event,
     deliver,
+    direct_session,
     flush,
     listing,
     onboarded_team,
     pay,
-    sdk,
     session_id_of,
     set_faults,
     start,
@@ -67,22 +67,7 @@ def test_an_event_for_an_object_stripe_does_not_know_is_acknowledged_as_ignored(
 def test_an_event_for_someone_elses_object_is_acknowledged_as_ignored(live: Any) -> None:
     with onboarded_team(live) as team:
         # Another integration on the same Stripe account: a session naming no order of ours.
-        theirs = sdk(live).v1.checkout.sessions.create(
-            params={
-                "mode": "payment",
-                "line_items": [
-                    {
-                        "quantity": 1,
-                        "price_data": {
-                            "currency": "usd",
-                            "unit_amount": 500,
-                            "product_data": {"name": "Not Souq's"},
-                        },
-                    }
-                ],
-                "success_url": "https://example.com/done",
-            }
-        )
+        theirs = direct_session(live, amount=500, success_url="https://example.com/done")
         assert theirs.id
         sent = event("evt_not_ours_1", "checkout.session.completed", {"id": theirs.id})
         response = deliver(live, sent)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,11 +11,21 @@ from fastapi import APIRouter, Query
 from souq.auth.deps import OptionalUser
 from souq.deps import SessionDep
 from souq.orders import service
-from souq.orders.models import PaymentStatus
+from souq.orders.models import Order, PaymentStatus
 from souq.orders.schemas import AdminOrderOut, AdminOrderPage, OrderOut, OrderPage, ResolveIn
 from souq.schemas import error_responses
 
 router = APIRouter(tags=["orders"])
+
+StatusQuery = Annotated[PaymentStatus | None, Query(description="Only orders in this state")]
+LimitQuery = Annotated[int, Query(ge=1, le=100)]
+BeforeQuery = Annotated[int | None, Query(description="Cursor: orders older than this id")]
+
+
+def page_of(orders: Sequence[Order], limit: int) -> tuple[list[Order], int | None]:
+    """The first `limit` of the `limit + 1` orders fetched, and the next page's cursor."""
+    page = list(orders[:limit])
+    return page, page[-1].id if len(orders) > limit else None
 
 
 @router.get("/api/orders/{order_id}", response_model=OrderOut, responses=error_responses(401, 404))
@@ -32,20 +43,19 @@ async def list_store_orders(
     store_id: int,
     user: OptionalUser,
     session: SessionDep,
-    status: Annotated[PaymentStatus | None, Query(description="Only orders in this state")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    before: Annotated[int | None, Query(description="Cursor: orders older than this id")] = None,
+    status: StatusQuery = None,
+    limit: LimitQuery = 20,
+    before: BeforeQuery = None,
 ) -> OrderPage:
     """A store's orders, newest first (members only), with fee and net per order."""
     orders = await service.list_store_orders(
         session, store_id, user, status=status, limit=limit + 1, before=before
     )
-    page = list(orders[:limit])
-    has_more = len(orders) > limit
+    page, next_before = page_of(orders, limit)
     return OrderPage(
         data=[OrderOut.of(order) for order in page],
-        has_more=has_more,
-        next_before=page[-1].id if has_more else None,
+        has_more=next_before is not None,
+        next_before=next_before,
     )
 
 
@@ -57,21 +67,18 @@ async def list_store_orders(
 async def list_all_orders(
     user: OptionalUser,
     session: SessionDep,
-    status: Annotated[
-        PaymentStatus | None, Query(description="e.g. needs_review: the orders to act on")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    before: Annotated[int | None, Query(description="Cursor: orders older than this id")] = None,
+    status: StatusQuery = None,
+    limit: LimitQuery = 20,
+    before: BeforeQuery = None,
 ) -> AdminOrderPage:
     """Every store's orders, newest first, with why each held one needs review (platform
-    admins only)."""
+    admins only); `status=needs_review` is the queue to act on."""
     orders = await service.list_orders(session, user, status=status, limit=limit + 1, before=before)
-    page = list(orders[:limit])
-    has_more = len(orders) > limit
+    page, next_before = page_of(orders, limit)
     return AdminOrderPage(
         data=[AdminOrderOut.of(order) for order in page],
-        has_more=has_more,
-        next_before=page[-1].id if has_more else None,
+        has_more=next_before is not None,
+        next_before=next_before,
     )
 
 
