@@ -59,6 +59,7 @@ def test_an_event_for_an_object_stripe_does_not_know_is_acknowledged_as_ignored(
     response = deliver(live, sent)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "ignored"
+    assert "does not know" in response.json()["reason"]
     row = inbox(live, "evt_unknown_session_1")
     assert row["processed_at"] is not None and row["last_error"] is None
     assert "Stripe does not know checkout session cs_test_nobody_knows" in row["ignored_reason"]
