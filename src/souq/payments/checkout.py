@@ -38,6 +38,7 @@ from souq.payments.models import CheckoutRequest
 from souq.payments.stripe import (
     CheckoutSession,
     Event,
+    StripeDataError,
     StripeFailed,
     StripeGateway,
     StripeUnavailable,
@@ -293,7 +294,8 @@ async def _open_session(
         found = await gateway.create_checkout_session(
             params, idempotency_key=checkout_key(order_id)
         )
-    except StripeUnavailable as exc:
+    except (StripeUnavailable, StripeDataError) as exc:
+        # No answer, or one Souq cannot read: Stripe may have made the session either way.
         async with unit_of_work(factory) as session:
             order = await orders.lock_order(session, order_id)
             if order is not None and order.payment_status == PaymentStatus.pending:
