@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -228,3 +230,21 @@ def direct_session(live: Any, *, amount: int, **params: Any) -> stripe.checkout.
         **params,
     }
     return sdk(live).v1.checkout.sessions.create(params=body)
+
+
+@contextmanager
+def webhooks_paused(live: Any) -> Iterator[None]:
+    """Disable the app's platform webhook endpoint through Stripe's API, as an operator can:
+    events made meanwhile are never delivered (nothing is left to retry later), so only the
+    pages and `souq reconcile` can learn of payments."""
+    client = sdk(live)
+    endpoint = next(
+        e
+        for e in client.v1.webhook_endpoints.list(params={"limit": 100}).data
+        if e.url == f"{live.url}/api/stripe/webhook"
+    )
+    client.v1.webhook_endpoints.update(endpoint.id, params={"disabled": True})
+    try:
+        yield
+    finally:
+        client.v1.webhook_endpoints.update(endpoint.id, params={"disabled": False})
