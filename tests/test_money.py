@@ -8,7 +8,6 @@ import pytest
 
 from souq.money import (
     CURRENCIES,
-    ZERO_DECIMAL,
     MoneyError,
     display,
     exponent,
@@ -145,24 +144,6 @@ def test_every_currency_round_trips_through_text_and_display() -> None:
         assert Decimal(shown.group(0).replace(",", "")) == Decimal(minor).scaleb(-rule.exponent)
 
 
-# Where the sandbox's copy of Stripe's rules (src/souq/sandbox/rules.py, another team's code)
-# disagrees with Souq's table today. Each entry is a known gap to fix in the sandbox; the test
-# fails when a new disagreement appears and when a listed one is fixed (then remove it here).
-KNOWN_SANDBOX_GAPS = {
-    "unsupported:xxx",
-    "unsupported:xts",
-    "unsupported:xau",
-    "step:isk",
-    "minimum:bhd",
-    "minimum:jod",
-    "minimum:kwd",
-    "minimum:omr",
-    "minimum:tnd",
-    # zero-decimal currencies missing from Stripe's minimums table: the sandbox takes 1 unit
-    *(f"minimum:{code}" for code in ZERO_DECIMAL if code != "jpy"),
-}
-
-
 def _sandbox_accepts(amount: int, code: str, *, minimum: bool) -> bool:
     from souq.sandbox import rules
     from souq.sandbox.errors import StripeError
@@ -205,4 +186,4 @@ def test_the_sandbox_applies_the_same_currency_rules() -> None:
     for code in ("xxx", "xts", "xau"):
         if _sandbox_accepts_currency(code):
             gaps.add(f"unsupported:{code}")
-    assert gaps == KNOWN_SANDBOX_GAPS
+    assert gaps == set()

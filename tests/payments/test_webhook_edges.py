@@ -11,6 +11,8 @@ import subprocess
 import sys
 from typing import Any
 
+import httpx
+
 from souq.payments.handlers import HANDLERS, SUBSCRIBED_EVENTS
 from tests.payments.stripe_helpers import (
     clear_faults,
@@ -21,6 +23,7 @@ from tests.payments.stripe_helpers import (
     listing,
     onboarded_team,
     pay,
+    sdk,
     session_id_of,
     set_faults,
     start,
@@ -170,3 +173,27 @@ def test_events_list_shows_full_ids_at_any_width_and_as_json(live: Any) -> None:
         mine = next(e for e in events if e["id"] == wanted)
         assert mine["type"] == "checkout.session.completed" and mine["processedAt"]
         assert {"account", "attempts", "lastError", "ignoredReason", "receivedAt"} <= set(mine)
+
+
+def test_the_apps_endpoints_subscribe_only_to_the_handled_event_types(live: Any) -> None:
+    """Stripe sends only what Souq handles: the embedded sandbox registered both endpoints with
+    exactly SUBSCRIBED_EVENTS, and a paid order's other events (payment_intent.*,
+    application_fee.*, transfer.*) are never delivered to them."""
+    endpoints = sdk(live).v1.webhook_endpoints.list().data
+    ours = [e for e in endpoints if e.url.startswith(live.url + "/api/stripe/")]
+    assert len(ours) == 2
+    for endpoint in ours:
+        assert sorted(endpoint.enabled_events) == sorted(SUBSCRIBED_EVENTS)
+
+    team = onboarded_team(live)
+    started = start(live, team, [(listing(team), 1)])
+    assert pay(live, started["url"], card="4242424242424242").status_code == 200
+    flush(live)
+    with httpx.Client(timeout=30) as client:
+        log = client.get(
+            f"{live.sandbox_url}/_control/webhooks/deliveries", params={"limit": 1000}
+        ).json()["data"]
+    ids = {e.id for e in ours}
+    delivered = {row["type"] for row in log if row["endpoint"] in ids}
+    assert "checkout.session.completed" in delivered
+    assert delivered <= set(SUBSCRIBED_EVENTS), delivered - set(SUBSCRIBED_EVENTS)

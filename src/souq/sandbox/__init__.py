@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +81,12 @@ class Sandbox:
         finally:
             await self.stop()
 
-    def ensure_webhook_endpoint(self, url: str, *, connect: bool) -> str:
-        """Register (once) an endpoint receiving every event type; answers its whsec_ secret."""
-        return self.engine.webhook_endpoints.ensure(url, connect=connect)
+    def ensure_webhook_endpoint(
+        self, url: str, *, connect: bool, events: Sequence[str] = ("*",)
+    ) -> str:
+        """Register (once) an endpoint for these event types (every type by default), keeping
+        an existing one's list up to date; answers its whsec_ secret."""
+        return self.engine.webhook_endpoints.ensure(url, connect=connect, events=events)
 
     async def start(self) -> None:
         if self.config.deliver_webhooks_in_background and self._task is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 
 from souq.sandbox.core import Core
 from souq.sandbox.errors import invalid
@@ -87,13 +88,17 @@ class WebhookEndpoints:
         )
         return self.core.put(endpoint, PLATFORM)
 
-    def ensure(self, url: str, *, connect: bool) -> str:
-        """Register (once) an endpoint receiving every event type; answers its whsec_ secret."""
+    def ensure(self, url: str, *, connect: bool, events: Sequence[str] = ("*",)) -> str:
+        """Register (once) an endpoint for these event types, or bring an existing one's
+        `enabled_events` up to date; answers its whsec_ secret."""
         with self.core.store.transaction():
             for endpoint in self.core.store.query("webhook_endpoint"):
                 if endpoint["url"] == url and bool(endpoint["_connect"]) == connect:
+                    if endpoint["enabled_events"] != list(events):
+                        endpoint["enabled_events"] = list(events)
+                        self.core.put(endpoint, PLATFORM)
                     return str(endpoint["_secret"])
-            return str(self._new(url, connect, ["*"])["_secret"])
+            return str(self._new(url, connect, list(events))["_secret"])
 
     def retrieve(self, ctx: Ctx | None, params: J, endpoint_id: str) -> J:
         return self.core.get(endpoint_id, "webhook_endpoint", "webhook endpoint", None)
