@@ -129,7 +129,10 @@ def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         secret_key=SecretStr(secrets.token_urlsafe(32)),
         sandbox_api_key=SecretStr("sk_test_" + secrets.token_hex(24)),
         forwarded_allow_ips="127.0.0.1",  # helpers.anonymous() picks addresses this way
-        checkout_rate_per_email=10_000,  # the suite's buyers share buyer@example.com
+        # The suite's buyers share buyer@example.com and some loop over checkouts: the
+        # checkout limits' own tests set them (tests/payments/test_checkout_limits.py).
+        checkout_rate_per_email=10_000,
+        checkout_rate_per_address=10_000,
         password_hash_time_cost=FAST_HASHING["password_hash_time_cost"],
         password_hash_memory_kib=FAST_HASHING["password_hash_memory_kib"],
         password_hash_parallelism=FAST_HASHING["password_hash_parallelism"],

@@ -23,6 +23,7 @@ from souq.middleware import (
     SecurityHeadersMiddleware,
     TrustedProxies,
 )
+from souq.payments.handlers import SUBSCRIBED_EVENTS
 from souq.payments.stripe import StripeGateway
 from souq.schemas import error_responses
 
@@ -69,12 +70,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             update={
                 "stripe_webhook_secret": SecretStr(
                     sandbox.ensure_webhook_endpoint(
-                        settings.app_url + "/api/stripe/webhook", connect=False
+                        settings.app_url + "/api/stripe/webhook",
+                        connect=False,
+                        events=SUBSCRIBED_EVENTS,
                     )
                 ),
                 "stripe_connect_webhook_secret": SecretStr(
                     sandbox.ensure_webhook_endpoint(
-                        settings.app_url + "/api/stripe/connect/webhook", connect=True
+                        settings.app_url + "/api/stripe/connect/webhook",
+                        connect=True,
+                        events=SUBSCRIBED_EVENTS,
                     )
                 ),
             }

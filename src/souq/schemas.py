@@ -154,6 +154,25 @@ def _whole_number(value: Any) -> Any:
 WHOLE_NUMBER = BeforeValidator(_whole_number)
 
 
+NAME_MAX_LENGTH = 200
+
+
+def clean_name(name: str, field: str = "name") -> str:
+    """A person's, store's or listing's name with its whitespace collapsed; an empty one, or
+    one over NAME_MAX_LENGTH characters, is a 422 naming the field."""
+    cleaned = " ".join(name.split())
+    problem = (
+        "a name is required"
+        if not has_visible_text(cleaned)
+        else f"at most {NAME_MAX_LENGTH} characters"
+        if len(cleaned) > NAME_MAX_LENGTH
+        else None
+    )
+    if problem is not None:
+        raise InvalidInput(f"{field}: {problem}", details=[{"field": field, "message": problem}])
+    return cleaned
+
+
 def currency_input(code: str, field: str = "currency") -> str:
     """A currency code from a request, in either case → lower case; a 422 naming the field."""
     try:
@@ -180,6 +199,7 @@ class ErrorBody(BaseModel):
 
 
 _ERROR_DESCRIPTIONS = {
+    400: "A bad request: a webhook without a valid signature, or not a usable event",
     401: "Not logged in, or a bad API token",
     403: "Not allowed for your role, or a missing CSRF token",
     404: "No such resource, or not visible to you",
@@ -187,8 +207,8 @@ _ERROR_DESCRIPTIONS = {
     413: "The request body is too large",
     422: "Invalid input; `details` names the fields",
     429: "Too many attempts; Retry-After says when to try again",
-    502: "Stripe refused the request",
-    503: "Stripe could not be reached in time; try again",
+    502: "Stripe refused the request; nothing was charged",
+    503: "Stripe did not answer in time; retry with the same Idempotency-Key",
 }
 
 

@@ -1,9 +1,11 @@
-"""What a valid price looks like, as one regular expression per currency exponent: the server
-checks prices with it and the OpenAPI description states it, so the two never disagree.
+"""What a valid price looks like, as one regular expression per kind of currency (its number
+of decimals and the step Stripe charges it in): the OpenAPI description states them, and the
+server accepts every price they match, so the two never disagree.
 
-A price is a plain decimal string in the currency's exponent, greater than zero and at most
-Stripe's eight digits of minor units: "19.99" (USD, 2 decimals), "500" (JPY, 0), "1.250"
-(KWD, 3). No sign, exponent, spaces or leading zeros."""
+A price is a plain decimal string in the currency's exponent, greater than zero, on the
+currency's step and at most Stripe's eight digits of minor units: "19.99" (USD), "500" (JPY),
+"1.250" (KWD, steps of 0.010), "1500" or "1500.00" (HUF, whole forints). No sign, spaces or
+leading zeros. (The server also reads an exponent such as "1e3", which no pattern lists.)"""
 
 from __future__ import annotations
 
@@ -11,46 +13,42 @@ import re
 from collections import defaultdict
 from functools import cache
 
-from babel import Locale
-
-from souq.money import MAX_AMOUNT, MoneyError, exponent, normalize_currency
+from souq.money import CURRENCIES, MAX_AMOUNT, currency_rule
 
 MAX_DIGITS = len(str(MAX_AMOUNT))  # 99,999,999 minor units: eight digits
 
 
 @cache
-def price_pattern(places: int) -> str:
-    """Positive decimals of at most `places` decimals and MAX_DIGITS digits of minor units."""
-    whole = MAX_DIGITS - places
+def price_pattern(places: int, step: int) -> str:
+    """Positive decimals with at most `places` decimals, a multiple of `step` minor units
+    (a power of ten), and at most MAX_DIGITS digits of minor units."""
+    whole = f"[1-9][0-9]{{0,{MAX_DIGITS - places - 1}}}"
+    free = places - (len(str(step)) - 1)  # decimals that may be other than zero
     if places == 0:
-        return rf"^[1-9][0-9]{{0,{whole - 1}}}$"
-    # Either a non-zero whole part, or "0." and a non-zero fraction.
-    nonzero_fraction = "|".join(
-        "0" * zeros + f"[1-9][0-9]{{0,{places - zeros - 1}}}" for zeros in range(places)
-    )
-    return (
-        rf"^(?:[1-9][0-9]{{0,{whole - 1}}}(?:\.[0-9]{{1,{places}}})?"
-        rf"|0\.(?:{nonzero_fraction}))$"
-    )
+        return f"^{whole}$"
+    if free <= 0:
+        return rf"^{whole}(?:\.0{{1,{places}}})?$"
+    zeros = f"0{{0,{places - free}}}"
+    fraction = rf"\.[0-9]{{1,{free}}}{zeros}"
+    # "0." needs a non-zero digit among the free decimals.
+    small = "|".join("0" * n + f"[1-9][0-9]{{0,{free - n - 1}}}" for n in range(free))
+    return rf"^(?:{whole}(?:{fraction})?|0\.(?:{small}){zeros})$"
 
 
 @cache
-def currencies_by_places() -> dict[int, tuple[str, ...]]:
-    """The accepted currency codes (upper case), grouped by their number of decimals."""
-    groups: dict[int, list[str]] = defaultdict(list)
-    for code in Locale.parse("en").currencies:
-        try:
-            normalize_currency(str(code))
-        except MoneyError:
-            continue
-        groups[exponent(str(code))].append(str(code).upper())
-    return {places: tuple(sorted(codes)) for places, codes in sorted(groups.items())}
+def currency_kinds() -> dict[tuple[int, int], tuple[str, ...]]:
+    """The currency codes (upper case) by (decimals, step)."""
+    kinds: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for code, rule in CURRENCIES.items():
+        kinds[(rule.exponent, rule.step)].append(code.upper())
+    return {kind: tuple(sorted(codes)) for kind, codes in sorted(kinds.items())}
 
 
 def fits(price: str, currency: str) -> bool:
-    return re.fullmatch(price_pattern(exponent(currency)), price) is not None
+    rule = currency_rule(currency)
+    return re.fullmatch(price_pattern(rule.exponent, rule.step), price) is not None
 
 
 def fits_any(price: str) -> bool:
-    """Whether the price is well formed for some currency (its decimals aside)."""
-    return any(re.fullmatch(price_pattern(places), price) for places in currencies_by_places())
+    """Whether the price is well formed for some currency (its decimals and step aside)."""
+    return any(re.fullmatch(price_pattern(*kind), price) for kind in currency_kinds())

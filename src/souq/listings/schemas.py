@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, StrictBool
 
 from souq.listings.models import Listing
-from souq.listings.prices import currencies_by_places, price_pattern
+from souq.listings.prices import currency_kinds, price_pattern
 from souq.money import format_amount
 from souq.schemas import (
     NAME_PATTERN,
@@ -27,18 +27,18 @@ PRICE_DOC = 'A decimal string in the currency\'s own exponent: "19.99" USD, "500
 
 def _price_by_currency(schema: dict[str, Any], *, update: bool) -> None:
     """State in the schema that a price's decimals follow its currency: one alternative per
-    number of decimals, each naming its currencies and the prices that fit them. On an
+    kind of currency (decimals and step), naming its currencies and the prices that fit. On an
     update, a price without a currency is read in the listing's own currency."""
     document_storable_text(schema)
     price = schema["properties"]["price"]
     price.pop("pattern", None)
     price_ref = price.get("anyOf", [price])[0] if update else price
-    price_ref["pattern"] = "|".join(price_pattern(p) for p in currencies_by_places())
+    price_ref["pattern"] = "|".join(price_pattern(*kind) for kind in currency_kinds())
     alternatives: list[dict[str, Any]] = []
     if update:
         alternatives.append({"properties": {"currency": {"type": "null"}}})
-    for places, codes in currencies_by_places().items():
-        fitting: dict[str, Any] = {"type": "string", "pattern": price_pattern(places)}
+    for kind, codes in currency_kinds().items():
+        fitting: dict[str, Any] = {"type": "string", "pattern": price_pattern(*kind)}
         alternatives.append(
             {
                 "required": ["currency", "price"] if update else ["currency"],

@@ -16,11 +16,10 @@ from souq.listings.prices import fits, fits_any
 from souq.listings.schemas import STOCK_MAX
 from souq.money import MAX_AMOUNT, MoneyError, format_amount, parse_amount
 from souq.orders.models import OrderItem
-from souq.schemas import currency_input, has_visible_text
+from souq.schemas import clean_name, currency_input
 from souq.stores.models import Store, StoreRole
 from souq.stores.service import require_store_role
 
-NAME_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 20_000
 
 
@@ -40,15 +39,6 @@ def parse_price(price: str, currency: str) -> int:
         limit = format_amount(MAX_AMOUNT, currency)
         raise _invalid("price", f"may be at most {limit} {currency.upper()}")
     return amount
-
-
-def _clean_name(name: str) -> str:
-    name = " ".join(name.split())
-    if not has_visible_text(name):
-        raise _invalid("name", "a name is required")
-    if len(name) > NAME_MAX_LENGTH:
-        raise _invalid("name", f"at most {NAME_MAX_LENGTH} characters")
-    return name
 
 
 def _clean_description(description: str) -> str:
@@ -79,7 +69,7 @@ async def create_listing(
         raise _invalid("price", f"must be between 1 and {MAX_AMOUNT} minor units")
     listing = Listing(
         store_id=store.id,
-        name=_clean_name(name),
+        name=clean_name(name),
         description=_clean_description(description),
         price_amount=price_amount,
         currency=currency,
@@ -111,7 +101,7 @@ async def update_listing(
     units mean different amounts in different currencies; a price alone is read in the
     listing's currency."""
     if changes.name is not None:
-        listing.name = _clean_name(changes.name)
+        listing.name = clean_name(changes.name)
     if changes.description is not None:
         listing.description = _clean_description(changes.description)
     currency = listing.currency
@@ -197,3 +187,19 @@ async def list_catalogue(
     )
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+async def shop_catalogue(
+    session: AsyncSession, *, store_id: int | None, limit: int = 200
+) -> list[tuple[Listing, Store]]:
+    """The shop page: active listings with their store, by store name, at most `limit`."""
+    query = (
+        select(Listing, Store)
+        .join(Store, Store.id == Listing.store_id)
+        .where(Listing.active.is_(True))
+        .order_by(Store.name, Listing.id)
+        .limit(limit)
+    )
+    if store_id is not None:
+        query = query.where(Store.id == store_id)
+    return [(listing, store) for listing, store in (await session.execute(query)).tuples()]

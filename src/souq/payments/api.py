@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Header, Path, Request
 
 from souq.auth.deps import OptionalUser
-from souq.auth.models import User
-from souq.deps import SessionDep, SettingsDep
+from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import NotAuthenticated
 from souq.middleware import client_address
-from souq.payments import checkout, onboarding, webhooks
-from souq.payments.deps import StripeDep
+from souq.payments import checkout, checkout_requests, onboarding, webhooks
+from souq.payments.deps import CallerDep, StripeDep
+from souq.payments.handlers import HANDLERS
 from souq.payments.schemas import (
     MAX_ID,
     CheckoutIn,
@@ -111,29 +111,35 @@ async def payments_status(
     return status_out(store)
 
 
-async def _receive(request: Request, stripe: StripeDep, *, connect: bool) -> WebhookAck:
-    payload = await request.body()
+async def _receive(
+    request: Request, factory: SessionFactoryDep, stripe: StripeDep, *, connect: bool
+) -> WebhookAck:
     outcome = await webhooks.receive(
-        request.app.state.sessionmaker,
+        factory,
         stripe,
-        payload,
+        HANDLERS,
+        await request.body(),
         request.headers.get("stripe-signature"),
         connect=connect,
     )
-    return WebhookAck(event_id=outcome.event_id, status=outcome.status)
+    return WebhookAck(event_id=outcome.event_id, status=outcome.status, reason=outcome.reason)
 
 
 # The webhook endpoints speak Stripe's protocol (signed raw bodies, see README), not the API's.
 @router.post("/api/stripe/webhook", response_model=WebhookAck, include_in_schema=False)
-async def platform_webhook(request: Request, stripe: StripeDep) -> WebhookAck:
+async def platform_webhook(
+    request: Request, factory: SessionFactoryDep, stripe: StripeDep
+) -> WebhookAck:
     """Stripe's platform events, verified with STRIPE_WEBHOOK_SECRET."""
-    return await _receive(request, stripe, connect=False)
+    return await _receive(request, factory, stripe, connect=False)
 
 
 @router.post("/api/stripe/connect/webhook", response_model=WebhookAck, include_in_schema=False)
-async def connect_webhook(request: Request, stripe: StripeDep) -> WebhookAck:
+async def connect_webhook(
+    request: Request, factory: SessionFactoryDep, stripe: StripeDep
+) -> WebhookAck:
     """Stripe's Connect events (connected accounts), verified with STRIPE_CONNECT_WEBHOOK_SECRET."""
-    return await _receive(request, stripe, connect=True)
+    return await _receive(request, factory, stripe, connect=True)
 
 
 @router.post(
@@ -143,36 +149,37 @@ async def connect_webhook(request: Request, stripe: StripeDep) -> WebhookAck:
 )
 async def create_checkout(
     body: CheckoutIn,
-    user: OptionalUser,
-    session: SessionDep,
     request: Request,
+    user: CallerDep,
+    factory: SessionFactoryDep,
     settings: SettingsDep,
     stripe: StripeDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            description="Makes a retry or a double click land on the same order and URL; "
+            "the same key with another body is a 409",
+            # Documented as checkout_requests.check_key enforces it (with its own error code).
+            json_schema_extra={"pattern": f"^{checkout_requests.KEY.pattern}$"},
+        ),
+    ] = None,
 ) -> CheckoutOut:
     """Price the cart from the database, create the pending order and its Checkout Session."""
-    # Checkout runs its own short units of work around the Stripe call; end the one that
-    # authenticated the caller so no transaction stays open across it.
-    await session.commit()
-    started = await checkout.start_checkout(
-        request.app.state.sessionmaker,
+    if user is None and not body.customer_email:
+        # Who the buyer is depends on who is asking: a guest must say (or log in), hence 401.
+        raise NotAuthenticated(
+            "customerEmail is required to check out as a guest (or log in)", code="email_required"
+        )
+    started = await checkout_requests.checkout(
+        factory,
         stripe,
         settings,
+        key=idempotency_key,
+        user=user,
         store_id=body.store_id,
         currency=currency_input(body.currency),
         lines=[checkout.CartLine(i.listing_id, i.quantity) for i in body.items],
-        customer_email=buyer_email(body.customer_email, user),
-        user=user,
+        customer_email=str(body.customer_email) if body.customer_email else None,
         client_address=client_address(request),
     )
     return CheckoutOut(url=started.url, order_id=started.order_id)
-
-
-def buyer_email(given: str | None, user: User | None) -> str:
-    if given:
-        return str(given)
-    if user is not None:
-        return user.email
-    # Who the buyer is depends on who is asking: a guest must say (or log in), hence a 401.
-    raise NotAuthenticated(
-        "customerEmail is required to check out as a guest (or log in)", code="email_required"
-    )

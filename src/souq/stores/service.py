@@ -27,15 +27,13 @@ from souq.auth.models import User
 from souq.auth.service import normalize_email
 from souq.db import utcnow
 from souq.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
-from souq.schemas import STRIPE_CONNECT_COUNTRIES, currency_input, has_visible_text
+from souq.schemas import STRIPE_CONNECT_COUNTRIES, clean_name, currency_input
 from souq.stores.models import Store, StoreInvitation, StoreMember, StoreRole
 
 MANAGE_STORE: frozenset[StoreRole] = frozenset({StoreRole.owner, StoreRole.admin})
 MANAGE_LISTINGS: frozenset[StoreRole] = frozenset(StoreRole)
 READ_STORE: frozenset[StoreRole] = frozenset(StoreRole)
 READ_ORDERS: frozenset[StoreRole] = frozenset(StoreRole)
-
-NAME_MAX_LENGTH = 200
 
 
 async def require_store_role(
@@ -86,18 +84,6 @@ async def _unique_slug(session: AsyncSession, base: str) -> str:
     return f"{base}-{n}"
 
 
-def _clean_name(name: str) -> str:
-    name = " ".join(name.split())
-    if not has_visible_text(name):
-        raise InvalidInput("a name is required", details=[{"field": "name", "message": "empty"}])
-    if len(name) > NAME_MAX_LENGTH:
-        raise InvalidInput(
-            f"names have at most {NAME_MAX_LENGTH} characters",
-            details=[{"field": "name", "message": "too long"}],
-        )
-    return name
-
-
 def _clean_country(country: str) -> str:
     code = country.strip().upper()
     if code not in STRIPE_CONNECT_COUNTRIES:
@@ -119,7 +105,7 @@ async def create_store(
 ) -> Store:
     """A new store with `owner` as its first owner; the slug comes from the name, with a
     numeric suffix when taken."""
-    name = _clean_name(name)
+    name = clean_name(name)
     country = _clean_country(country)
     default_currency = currency_input(default_currency, "defaultCurrency")
     base = slugify(name)
@@ -151,7 +137,7 @@ async def update_store(
 ) -> Store:
     """Change a store's details. The slug stays, so links to the store keep working."""
     if name is not None:
-        store.name = _clean_name(name)
+        store.name = clean_name(name)
     if country is not None:
         store.country = _clean_country(country)
     if default_currency is not None:
