@@ -24,8 +24,8 @@ run: install
 	$(BIN)/souq serve --host $(HOST) --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check src tests migrations
-	$(BIN)/ruff format --check src tests migrations
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 typecheck: install
 	$(BIN)/mypy
@@ -34,8 +34,8 @@ test: lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
 format: install
-	$(BIN)/ruff format src tests migrations
-	$(BIN)/ruff check --fix src tests migrations
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

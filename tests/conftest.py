@@ -18,12 +18,11 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 import uvicorn
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import make_url
 
+from souq import migrations
 from souq.app import create_app
-from souq.config import PROJECT_ROOT, Settings
+from souq.config import Settings
 
 # argon2id at its cheapest: the suite makes hundreds of accounts; production keeps the default.
 FAST_HASHING: dict[str, int] = {
@@ -35,13 +34,10 @@ ENGINES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") el
 
 
 def migrate(database_url: str, revision: str = "head", *, down: bool = False) -> None:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.attributes["database_url"] = database_url
-    config.attributes["configure_logging"] = False
     if down:
-        command.downgrade(config, revision)
+        migrations.downgrade(database_url, revision)
     else:
-        command.upgrade(config, revision)
+        migrations.upgrade(database_url, revision)
 
 
 def sync_url(database_url: str) -> str:

@@ -55,6 +55,24 @@ def test_production_refuses_missing_or_placeholder_secrets() -> None:
     ready.check_production()
 
 
+def test_the_data_folder_is_data_under_the_working_directory_or_souq_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("DATABASE_URL", "SOUQ_DATA_DIR", "SANDBOX_DB_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    here = Settings(_env_file=None)
+    assert here.data_dir == tmp_path.resolve() / "data"
+    assert here.database_url == f"sqlite:///{tmp_path.resolve() / 'data' / 'souq.sqlite3'}"
+    assert here.sandbox_db_path == tmp_path.resolve() / "data" / "sandbox.sqlite3"
+    monkeypatch.setenv("SOUQ_DATA_DIR", str(tmp_path / "elsewhere"))
+    moved = Settings(_env_file=None)
+    assert moved.database_url == f"sqlite:///{tmp_path.resolve() / 'elsewhere' / 'souq.sqlite3'}"
+    assert moved.sandbox_db_path == tmp_path.resolve() / "elsewhere" / "sandbox.sqlite3"
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db.example.com/souq")
+    assert Settings(_env_file=None).database_url == "postgresql://u@db.example.com/souq"
+
+
 def test_postgres_urls_use_psycopg_and_honour_neon() -> None:
     neon = "postgresql://u:p@ep-cool-1234-pooler.eu-central-1.aws.neon.tech/db?sslmode=require"
     url = async_url(neon)
@@ -124,15 +142,18 @@ def test_migrations_upgrade_and_downgrade(empty_database: str) -> None:
 
 
 def _souq(
-    env: dict[str, str], *args: str, stdin: str | None = None
+    env: dict[str, str], *args: str, stdin: str | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """The `souq` command, run in `cwd` with none of the caller's database settings."""
+    inherited = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SOUQ_DATA_DIR")}
     return subprocess.run(
         [sys.executable, "-m", "souq.cli", *args],
         capture_output=True,
         text=True,
         input=stdin,
+        cwd=cwd,
         env={
-            **os.environ,
+            **inherited,
             "COLUMNS": "200",
             **{name.upper(): str(value) for name, value in FAST_HASHING.items()},
             **env,
@@ -143,15 +164,19 @@ def _souq(
 
 
 def test_db_upgrade_demo_and_create_admin_from_the_command_line(tmp_path: Path) -> None:
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli' / 'souq.sqlite3'}"}
-    upgraded = _souq(env, "db", "upgrade")
+    # No DATABASE_URL: the database is data/souq.sqlite3 under the working directory.
+    env: dict[str, str] = {}
+    upgraded = _souq(env, "db", "upgrade", cwd=tmp_path)
     assert upgraded.returncode == 0, upgraded.stderr
-    first = _souq(env, "demo")
+    assert "Running upgrade" in upgraded.stderr  # which revisions ran is shown
+    database = tmp_path / "data" / "souq.sqlite3"
+    assert database.is_file()
+    first = _souq(env, "demo", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "owner@atlas.test" in first.stdout and "souq-demo-2026" in first.stdout
-    again = _souq(env, "demo")
+    again = _souq(env, "demo", cwd=tmp_path)
     assert "0 new records" in again.stdout
-    skipped = _souq(env, "demo", "--if-empty")
+    skipped = _souq(env, "demo", "--if-empty", cwd=tmp_path)
     assert "left as it is" in skipped.stdout
     admin = _souq(
         env,
@@ -162,9 +187,10 @@ def test_db_upgrade_demo_and_create_admin_from_the_command_line(tmp_path: Path) 
         "Root",
         "--password",
         "a-very-long-password",
+        cwd=tmp_path,
     )
     assert admin.returncode == 0 and "created platform admin" in admin.stdout
-    engine = sa.create_engine(sync_url(env["DATABASE_URL"]))
+    engine = sa.create_engine(f"sqlite:///{database}")
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text('SELECT email, is_platform_admin FROM "user" ORDER BY id')

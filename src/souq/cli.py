@@ -6,7 +6,6 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -15,7 +14,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from souq.config import PROJECT_ROOT, Settings, get_settings
+from souq.config import Settings, get_settings
 from souq.db import create_engine, session_factory, unit_of_work
 from souq.payments.stripe import StripeGateway
 
@@ -47,21 +46,20 @@ def run_in_session(
     return asyncio.run(main())
 
 
-def upgrade_database(database_url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    if database_url.startswith("sqlite:///"):
-        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.attributes["database_url"] = database_url
-    command.upgrade(config, "head")
-
-
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database to the newest schema."""
-    upgrade_database(get_settings().database_url)
+    import logging
+
+    from souq.migrations import upgrade
+
+    # Show which revisions ran, as the `alembic` command does.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)-5.5s [%(name)s] %(message)s"))
+    alembic_log = logging.getLogger("alembic")
+    alembic_log.addHandler(handler)
+    alembic_log.setLevel(logging.INFO)
+    upgrade(get_settings().database_url)
     console.print("[green]database is up to date[/green]")
 
 

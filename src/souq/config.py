@@ -9,9 +9,6 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = PROJECT_ROOT / "data"
-
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev-secret-change-me"}
 DEV_SECRET_KEY = "dev-secret-change-me"  # noqa: S105 - a known placeholder, refused in production
 
@@ -20,7 +17,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     environment: Literal["development", "test", "production"] = "development"
-    database_url: str = Field(default=f"sqlite:///{DATA_DIR / 'souq.sqlite3'}")
+    # Where the default SQLite databases live: ./data under the working directory, never inside
+    # the installed package.
+    data_dir: Path = Field(
+        default=Path("data"), validation_alias=AliasChoices("SOUQ_DATA_DIR", "data_dir")
+    )
+    database_url: str = Field(
+        default_factory=lambda data: f"sqlite:///{data['data_dir'] / 'souq.sqlite3'}"
+    )
     # Force server-side prepared statements off (PgBouncer in transaction mode); None = detect
     # from the URL (a "-pooler." host, as Neon names its pooled endpoints).
     database_pooled: bool | None = None
@@ -37,7 +41,7 @@ class Settings(BaseSettings):
     )
     platform_fee_bps: int = Field(default=500, ge=0, le=10_000)
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
-    sandbox_db_path: Path = DATA_DIR / "sandbox.sqlite3"
+    sandbox_db_path: Path = Field(default_factory=lambda data: data["data_dir"] / "sandbox.sqlite3")
     # Roles that may manage a store's connected account (create it, onboard, open its dashboard).
     connect_manager_roles: list[str] = Field(default_factory=lambda: ["owner", "admin"])
     checkout_max_quantity: int = Field(default=99, ge=1)
@@ -51,6 +55,11 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = Field(default=3, ge=1)
     password_hash_memory_kib: int = Field(default=65_536, ge=8)
     password_hash_parallelism: int = Field(default=4, ge=1)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
 
     @field_validator("app_url")
     @classmethod
