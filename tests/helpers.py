@@ -12,12 +12,11 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-if TYPE_CHECKING:
-    from tests.conftest import LiveServer
+from tests.servers import LiveServer
 
 PASSWORD = "correct horse battery staple"
 

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from souq.config import Settings
 from souq.db import async_url, engine_options, is_pooled
 from tests.conftest import ENGINES, FAST_HASHING, migrate, sync_url
+from tests.servers import Cli, LiveServer
 
 
 def test_settings_keep_the_seed_stacks_names(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -203,7 +204,7 @@ def test_db_upgrade_demo_and_create_admin_from_the_command_line(tmp_path: Path) 
     assert stores == 2 and currencies == {"usd", "eur", "jpy"}
 
 
-def test_demo_logins_work_through_the_api(live: Any, cli: Any) -> None:
+def test_demo_logins_work_through_the_api(live: LiveServer, cli: Cli) -> None:
     result = cli("demo")
     assert result.returncode == 0, result.stderr
     with httpx.Client(base_url=live.url, timeout=30) as client:
@@ -231,7 +232,9 @@ def test_demo_logins_work_through_the_api(live: Any, cli: Any) -> None:
         ("GET", "/no/such/page", {}),
     ],
 )
-def test_nothing_a_client_sends_is_a_500(live: Any, method: str, path: str, kwargs: Any) -> None:
+def test_nothing_a_client_sends_is_a_500(
+    live: LiveServer, method: str, path: str, kwargs: Any
+) -> None:
     with live.client() as client:
         response = client.request(method, path, **kwargs)
     assert 400 <= response.status_code < 500, response.text
@@ -239,7 +242,7 @@ def test_nothing_a_client_sends_is_a_500(live: Any, method: str, path: str, kwar
     assert set(body) == {"error"} and body["error"]["code"] and body["error"]["message"]
 
 
-def test_the_openapi_document_lists_the_api(live: Any) -> None:
+def test_the_openapi_document_lists_the_api(live: LiveServer) -> None:
     with live.client() as client:
         spec = client.get("/openapi.json").json()
         assert client.get("/docs").status_code == 200

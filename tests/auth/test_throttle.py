@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.helpers import PASSWORD, anonymous, error_code, fake_address, register, unique_email
+from tests.servers import LiveServer
 
 MAX_FAILURES = 5
 
 
-def login(live: Any, email: str, password: str, address: str | None = None) -> int:
+def login(live: LiveServer, email: str, password: str, address: str | None = None) -> int:
     with anonymous(live, address=address) as client:
         response = client.post("/api/auth/login", json={"email": email, "password": password})
     if response.status_code == 429:
@@ -19,7 +18,7 @@ def login(live: Any, email: str, password: str, address: str | None = None) -> i
     return response.status_code
 
 
-def test_an_account_is_locked_after_repeated_failures_from_any_address(live: Any) -> None:
+def test_an_account_is_locked_after_repeated_failures_from_any_address(live: LiveServer) -> None:
     email = unique_email("victim")
     register(live, email=email)
     # Each failure from a new address, so only the account's own counter can trip.
@@ -34,7 +33,7 @@ def test_an_account_is_locked_after_repeated_failures_from_any_address(live: Any
     assert login(live, other, PASSWORD) == 200
 
 
-def test_an_address_is_locked_after_failures_across_accounts(live: Any) -> None:
+def test_an_address_is_locked_after_failures_across_accounts(live: LiveServer) -> None:
     address = fake_address()
     for _ in range(MAX_FAILURES):
         assert login(live, unique_email("guess"), "wrong-password", address) == 401
@@ -45,7 +44,7 @@ def test_an_address_is_locked_after_failures_across_accounts(live: Any) -> None:
     assert login(live, email, PASSWORD) == 200
 
 
-def test_a_success_clears_the_account_counter(live: Any) -> None:
+def test_a_success_clears_the_account_counter(live: LiveServer) -> None:
     email = unique_email()
     register(live, email=email)
     for _ in range(MAX_FAILURES - 1):
@@ -56,7 +55,7 @@ def test_a_success_clears_the_account_counter(live: Any) -> None:
     assert login(live, email, PASSWORD) == 200
 
 
-def test_token_requests_count_as_logins(live: Any) -> None:
+def test_token_requests_count_as_logins(live: LiveServer) -> None:
     email = unique_email()
     user = register(live, email=email)
     for _ in range(MAX_FAILURES):
@@ -71,7 +70,7 @@ def test_token_requests_count_as_logins(live: Any) -> None:
     assert live.scalar("SELECT count(*) FROM api_token WHERE user_id = :id", id=user["id"]) == 0
 
 
-def test_failures_are_recorded_although_the_request_fails(live: Any) -> None:
+def test_failures_are_recorded_although_the_request_fails(live: LiveServer) -> None:
     email = unique_email()
     register(live, email=email)
     assert login(live, email, "wrong-password") == 401

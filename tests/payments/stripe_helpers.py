@@ -9,9 +9,10 @@ import httpx
 import stripe
 
 from tests.helpers import StoreTeam, store_team
+from tests.servers import LiveServer
 
 
-def control(live: Any, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def control(live: LiveServer, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """POST to the sandbox's control API and return its JSON answer."""
     with httpx.Client(timeout=60) as client:
         response = client.post(f"{live.sandbox_url}/_control{path}", json=body or {})
@@ -20,26 +21,26 @@ def control(live: Any, path: str, body: dict[str, Any] | None = None) -> dict[st
     return answer
 
 
-def flush(live: Any) -> dict[str, Any]:
+def flush(live: LiveServer) -> dict[str, Any]:
     """Deliver every webhook that is due now, synchronously."""
     return control(live, "/webhooks/flush")
 
 
-def advance_clock(live: Any, seconds: int) -> None:
+def advance_clock(live: LiveServer, seconds: int) -> None:
     """Travel the sandbox's clock forward (sessions and links expire, delayed payments settle).
     Pair with `reset_clock`: Souq computes expiries from its own clock, as against Stripe."""
     control(live, "/clock/advance", {"seconds": seconds})
 
 
-def reset_clock(live: Any) -> None:
+def reset_clock(live: LiveServer) -> None:
     control(live, "/clock/reset")
 
 
-def set_faults(live: Any, **faults: Any) -> None:
+def set_faults(live: LiveServer, **faults: Any) -> None:
     control(live, "/faults", faults)
 
 
-def clear_faults(live: Any) -> None:
+def clear_faults(live: LiveServer) -> None:
     control(
         live,
         "/faults",
@@ -54,9 +55,9 @@ def clear_faults(live: Any) -> None:
     )
 
 
-def sdk(live: Any) -> stripe.StripeClient:
+def sdk(live: LiveServer) -> stripe.StripeClient:
     """The official SDK pointed at the embedded sandbox."""
-    key = live.settings.stripe_secret_key.get_secret_value()
+    key = live.stripe_secret_key
     return stripe.StripeClient(key, base_addresses={"api": live.sandbox_url})
 
 
@@ -77,7 +78,7 @@ def payments_status(team: StoreTeam) -> dict[str, Any]:
     return status
 
 
-def onboarded_team(live: Any, *, name: str = "Ready Store", **fields: Any) -> StoreTeam:
+def onboarded_team(live: LiveServer, *, name: str = "Ready Store", **fields: Any) -> StoreTeam:
     """A store whose Express account finished onboarding, with the webhook applied."""
     team = store_team(live, name=name, **fields)
     account_id = create_account(team)
@@ -113,7 +114,7 @@ def session_id_of(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def pay(live: Any, url: str, **how: Any) -> httpx.Response:
+def pay(live: LiveServer, url: str, **how: Any) -> httpx.Response:
     """The buyer pays on the sandbox (card number, or a delayed method)."""
     with httpx.Client(timeout=60) as client:
         return client.post(
@@ -121,7 +122,7 @@ def pay(live: Any, url: str, **how: Any) -> httpx.Response:
         )
 
 
-def order(live: Any, order_id: int) -> dict[str, Any]:
+def order(live: LiveServer, order_id: int) -> dict[str, Any]:
     row = live.rows(
         "SELECT payment_status, total_amount, platform_fee_amount, paid_at, "
         "stripe_checkout_session_id FROM orders WHERE id = :id",
@@ -130,6 +131,6 @@ def order(live: Any, order_id: int) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-def stock(live: Any, listing_id: int) -> int | None:
+def stock(live: LiveServer, listing_id: int) -> int | None:
     value: int | None = live.scalar("SELECT stock FROM listing WHERE id = :id", id=listing_id)
     return value
