@@ -2,7 +2,7 @@
 with their CSRF token, and stores with an owner, an admin and a seller.
 
 Every helper talks to the app through its public API, so it works against the `live` server
-on every engine. Emails are unique per call (the database is shared by the whole session), and
+on every engine. Emails are unique per call (a database is shared by many tests), and
 each client sends its own X-Forwarded-For address (uvicorn trusts it from 127.0.0.1), so the
 per-address login throttle of one test never reaches another.
 """
