@@ -1,4 +1,4 @@
-"""The authorization matrix: every store-scoped route × every kind of caller.
+"""The authorization matrix: every store-scoped (and platform admin) route × every caller.
 
 Owner and admin manage the store and its members; owner, admin and seller manage listings;
 anyone else (a member of another store, an unrelated user, a platform admin who is not a
@@ -35,6 +35,16 @@ ACTORS = ["anonymous", "owner", "admin", "seller", "other_store", "unrelated", "
 OUTSIDERS = {"other_store": 404, "unrelated": 404, "platform_admin": 404, "anonymous": 401}
 READ = {"owner": 200, "admin": 200, "seller": 200, **OUTSIDERS}
 MANAGE = {"owner": 200, "admin": 200, "seller": 403, **OUTSIDERS}
+# Platform-wide routes: platform admins only; every other user is refused outright.
+PLATFORM = {
+    "anonymous": 401,
+    "owner": 403,
+    "admin": 403,
+    "seller": 403,
+    "other_store": 403,
+    "unrelated": 403,
+    "platform_admin": 200,
+}
 
 
 @dataclass
@@ -213,6 +223,31 @@ def list_store_orders(w: World) -> Case:
     return Case("GET", f"/api/stores/{w.team.id}/orders")
 
 
+def list_all_orders(w: World) -> Case:
+    return Case("GET", "/api/admin/orders?status=needs_review")
+
+
+def _order_status(w: World, order_id: int) -> Any:
+    return w.live.scalar("SELECT payment_status FROM orders WHERE id = :i", i=order_id)
+
+
+def resolve_order(w: World) -> Case:
+    """An order held for review (as a mismatched payment leaves it), to be canceled."""
+    with w.live.db.begin() as conn:
+        order_id = conn.execute(
+            sa.text(
+                "INSERT INTO orders (store_id, customer_email, currency, subtotal_amount, "
+                "total_amount, platform_fee_amount, payment_status, holds_stock, review_reason, "
+                "created_at) VALUES (:s, 'b@example.com', 'usd', 1000, 1000, 50, 'needs_review', "
+                "false, 'amount 100 instead of 1000', CURRENT_TIMESTAMP) RETURNING id"
+            ),
+            {"s": w.team.id},
+        ).scalar_one()
+    body = {"resolution": "canceled", "note": "refunded in Stripe"}
+    path = f"/api/admin/orders/{order_id}/resolve"
+    return Case("POST", path, body, lambda: _order_status(w, order_id))
+
+
 ROUTES = [
     Route("GET /api/stores/{storeId}", READ, get_store),
     Route("PATCH /api/stores/{storeId}", MANAGE, patch_store),
@@ -232,6 +267,8 @@ ROUTES = [
     Route("POST /api/stripe/connect/login-link", MANAGE, create_login_link, writes=False),
     Route("GET /api/stores/{storeId}/payments", READ, get_payments),
     Route("GET /api/stores/{storeId}/orders", READ, list_store_orders),
+    Route("GET /api/admin/orders", PLATFORM, list_all_orders),
+    Route("POST /api/admin/orders/{orderId}/resolve", PLATFORM, resolve_order),
 ]
 
 

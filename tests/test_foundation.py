@@ -125,6 +125,7 @@ def test_migrations_upgrade_and_downgrade(empty_database: str) -> None:
         "order_item",
         "order_payment",
         "stripe_event",
+        "checkout_request",
     }
     engine = sa.create_engine(sync_url(empty_database))
     with engine.begin() as conn:  # the case-insensitive unique email index exists

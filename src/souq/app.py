@@ -15,6 +15,7 @@ from souq.auth.service import configure_password_hashing
 from souq.config import Settings, get_settings
 from souq.db import create_engine, session_factory
 from souq.errors import install_error_handlers
+from souq.payments.handlers import SUBSCRIBED_EVENTS
 from souq.payments.stripe import StripeGateway
 
 log = logging.getLogger(__name__)
@@ -56,12 +57,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             update={
                 "stripe_webhook_secret": SecretStr(
                     sandbox.ensure_webhook_endpoint(
-                        settings.app_url + "/api/stripe/webhook", connect=False
+                        settings.app_url + "/api/stripe/webhook",
+                        connect=False,
+                        events=SUBSCRIBED_EVENTS,
                     )
                 ),
                 "stripe_connect_webhook_secret": SecretStr(
                     sandbox.ensure_webhook_endpoint(
-                        settings.app_url + "/api/stripe/connect/webhook", connect=True
+                        settings.app_url + "/api/stripe/connect/webhook",
+                        connect=True,
+                        events=SUBSCRIBED_EVENTS,
                     )
                 ),
             }

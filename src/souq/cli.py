@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession
+from rich.table import Column, Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.config import Settings, get_settings
 from souq.db import create_engine, session_factory, unit_of_work
@@ -26,10 +29,23 @@ console = Console()
 T = TypeVar("T")
 
 
-def run_in_session(
-    work: Callable[[AsyncSession], Awaitable[T]], settings: Settings | None = None
-) -> T:
-    """Run `work` in one unit of work: committed if it returns, rolled back if it raises."""
+@dataclass
+class Context:
+    """What a command works with: the settings, the session factory on an open engine, and
+    the Stripe gateway (the embedded sandbox's when no Stripe key is set)."""
+
+    settings: Settings
+    factory: async_sessionmaker[AsyncSession]
+
+    @cached_property
+    def gateway(self) -> StripeGateway:
+        from souq.app import sandbox_stripe_settings
+
+        return StripeGateway(sandbox_stripe_settings(self.settings))
+
+
+def run(work: Callable[[Context], Awaitable[T]], settings: Settings | None = None) -> T:
+    """Run a command's async work against the database, disposing of the engine afterwards."""
     settings = settings or get_settings()
     from souq.auth.service import configure_password_hashing
 
@@ -38,12 +54,23 @@ def run_in_session(
     async def main() -> T:
         engine = create_engine(settings.database_url, settings.database_pooled)
         try:
-            async with unit_of_work(session_factory(engine)) as session:
-                return await work(session)
+            return await work(Context(settings, session_factory(engine)))
         finally:
             await engine.dispose()
 
     return asyncio.run(main())
+
+
+def run_in_session(
+    work: Callable[[AsyncSession], Awaitable[T]], settings: Settings | None = None
+) -> T:
+    """Run `work` in one unit of work: committed if it returns, rolled back if it raises."""
+
+    async def in_session(ctx: Context) -> T:
+        async with unit_of_work(ctx.factory) as session:
+            return await work(session)
+
+    return run(in_session, settings)
 
 
 @db_app.command("upgrade")
@@ -104,11 +131,25 @@ def sandbox(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 12111,
     reset: Annotated[bool, typer.Option(help="Clear all sandbox state first.")] = False,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SANDBOX_API_KEY",
+            help="The sk_test_ key clients must use; by default a random one kept beside the "
+            "sandbox's database.",
+        ),
+    ] = None,
 ) -> None:
     """Run the Stripe sandbox on its own, as a local stand-in for api.stripe.com."""
     from souq.sandbox.cli import run_sandbox
 
-    run_sandbox(host=host, port=port, db_path=get_settings().sandbox_db_path, reset=reset)
+    run_sandbox(
+        host=host,
+        port=port,
+        db_path=get_settings().sandbox_db_path,
+        reset=reset,
+        api_key=api_key,
+    )
 
 
 @app.command("create-admin")
@@ -163,12 +204,6 @@ def demo(
         console.print(f"  {email:<24} {what}")
 
 
-def _gateway(settings: Settings) -> StripeGateway:
-    from souq.app import sandbox_stripe_settings
-
-    return StripeGateway(sandbox_stripe_settings(settings))
-
-
 stripe_app = typer.Typer(help="Stripe Connect upkeep.", no_args_is_help=True)
 app.add_typer(stripe_app, name="stripe")
 
@@ -179,20 +214,13 @@ def sync_accounts() -> None:
     from souq.payments.reconcile import connected_store_ids
     from souq.payments.reconcile import sync_accounts as sync
 
-    settings = get_settings()
+    async def main(ctx: Context) -> dict[int, list[str]]:
+        total = len(await connected_store_ids(ctx.factory))
+        with Progress(console=console) as bar:
+            task = bar.add_task("syncing connected accounts", total=total)
+            return await sync(ctx.factory, ctx.gateway, lambda n: bar.advance(task, n))
 
-    async def main() -> dict[int, list[str]]:
-        engine = create_engine(settings.database_url, settings.database_pooled)
-        factory = session_factory(engine)
-        try:
-            total = len(await connected_store_ids(factory))
-            with Progress(console=console) as bar:
-                task = bar.add_task("syncing connected accounts", total=total)
-                return await sync(factory, _gateway(settings), lambda n: bar.advance(task, n))
-        finally:
-            await engine.dispose()
-
-    changed = asyncio.run(main())
+    changed = run(main)
     if not changed:
         console.print("every store already matched Stripe")
     for store_id, fields in changed.items():
@@ -214,27 +242,20 @@ def reconcile(
     payment row, are brought to their Checkout Session's state."""
     from souq.payments.reconcile import orders_to_reconcile, reconcile_orders
 
-    settings = get_settings()
+    async def main(ctx: Context) -> dict[str, int]:
+        total = len(await orders_to_reconcile(ctx.factory))
+        with Progress(console=console) as bar:
+            task = bar.add_task("reconciling orders", total=total)
+            summary = await reconcile_orders(
+                ctx.factory,
+                ctx.gateway,
+                ctx.settings,
+                lambda n: bar.advance(task, n),
+                in_flight=timedelta(seconds=min_age),
+            )
+        return dict(summary)
 
-    async def main() -> dict[str, int]:
-        engine = create_engine(settings.database_url, settings.database_pooled)
-        factory = session_factory(engine)
-        try:
-            total = len(await orders_to_reconcile(factory))
-            with Progress(console=console) as bar:
-                task = bar.add_task("reconciling orders", total=total)
-                summary = await reconcile_orders(
-                    factory,
-                    _gateway(settings),
-                    settings,
-                    lambda n: bar.advance(task, n),
-                    in_flight=timedelta(seconds=min_age),
-                )
-            return dict(summary)
-        finally:
-            await engine.dispose()
-
-    summary = asyncio.run(main())
+    summary = run(main)
     table = Table("outcome", "orders")
     for outcome, count in sorted(summary.items()):
         table.add_row(outcome, str(count))
@@ -250,9 +271,12 @@ def events_list(
     failed: Annotated[
         bool, typer.Option("--failed", help="Only events not yet processed.")
     ] = False,
-    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 50,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON array, every field in full.")
+    ] = False,
 ) -> None:
-    """List received Stripe events."""
+    """List received Stripe events (full ids, whatever the terminal's width)."""
     from sqlalchemy import select
 
     from souq.payments.models import StripeEvent
@@ -264,7 +288,31 @@ def events_list(
         return list((await session.execute(query)).scalars())
 
     rows = run_in_session(work)
-    table = Table("event", "type", "account", "received", "processed", "attempts", "last error")
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "id": row.stripe_event_id,
+                        "type": row.type,
+                        "account": row.account,
+                        "created": row.created,
+                        "receivedAt": row.received_at.isoformat(),
+                        "processedAt": row.processed_at.isoformat() if row.processed_at else None,
+                        "attempts": row.attempts,
+                        "lastError": row.last_error,
+                        "ignoredReason": row.ignored_reason,
+                    }
+                    for row in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    table = Table("type", "account", "received", "processed", "tries", "note", expand=True)
+    # The id is what an operator copies into `souq events replay`: it is never cut or folded,
+    # the other columns give way instead.
+    table.columns.insert(0, Column("event", no_wrap=True, overflow="ignore", min_width=30))
     for row in rows:
         table.add_row(
             row.stripe_event_id,
@@ -273,7 +321,9 @@ def events_list(
             f"{row.received_at:%Y-%m-%d %H:%M:%S}",
             f"{row.processed_at:%H:%M:%S}" if row.processed_at else "no",
             str(row.attempts),
-            (row.last_error or "")[:60],
+            (row.last_error or (f"ignored: {row.ignored_reason}" if row.ignored_reason else ""))[
+                :120
+            ],
         )
     console.print(table)
 
@@ -283,26 +333,17 @@ def events_replay(
     event_id: Annotated[str, typer.Argument(help="The Stripe event id (evt_…).")],
 ) -> None:
     """Run an event's handler again (handlers are idempotent)."""
-    import souq.payments.checkout
-    import souq.payments.onboarding  # noqa: F401 - registers the event handlers
-    from souq.payments.webhooks import process_event
-
-    settings = get_settings()
-
-    async def main() -> str:
-        engine = create_engine(settings.database_url, settings.database_pooled)
-        try:
-            outcome = await process_event(
-                session_factory(engine), _gateway(settings), event_id, force=True
-            )
-            return outcome.status
-        finally:
-            await engine.dispose()
-
     from sqlalchemy.exc import NoResultFound
 
+    from souq.payments.handlers import HANDLERS
+    from souq.payments.webhooks import process_event
+
+    async def main(ctx: Context) -> str:
+        outcome = await process_event(ctx.factory, ctx.gateway, HANDLERS, event_id, force=True)
+        return outcome.status + (f" ({outcome.reason})" if outcome.reason else "")
+
     try:
-        status = asyncio.run(main())
+        status = run(main)
     except NoResultFound:
         console.print(f"[red]no event {event_id} in the inbox[/red]")
         raise typer.Exit(1) from None

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # How long a buyer has to pay: Stripe allows 30 minutes to 24 hours (2 minutes of slack are
     # added for clock skew, see payments/checkout.py).
     checkout_session_ttl_minutes: int = Field(default=30, ge=30, le=24 * 60 - 5)
+    # The checkout success page asks Stripe about a pending order at most this often.
+    checkout_status_poll_seconds: float = Field(default=5.0, ge=0)
+    # How long an Idempotency-Key on a checkout is remembered (Stripe keeps its own 24 hours).
+    checkout_idempotency_hours: int = Field(default=24, ge=1)
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_seconds: int = Field(default=900, ge=1)
     webhook_tolerance_seconds: int = 300

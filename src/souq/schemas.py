@@ -48,6 +48,25 @@ def check_storable(value: str) -> str:
     return value
 
 
+NAME_MAX_LENGTH = 200
+
+
+def clean_name(name: str, field: str = "name") -> str:
+    """A person's, store's or listing's name with its whitespace collapsed; an empty one, or
+    one over NAME_MAX_LENGTH characters, is a 422 naming the field."""
+    cleaned = " ".join(name.split())
+    problem = (
+        "a name is required"
+        if not cleaned
+        else f"at most {NAME_MAX_LENGTH} characters"
+        if len(cleaned) > NAME_MAX_LENGTH
+        else None
+    )
+    if problem is not None:
+        raise InvalidInput(f"{field}: {problem}", details=[{"field": field, "message": problem}])
+    return cleaned
+
+
 def currency_input(code: str, field: str = "currency") -> str:
     """A currency code from a request, in either case → lower case; a 422 naming the field."""
     try:
@@ -74,12 +93,15 @@ class ErrorBody(BaseModel):
 
 
 _ERROR_DESCRIPTIONS = {
+    400: "A bad request: a webhook without a valid signature, or not a usable event",
     401: "Not logged in, or a bad API token",
     403: "Not allowed for your role, or a missing CSRF token",
     404: "No such resource, or not visible to you",
     409: "Conflicts with the current state",
     422: "Invalid input; `details` names the fields",
     429: "Too many failed logins; try again later",
+    502: "Stripe refused the request; nothing was charged",
+    503: "Stripe did not answer in time; retry with the same Idempotency-Key",
 }
 
 

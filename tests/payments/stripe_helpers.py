@@ -3,12 +3,19 @@ official SDK, over HTTP, as a person or Stripe would."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 import stripe
 
-from tests.helpers import StoreTeam, store_team
+from tests.helpers import Account, StoreTeam, anonymous, api_user, store_team
 from tests.servers import LiveServer
 
 
@@ -96,6 +103,7 @@ def checkout(
     *,
     currency: str = "usd",
     email: str | None = "buyer@example.com",
+    headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> httpx.Response:
     body: dict[str, Any] = {
@@ -106,7 +114,7 @@ def checkout(
     }
     if email is not None:
         body["customerEmail"] = email
-    return client.post("/api/stripe/checkout/create", json=body)
+    return client.post("/api/stripe/checkout/create", json=body, headers=headers)
 
 
 def session_id_of(url: str) -> str:
@@ -134,3 +142,109 @@ def order(live: LiveServer, order_id: int) -> dict[str, Any]:
 def stock(live: LiveServer, listing_id: int) -> int | None:
     value: int | None = live.scalar("SELECT stock FROM listing WHERE id = :id", id=listing_id)
     return value
+
+
+def listing(
+    team: StoreTeam,
+    *,
+    price: str = "19.99",
+    currency: str = "usd",
+    stock: int | None = None,
+    name: str = "Olive wood bowl",
+) -> int:
+    body: dict[str, Any] = {"name": name, "price": price, "currency": currency}
+    if stock is not None:
+        body["stock"] = stock
+    response = team.seller.client.post(f"/api/stores/{team.id}/listings", json=body)
+    assert response.status_code == 201, response.text
+    listing_id: int = response.json()["id"]
+    return listing_id
+
+
+def start(
+    live: LiveServer, team: StoreTeam, items: list[tuple[int, int]], **kw: Any
+) -> dict[str, Any]:
+    """A guest checkout that must succeed: its order id and the sandbox's payment page."""
+    with anonymous(live) as buyer:
+        response = checkout(buyer, team.id, items, **kw)
+    assert response.status_code == 200, response.text
+    started: dict[str, Any] = response.json()
+    assert started["url"].startswith(f"{live.sandbox_url}/checkout/cs_")
+    return started
+
+
+def api_order(team: StoreTeam, order_id: int) -> dict[str, Any]:
+    response = team.owner.client.get(f"/api/orders/{order_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def sign(payload: bytes, secret: str, t: int | None = None) -> str:
+    """A Stripe-Signature header for the payload, as Stripe computes it."""
+    t = int(time.time()) if t is None else t
+    signature = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={t},v1={signature}"
+
+
+def deliver(live: LiveServer, event: Any, *, connect: bool = False) -> httpx.Response:
+    """POST a signed event (any JSON) to one of the app's webhook endpoints."""
+    body = json.dumps(event).encode()
+    secret = live.connect_webhook_secret if connect else live.webhook_secret
+    path = "/api/stripe/connect/webhook" if connect else "/api/stripe/webhook"
+    with anonymous(live) as client:
+        return client.post(path, content=body, headers={"Stripe-Signature": sign(body, secret)})
+
+
+def completed_event(live: LiveServer, session_id: str) -> dict[str, Any]:
+    events = sdk(live).v1.events.list(params={"type": "checkout.session.completed", "limit": 100})
+    for event in events.data:
+        data = event.to_dict()
+        if data["data"]["object"]["id"] == session_id:
+            return data
+    raise AssertionError("no checkout.session.completed event")
+
+
+def platform_admin(live: LiveServer) -> Account:
+    """A user made platform admin, as `souq create-admin` would."""
+    admin = api_user(live, name="Platform Admin")
+    with live.db.begin() as conn:
+        conn.execute(
+            sa.text('UPDATE "user" SET is_platform_admin = :t WHERE id = :i'),
+            {"t": True, "i": admin.id},
+        )
+    return admin
+
+
+def direct_session(live: LiveServer, *, amount: int, **params: Any) -> stripe.checkout.Session:
+    """A Checkout Session made straight through Stripe's API, not by Souq (another integration
+    on the same account, or someone holding the key)."""
+    line = {
+        "quantity": 1,
+        "price_data": {"currency": "usd", "unit_amount": amount, "product_data": {"name": "X"}},
+    }
+    body: Any = {
+        "mode": "payment",
+        "line_items": [line],
+        "success_url": f"{live.url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
+        **params,
+    }
+    return sdk(live).v1.checkout.sessions.create(params=body)
+
+
+@contextmanager
+def webhooks_paused(live: LiveServer) -> Iterator[None]:
+    """Disable the app's platform webhook endpoint through Stripe's API, as an operator can:
+    events made meanwhile are never delivered (nothing is left to retry later), so only the
+    pages and `souq reconcile` can learn of payments."""
+    client = sdk(live)
+    endpoint = next(
+        e
+        for e in client.v1.webhook_endpoints.list(params={"limit": 100}).data
+        if e.url == f"{live.url}/api/stripe/webhook"
+    )
+    client.v1.webhook_endpoints.update(endpoint.id, params={"disabled": True})
+    try:
+        yield
+    finally:
+        client.v1.webhook_endpoints.update(endpoint.id, params={"disabled": False})

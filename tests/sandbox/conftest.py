@@ -7,7 +7,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import stripe
@@ -63,13 +65,30 @@ class ThreadedServer:
         self.thread.join(timeout=10)
 
 
-def make_client(url: str) -> stripe.StripeClient:
+def make_client(url: str, key: str = "sk_test_souq") -> stripe.StripeClient:
     return stripe.StripeClient(
-        "sk_test_souq",
+        key,
         base_addresses={"api": url},
         http_client=stripe.HTTPXClient(allow_sync_methods=True),
         max_network_retries=0,
     )
+
+
+def local_sandbox(db_path: Path, url: str = "http://sandbox.test", **config: Any) -> Sandbox:
+    """A sandbox of its own (no background delivery unless asked), for tests that need a
+    configuration of their own."""
+    config.setdefault("deliver_webhooks_in_background", False)
+    return Sandbox(SandboxConfig(db_path=db_path, public_url=url, **config))
+
+
+@contextmanager
+def served_sandbox(db_path: Path, **config: Any) -> Iterator[tuple[Sandbox, str]]:
+    """`local_sandbox` served over HTTP on a free port: (the sandbox, its URL)."""
+    sock = bound_socket()
+    url = url_of(sock)
+    sandbox = local_sandbox(db_path, url, **config)
+    with ThreadedServer(sandbox.app, sock):
+        yield sandbox, url
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import pytest
@@ -268,3 +268,57 @@ def test_express_dashboard_shows_balance_and_payments(sandbox_server: SandboxSer
     assert page.status_code == 200
     assert "$22.50" in page.text  # pending: 25.00 less the 2.50 application fee
     assert "py_" in page.text
+
+
+def test_login_links_are_single_use(sandbox_server: SandboxServer) -> None:
+    seller = sandbox_server.express_account()
+    link = sandbox_server.client.v1.accounts.login_links.create(seller.id)
+    with httpx.Client() as browser:
+        first = browser.get(link.url)
+        second = browser.get(link.url)
+    assert first.status_code == 200 and seller.id in first.text
+    assert second.status_code == 404
+    assert "Link expired" in second.text and seller.id not in second.text
+
+
+def test_login_links_expire_by_the_sandbox_clock(sandbox_server: SandboxServer) -> None:
+    seller = sandbox_server.express_account()
+    fresh = sandbox_server.client.v1.accounts.login_links.create(seller.id)
+    stale = sandbox_server.client.v1.accounts.login_links.create(seller.id)
+    sandbox_server.advance(240)
+    with httpx.Client() as browser:
+        assert browser.get(fresh.url).status_code == 200  # still within its five minutes
+        sandbox_server.advance(30 * 86_400)
+        expired = browser.get(stale.url)
+    assert expired.status_code == 404 and seller.id not in expired.text
+    later = sandbox_server.client.v1.accounts.login_links.create(seller.id)
+    with httpx.Client() as browser:
+        assert browser.get(later.url).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("field", "url"),
+    [
+        ("return_url", "javascript:alert(document.cookie)"),
+        ("refresh_url", "/relative/refresh"),
+        ("return_url", "http://"),
+        ("refresh_url", "data:text/html,hello"),
+    ],
+)
+def test_account_link_urls_must_be_http(
+    sandbox_server: SandboxServer, field: str, url: str
+) -> None:
+    account = sandbox_server.express_account(onboard=False)
+    params: dict[str, Any] = {
+        "account": account.id,
+        "type": "account_onboarding",
+        "refresh_url": "https://shop.test/refresh",
+        "return_url": "https://shop.test/return",
+    }
+    params[field] = url
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        sandbox_server.client.v1.account_links.create(
+            params=cast("AccountLinkCreateParams", params)
+        )
+    assert caught.value.http_status == 400
+    assert caught.value.code == "url_invalid" and caught.value.param == field

@@ -387,3 +387,22 @@ def test_expired_session_page(sandbox_server: SandboxServer) -> None:
     with httpx.Client() as browser:
         page = browser.get(session.url)
     assert page.status_code == 410
+
+
+@pytest.mark.parametrize(
+    ("field", "url"),
+    [
+        ("cancel_url", "javascript:alert(document.cookie)"),
+        ("success_url", "javascript:alert(1)"),
+        ("success_url", "/orders/1/thanks"),
+        ("cancel_url", "http://shop.test/has space"),
+        ("cancel_url", "ftp://shop.test/cancel"),
+    ],
+)
+def test_session_urls_must_be_http(sandbox_server: SandboxServer, field: str, url: str) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        extra: dict[str, Any] = {field: url}
+        sandbox_server.session(fee=None, **extra)
+    assert caught.value.http_status == 400
+    assert caught.value.code == "url_invalid" and caught.value.param == field
+    assert sandbox_server.client.v1.checkout.sessions.list().data == []

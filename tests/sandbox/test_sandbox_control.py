@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 import stripe
 
 from souq.sandbox import Sandbox, SandboxConfig
+from tests.sandbox.conftest import local_sandbox
 from tests.sandbox.support import SandboxServer
 
 with warnings.catch_warnings():
@@ -85,3 +88,59 @@ async def test_async_sdk_methods(sandbox_server: SandboxServer) -> None:
     assert fetched.id == account.id
     with pytest.raises(stripe.InvalidRequestError):
         await client.v1.checkout.sessions.retrieve_async("cs_test_missing")
+
+
+def test_control_judges_loopback_by_the_peer_never_by_forwarding_headers(tmp_path: Path) -> None:
+    sandbox = local_sandbox(tmp_path / "s.db")
+    remote = TestClient(sandbox.app, client=("203.0.113.9", 40000))
+    local = TestClient(sandbox.app, client=("127.0.0.1", 40000))
+    local_v6 = TestClient(sandbox.app, client=("::1", 40000))
+    assert local.get("/_control/clock").status_code == 200
+    assert local_v6.get("/_control/clock").status_code == 200
+    for headers in ({}, {"X-Forwarded-For": "127.0.0.1"}, {"Authorization": "Bearer sk_test_x"}):
+        refused = remote.post("/_control/reset", headers=headers)
+        assert refused.status_code == 403, headers
+        assert refused.json()["error"]["type"] == "invalid_request_error"
+    # A proxy on this host forwarding someone else's request is not a local client.
+    for name in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+        proxied = local.post("/_control/faults", json={"api_error_rate": 1}, headers={name: "x"})
+        assert proxied.status_code == 403, name
+    assert local.get("/_control/faults").json().get("api_error_rate", 0) == 0
+
+
+def test_control_rejects_bad_input_with_400(sandbox_server: SandboxServer) -> None:
+    http, base = sandbox_server.http, f"{sandbox_server.url}/_control"
+    for limit in ("abc", "-1", "0", "1001", "1.5", ""):
+        answer = http.get(f"{base}/webhooks/deliveries", params={"limit": limit})
+        assert answer.status_code == 400, limit
+        assert answer.json()["error"]["param"] == "limit"
+    account = sandbox_server.express_account()
+    sandbox_server.flush()
+    one = http.get(f"{base}/webhooks/deliveries", params={"limit": 1}).json()["data"]
+    assert len(one) == 1
+    session = sandbox_server.session(account.id)
+    bad_bodies: list[tuple[str, Any]] = [
+        ("/clock/advance", b"{not json"),
+        ("/clock/advance", b"[1, 2]"),
+        ("/clock/advance", {"seconds": "abc"}),
+        ("/clock/advance", {"seconds": True}),
+        ("/clock/advance", {"seconds": 10**12}),
+        ("/clock/advance", b'{"seconds": NaN}'),
+        ("/faults", {"webhook_shuffle": "yes"}),
+        ("/faults", {"api_error_rate": "0.5"}),
+        ("/faults", b'{"api_latency_ms": Infinity}'),
+        (f"/accounts/{account.id}/onboard", {"outcome": 5}),
+        (f"/checkout/sessions/{session.id}/pay", {"card": 4242424242424242}),
+        (f"/checkout/sessions/{session.id}/pay", {"card": "4242424242424242", "email": ["x"]}),
+    ]
+    for path, body in bad_bodies:
+        if isinstance(body, bytes):
+            answer = http.post(f"{base}{path}", content=body)
+        else:
+            answer = http.post(f"{base}{path}", json=body)
+        assert answer.status_code == 400, (path, body, answer.text)
+        assert answer.json()["error"]["message"], (path, body)
+    # Nothing changed: the clock did not move, no fault is set, the session is still open.
+    assert abs(http.get(f"{base}/clock").json()["now"] - time.time()) < 60
+    assert http.get(f"{base}/faults").json() == {}
+    assert sandbox_server.client.v1.checkout.sessions.retrieve(session.id).status == "open"

@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 
 from souq.sandbox import Sandbox, SandboxConfig
 from souq.sandbox.delivery import sign
-from tests.sandbox.conftest import ThreadedServer, free_port, make_client
+from tests.sandbox.conftest import ThreadedServer, free_port, make_client, served_sandbox
 from tests.sandbox.support import SandboxServer
 
 
@@ -150,17 +150,7 @@ def test_event_api_and_previous_attributes(sandbox_server: SandboxServer) -> Non
 
 
 def test_async_capture_fills_money_fields_via_charge_updated(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    sandbox = Sandbox(
-        SandboxConfig(
-            db_path=tmp_path / "s.db",
-            public_url=url,
-            deliver_webhooks_in_background=False,
-            async_capture=True,
-        )
-    )
-    with ThreadedServer(sandbox.app, port):
+    with served_sandbox(tmp_path / "s.db", async_capture=True) as (_, url):
         client = make_client(url)
         seller = client.v1.accounts.create(
             params={"type": "express", "capabilities": {"transfers": {"requested": True}}}
@@ -277,3 +267,19 @@ def test_embedded_background_delivery_to_the_same_server(tmp_path: Path) -> None
             assert time.monotonic() < deadline, main.received
             time.sleep(0.05)
     assert json.dumps(main.received)
+
+
+def test_webhook_endpoint_urls_must_be_http(sandbox_server: SandboxServer) -> None:
+    endpoints = sandbox_server.client.v1.webhook_endpoints
+    before = [e.id for e in endpoints.list().data]
+    for url in ("javascript:alert(1)", "file:///etc/passwd", "/relative/hook", "hook"):
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            endpoints.create(params={"url": url, "enabled_events": ["*"]})
+        assert caught.value.code == "url_invalid" and caught.value.param == "url"
+    assert [e.id for e in endpoints.list().data] == before
+    endpoint = endpoints.create(params={"url": "https://shop.test/hook", "enabled_events": ["*"]})
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        endpoints.update(endpoint.id, params={"url": "gopher://shop.test/hook"})
+    assert caught.value.code == "url_invalid"
+    assert endpoints.retrieve(endpoint.id).url == "https://shop.test/hook"
+    endpoints.delete(endpoint.id)

@@ -12,7 +12,7 @@ import pytest
 import stripe
 
 from souq.sandbox import Sandbox, SandboxConfig
-from tests.sandbox.conftest import make_client
+from tests.sandbox.conftest import make_client, served_sandbox
 from tests.sandbox.support import SandboxServer
 
 if TYPE_CHECKING:
@@ -268,3 +268,15 @@ def test_state_survives_restart(tmp_path: Path) -> None:
     second.reset()
     assert second.store.get(account.id) is None
     assert second.ensure_webhook_endpoint("http://127.0.0.1:9/hook", connect=False) == secret
+
+
+def test_api_key_admits_only_that_key(tmp_path: Path) -> None:
+    key = "sk_test_only_this_one_" + uuid.uuid4().hex
+    with served_sandbox(tmp_path / "s.db", api_key=key) as (sandbox, url):
+        for other in ("sk_test_souq", key + "x", key[:-1]):
+            with pytest.raises(stripe.AuthenticationError) as caught:
+                make_client(url, other).v1.accounts.create(params={"type": "express"})
+            assert caught.value.http_status == 401
+        assert sandbox.store.query("account") == []
+        account = make_client(url, key).v1.accounts.create(params={"type": "express"})
+        assert make_client(url, key).v1.accounts.retrieve(account.id).id == account.id

@@ -21,11 +21,11 @@ from souq.auth.models import ApiToken, LoginThrottle, User
 from souq.config import Settings
 from souq.db import utcnow
 from souq.errors import Conflict, InvalidInput, NotAuthenticated, TooManyRequests
+from souq.schemas import clean_name
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 1024
 EMAIL_MAX_LENGTH = 320
-NAME_MAX_LENGTH = 200
 TOKEN_PREFIX = "souq_"  # noqa: S105 - a public prefix, not a secret
 # A token's last_used_at is refreshed at most this often, so reads do not write every time.
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=5)
@@ -109,14 +109,7 @@ async def create_user(
 ) -> User:
     """A new account. The email is unique case-insensitively: a taken one is a 409."""
     email = normalize_email(email)
-    name = " ".join(name.split())
-    if not name:
-        raise InvalidInput("a name is required", details=[{"field": "name", "message": "empty"}])
-    if len(name) > NAME_MAX_LENGTH:
-        raise InvalidInput(
-            f"names have at most {NAME_MAX_LENGTH} characters",
-            details=[{"field": "name", "message": "too long"}],
-        )
+    name = clean_name(name)
     check_password_policy(password)
     if await get_user_by_email(session, email) is not None:
         raise _email_taken()

@@ -12,10 +12,9 @@ from souq.errors import InvalidInput, NotFound
 from souq.listings.models import Listing
 from souq.money import MAX_AMOUNT, MoneyError, format_amount, parse_amount
 from souq.orders.models import OrderItem
-from souq.schemas import currency_input
+from souq.schemas import clean_name, currency_input
 from souq.stores.models import Store
 
-NAME_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 20_000
 STOCK_MAX = 1_000_000_000
 
@@ -36,15 +35,6 @@ def parse_price(price: str, currency: str) -> int:
         limit = format_amount(MAX_AMOUNT, currency)
         raise _invalid("price", f"may be at most {limit} {currency.upper()}")
     return amount
-
-
-def _clean_name(name: str) -> str:
-    name = " ".join(name.split())
-    if not name:
-        raise _invalid("name", "a name is required")
-    if len(name) > NAME_MAX_LENGTH:
-        raise _invalid("name", f"at most {NAME_MAX_LENGTH} characters")
-    return name
 
 
 def _clean_description(description: str) -> str:
@@ -75,7 +65,7 @@ async def create_listing(
         raise _invalid("price", f"must be between 1 and {MAX_AMOUNT} minor units")
     listing = Listing(
         store_id=store.id,
-        name=_clean_name(name),
+        name=clean_name(name),
         description=_clean_description(description),
         price_amount=price_amount,
         currency=currency,
@@ -106,7 +96,7 @@ async def update_listing(
     """Apply a partial update. Changing the currency needs a price in the new currency too,
     since the same minor units mean different amounts in different currencies."""
     if changes.name is not None:
-        listing.name = _clean_name(changes.name)
+        listing.name = clean_name(changes.name)
     if changes.description is not None:
         listing.description = _clean_description(changes.description)
     currency = listing.currency
@@ -168,3 +158,19 @@ async def list_catalogue(
     )
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+async def shop_catalogue(
+    session: AsyncSession, *, store_id: int | None, limit: int = 200
+) -> list[tuple[Listing, Store]]:
+    """The shop page: active listings with their store, by store name, at most `limit`."""
+    query = (
+        select(Listing, Store)
+        .join(Store, Store.id == Listing.store_id)
+        .where(Listing.active.is_(True))
+        .order_by(Store.name, Listing.id)
+        .limit(limit)
+    )
+    if store_id is not None:
+        query = query.where(Store.id == store_id)
+    return [(listing, store) for listing, store in (await session.execute(query)).tuples()]

@@ -3,19 +3,36 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Integer, String
+from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from souq.db import Base, UTCDateTime, utcnow
 
 
 class PaymentStatus(enum.StrEnum):
+    """Where an order stands. `pending` and `session_unknown` hold the order's stock; so do
+    `paid` and, until a platform admin resolves it, `needs_review` when it held stock before."""
+
     pending = "pending"
+    # Creating the Checkout Session timed out or failed on Stripe's side: Stripe may have made
+    # it. The stock stays held until `souq reconcile` learns the session (same idempotency key)
+    # and expires it, or finds it paid.
+    session_unknown = "session_unknown"
     paid = "paid"
+    # A payment arrived that is not exactly the one the order asked for (amount, currency,
+    # fee, destination, another session, or its stock was gone): recorded, never a normal
+    # sale, and listed for a platform admin to resolve.
+    needs_review = "needs_review"
     failed = "failed"
     canceled = "canceled"
     refunded = "refunded"
     partially_refunded = "partially_refunded"
+
+
+# States a checkout can still move out of by itself (its session may still be paid or expire).
+OPEN_STATES = (PaymentStatus.pending, PaymentStatus.session_unknown)
+# Closed without a payment; their stock went back to the shelf.
+CLOSED_UNPAID = (PaymentStatus.failed, PaymentStatus.canceled)
 
 
 class Order(Base):
@@ -39,13 +56,31 @@ class Order(Base):
     stripe_checkout_session_id: Mapped[str | None] = mapped_column(
         String(255), unique=True, nullable=True
     )
+    # The connected account the order pays, as it was when the order was made: a payment to
+    # any other destination is not this order's payment.
+    destination_account_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Whether the order's items are taken off the shelf right now; every reservation and
+    # release flips it under the order's row lock, so stock moves exactly once either way.
+    holds_stock: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Why the order needs a platform admin (set with needs_review), and what they decided.
+    review_reason: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # When the success page last asked Stripe about this order: at most one read per
+    # CHECKOUT_STATUS_POLL_SECONDS per order, however often the page is loaded.
+    stripe_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     items: Mapped[list[OrderItem]] = relationship(
         back_populates="order", order_by="OrderItem.id", lazy="selectin"
     )
-    payment: Mapped[OrderPayment | None] = relationship(back_populates="order", lazy="selectin")
+    payments: Mapped[list[OrderPayment]] = relationship(
+        back_populates="order", order_by="OrderPayment.id", lazy="selectin"
+    )
+
+    @property
+    def payment(self) -> OrderPayment | None:
+        """The payment that pays this order (at most one); others wait for review."""
+        return next((p for p in self.payments if p.review_reason is None), None)
 
 
 class OrderItem(Base):
@@ -65,11 +100,23 @@ class OrderItem(Base):
 
 
 class OrderPayment(Base):
+    """Money Stripe took for an order, one row per Checkout Session (the unique session id is
+    what makes a duplicate webhook harmless). At most one row per order counts as its payment
+    (review_reason NULL, a partial unique index); any other is held for a platform admin."""
+
     __tablename__ = "order_payment"
+    __table_args__ = (
+        Index(
+            "uq_order_payment_counted",
+            "order_id",
+            unique=True,
+            sqlite_where=text("review_reason IS NULL"),
+            postgresql_where=text("review_reason IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # One payment row per order: the unique constraint is what makes a duplicate webhook harmless.
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     stripe_checkout_session_id: Mapped[str] = mapped_column(String(255), unique=True)
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     stripe_charge_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -78,6 +125,7 @@ class OrderPayment(Base):
     platform_fee_amount: Mapped[int] = mapped_column(Integer)
     stripe_fee_amount: Mapped[int | None] = mapped_column(Integer, nullable=True)
     net_amount_to_store: Mapped[int] = mapped_column(Integer)
+    review_reason: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    order: Mapped[Order] = relationship(back_populates="payment")
+    order: Mapped[Order] = relationship(back_populates="payments")

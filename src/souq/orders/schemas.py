@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
 
 from souq.money import format_amount
-from souq.orders.models import Order
-from souq.schemas import ApiModel
+from souq.orders.models import Order, OrderPayment, PaymentStatus
+from souq.schemas import ApiInput, ApiModel
 
 
 class OrderItemOut(ApiModel):
@@ -37,7 +40,7 @@ class OrderOut(ApiModel):
     total: str
     platform_fee: str
     net_to_store: str
-    payment_status: str
+    payment_status: PaymentStatus
     stripe_checkout_session_id: str | None
     paid_at: datetime | None
     created_at: datetime
@@ -57,7 +60,7 @@ class OrderOut(ApiModel):
             total=format_amount(order.total_amount, c),
             platform_fee=format_amount(order.platform_fee_amount, c),
             net_to_store=format_amount(order.total_amount - order.platform_fee_amount, c),
-            payment_status=order.payment_status.value,
+            payment_status=order.payment_status,
             stripe_checkout_session_id=order.stripe_checkout_session_id,
             paid_at=order.paid_at,
             created_at=order.created_at,
@@ -98,3 +101,54 @@ class OrderPage(ApiModel):
     data: list[OrderOut]
     has_more: bool
     next_before: int | None
+
+
+class HeldPaymentOut(ApiModel):
+    """A payment Stripe took for the order; `reviewReason` is set when it is not counted."""
+
+    stripe_checkout_session_id: str
+    stripe_payment_intent_id: str | None
+    amount: str
+    currency: str
+    platform_fee: str
+    review_reason: str | None
+
+    @classmethod
+    def of(cls, payment: OrderPayment) -> HeldPaymentOut:
+        return cls(
+            stripe_checkout_session_id=payment.stripe_checkout_session_id,
+            stripe_payment_intent_id=payment.stripe_payment_intent_id,
+            amount=format_amount(payment.amount, payment.currency),
+            currency=payment.currency,
+            platform_fee=format_amount(payment.platform_fee_amount, payment.currency),
+            review_reason=payment.review_reason,
+        )
+
+
+class AdminOrderOut(OrderOut):
+    """An order as a platform admin sees it: why it needs review, and every payment."""
+
+    review_reason: str | None
+    payments: list[HeldPaymentOut]
+
+    @classmethod
+    def of(cls, order: Order) -> AdminOrderOut:
+        return cls(
+            **OrderOut.of(order).model_dump(),
+            review_reason=order.review_reason,
+            payments=[HeldPaymentOut.of(p) for p in order.payments],
+        )
+
+
+class AdminOrderPage(ApiModel):
+    data: list[AdminOrderOut]
+    has_more: bool
+    next_before: int | None
+
+
+class ResolveIn(ApiInput):
+    resolution: Literal["paid", "canceled"] = Field(
+        description="paid: count the order's payment as the sale; canceled: you refunded its "
+        "payments in Stripe, and its stock goes back on the shelf"
+    )
+    note: str = Field(min_length=1, max_length=500, description="Why, for the record")

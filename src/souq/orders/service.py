@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Literal
 
-from sqlalchemy import and_, case, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.auth.models import User
 from souq.db import utcnow
-from souq.errors import NotFound
+from souq.errors import Conflict, Forbidden, NotAuthenticated, NotFound
 from souq.listings.models import Listing
-from souq.orders.models import Order, OrderPayment, PaymentStatus
+from souq.orders.models import OPEN_STATES, Order, OrderPayment, PaymentStatus
 from souq.stores.models import StoreMember
 from souq.stores.service import READ_ORDERS, require_store_role
 
 log = logging.getLogger(__name__)
-
-OPEN = PaymentStatus.pending
 
 
 async def lock_order(session: AsyncSession, order_id: int) -> Order | None:
@@ -51,7 +50,11 @@ async def reserve_stock(session: AsyncSession, quantities: dict[int, int]) -> li
     return short
 
 
-async def _return_stock(session: AsyncSession, order: Order) -> None:
+async def release_stock(session: AsyncSession, order: Order) -> None:
+    """Put the order's items back on the shelf, once: the caller holds the order's row lock
+    and `holds_stock` says whether they are still taken."""
+    if not order.holds_stock:
+        return
     for item in sorted(order.items, key=lambda i: i.listing_id):
         await session.execute(
             update(Listing)
@@ -59,56 +62,86 @@ async def _return_stock(session: AsyncSession, order: Order) -> None:
             .values(stock=Listing.stock + item.quantity)
             .execution_options(synchronize_session=False)
         )
+    order.holds_stock = False
 
 
-async def _retake_stock(session: AsyncSession, order: Order) -> None:
-    """A payment arrived for an order whose stock was already released: take it back, never
-    below zero (an oversell is logged for the store to resolve)."""
-    for item in sorted(order.items, key=lambda i: i.listing_id):
-        await session.execute(
-            update(Listing)
-            .where(Listing.id == item.listing_id, Listing.stock.is_not(None))
-            .values(
-                stock=case((Listing.stock >= item.quantity, Listing.stock - item.quantity), else_=0)
+async def retake_stock(session: AsyncSession, order: Order) -> bool:
+    """Take a released order's items off the shelf again, all or nothing, never below zero;
+    False (and nothing taken) when any listing has too little left."""
+    if order.holds_stock:
+        return True
+    quantities: dict[int, int] = {}
+    for item in order.items:
+        quantities[item.listing_id] = quantities.get(item.listing_id, 0) + item.quantity
+    counted = set(
+        (
+            await session.execute(
+                select(Listing.id).where(
+                    Listing.id.in_(list(quantities)), Listing.stock.is_not(None)
+                )
             )
-            .execution_options(synchronize_session=False)
-        )
+        ).scalars()
+    )
+    wanted = {i: q for i, q in quantities.items() if i in counted}
+    short = await reserve_stock(session, wanted)
+    if short:
+        # All or nothing: put back what was taken before a listing came up short.
+        for listing_id, quantity in wanted.items():
+            if listing_id not in short:
+                await session.execute(
+                    update(Listing)
+                    .where(Listing.id == listing_id)
+                    .values(stock=Listing.stock + quantity)
+                    .execution_options(synchronize_session=False)
+                )
+        return False
+    order.holds_stock = True
+    return True
 
 
 async def close_unpaid(session: AsyncSession, order: Order, status: PaymentStatus) -> bool:
-    """pending → failed or canceled, releasing the order's stock exactly once (the order row
-    is locked and only a pending order releases)."""
-    if order.payment_status != OPEN:
+    """pending or session_unknown → failed or canceled, releasing the order's stock exactly
+    once (the order row is locked and only an open order closes)."""
+    if order.payment_status not in OPEN_STATES:
         return False
     order.payment_status = status
-    await _return_stock(session, order)
+    await release_stock(session, order)
     await session.flush()
     log.info("order %s %s; stock released", order.id, status.value)
     return True
 
 
-async def mark_paid(session: AsyncSession, order: Order, payment: OrderPayment) -> bool:
-    """→ paid with its one payment row. A second call finds the row and changes nothing."""
-    if order.payment is not None or order.payment_status in (
-        PaymentStatus.paid,
-        PaymentStatus.refunded,
-        PaymentStatus.partially_refunded,
-    ):
-        return False
-    if order.payment_status != OPEN:
-        log.warning(
-            "order %s was %s but Stripe took its payment: marking it paid",
-            order.id,
-            order.payment_status.value,
-        )
-        await _retake_stock(session, order)
-    order.payment_status = PaymentStatus.paid
-    order.paid_at = utcnow()
-    order.payment = payment
+async def mark_paid(session: AsyncSession, order: Order, payment: OrderPayment) -> None:
+    """Record the payment that pays the order, exactly as asked for (the caller checked), and
+    mark the order paid. An order under review stays under review: an admin decides."""
+    payment.review_reason = None
+    order.payments.append(payment)
     session.add(payment)
+    if order.payment_status != PaymentStatus.needs_review:
+        order.payment_status = PaymentStatus.paid
+        order.paid_at = order.paid_at or utcnow()
     await session.flush()
     log.info("order %s paid: %s %s", order.id, payment.amount, payment.currency)
-    return True
+
+
+async def hold_for_review(
+    session: AsyncSession, order: Order, payment: OrderPayment, reason: str
+) -> None:
+    """Record a payment that is not the one the order asked for, and put the order in front
+    of a platform admin. It never counts as a sale; the order keeps whatever stock it held."""
+    payment.review_reason = reason[:1000]
+    order.payments.append(payment)
+    session.add(payment)
+    order.payment_status = PaymentStatus.needs_review
+    order.review_reason = reason[:1000]
+    await session.flush()
+    log.warning(
+        "order %s needs review: checkout session %s, payment intent %s: %s",
+        order.id,
+        payment.stripe_checkout_session_id,
+        payment.stripe_payment_intent_id,
+        reason,
+    )
 
 
 async def get_order_for(session: AsyncSession, order_id: int, user: User | None) -> Order:
@@ -147,3 +180,79 @@ async def list_store_orders(
     if before is not None:
         query = query.where(Order.id < before)
     return (await session.execute(query.order_by(Order.id.desc()).limit(limit))).scalars().all()
+
+
+def require_platform_admin(user: User | None) -> User:
+    if user is None:
+        raise NotAuthenticated("log in, or send an API token as 'Authorization: Bearer <token>'")
+    if not user.is_platform_admin:
+        raise Forbidden("only platform admins can do this", code="platform_admin_only")
+    return user
+
+
+async def list_orders(
+    session: AsyncSession,
+    user: User | None,
+    *,
+    status: PaymentStatus | None,
+    limit: int,
+    before: int | None,
+) -> Sequence[Order]:
+    """Every store's orders, newest first, for platform admins (the review queue is
+    `status=needs_review`)."""
+    require_platform_admin(user)
+    query = select(Order)
+    if status is not None:
+        query = query.where(Order.payment_status == status)
+    if before is not None:
+        query = query.where(Order.id < before)
+    return (await session.execute(query.order_by(Order.id.desc()).limit(limit))).scalars().all()
+
+
+Resolution = Literal["paid", "canceled"]
+
+
+async def resolve_review(
+    session: AsyncSession, order_id: int, user: User | None, resolution: Resolution, note: str
+) -> Order:
+    """A platform admin settles an order under review: `paid` counts its payment as the sale
+    (the one payment held, when it has no other) and keeps or takes back its stock; `canceled`
+    (after refunding the payments in Stripe) returns its stock. The decision is kept."""
+    admin = require_platform_admin(user)
+    order = await lock_order(session, order_id)
+    if order is None:
+        raise NotFound("order not found")
+    if order.payment_status != PaymentStatus.needs_review:
+        raise Conflict(
+            f"order {order.id} is {order.payment_status.value}, not waiting for review",
+            code="not_in_review",
+        )
+    if resolution == "paid":
+        if order.payment is None:
+            held = [p for p in order.payments if p.review_reason is not None]
+            if len(held) != 1:
+                raise Conflict(
+                    f"order {order.id} has {len(held)} payments held; refund the extra ones in "
+                    "Stripe and cancel the order instead",
+                    code="ambiguous_payment",
+                )
+            held[0].review_reason = None
+        if not await retake_stock(session, order):
+            raise Conflict(
+                "not enough stock left to fill this order: restock its listings first",
+                code="out_of_stock",
+            )
+        order.payment_status = PaymentStatus.paid
+        order.paid_at = order.paid_at or utcnow()
+    else:
+        await release_stock(session, order)
+        for payment in order.payments:
+            if payment.review_reason is None:
+                payment.review_reason = "order canceled by a platform admin"
+        order.payment_status = PaymentStatus.canceled
+    order.review_reason = (
+        f"resolved as {resolution} by {admin.email}: {note} (held because: {order.review_reason})"
+    )[:1000]
+    await session.flush()
+    log.warning("order %s review resolved as %s by %s", order.id, resolution, admin.email)
+    return order

@@ -3,14 +3,15 @@ webhook endpoints (platform and Connect)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
 
 from souq.auth.deps import OptionalUser
-from souq.auth.models import User
-from souq.deps import SessionDep, SettingsDep
-from souq.errors import InvalidInput
-from souq.payments import checkout, onboarding, webhooks
-from souq.payments.deps import StripeDep
+from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
+from souq.payments import checkout, checkout_requests, onboarding, webhooks
+from souq.payments.deps import CallerDep, StripeDep
+from souq.payments.handlers import HANDLERS
 from souq.payments.schemas import (
     CheckoutIn,
     CheckoutOut,
@@ -21,7 +22,7 @@ from souq.payments.schemas import (
     StoreRef,
     WebhookAck,
 )
-from souq.schemas import currency_input
+from souq.schemas import currency_input, error_responses
 from souq.stores.models import Store
 
 router = APIRouter(tags=["payments"])
@@ -43,7 +44,11 @@ def status_out(store: Store) -> PaymentsStatusOut:
     )
 
 
-@router.post("/api/stripe/connect/create-account", response_model=ConnectedAccount)
+@router.post(
+    "/api/stripe/connect/create-account",
+    response_model=ConnectedAccount,
+    responses=error_responses(401, 403, 404, 422, 502, 503),
+)
 async def create_account(
     body: StoreRef,
     user: OptionalUser,
@@ -56,7 +61,11 @@ async def create_account(
     return ConnectedAccount(stripe_account_id=account_id)
 
 
-@router.post("/api/stripe/connect/account-link", response_model=LinkOut)
+@router.post(
+    "/api/stripe/connect/account-link",
+    response_model=LinkOut,
+    responses=error_responses(401, 403, 404, 409, 422, 502, 503),
+)
 async def account_link(
     body: StoreRef,
     user: OptionalUser,
@@ -70,7 +79,11 @@ async def account_link(
     )
 
 
-@router.post("/api/stripe/connect/login-link", response_model=LinkOut)
+@router.post(
+    "/api/stripe/connect/login-link",
+    response_model=LinkOut,
+    responses=error_responses(401, 403, 404, 409, 422, 502, 503),
+)
 async def login_link(
     body: StoreRef,
     user: OptionalUser,
@@ -82,7 +95,11 @@ async def login_link(
     return LinkOut(url=await onboarding.login_link(session, stripe, settings, body.store_id, user))
 
 
-@router.get("/api/stores/{store_id}/payments", response_model=PaymentsStatusOut)
+@router.get(
+    "/api/stores/{store_id}/payments",
+    response_model=PaymentsStatusOut,
+    responses=error_responses(401, 404),
+)
 async def payments_status(
     store_id: int, user: OptionalUser, session: SessionDep
 ) -> PaymentsStatusOut:
@@ -91,59 +108,67 @@ async def payments_status(
     return status_out(store)
 
 
-async def _receive(request: Request, stripe: StripeDep, *, connect: bool) -> WebhookAck:
-    payload = await request.body()
+async def _receive(
+    request: Request, factory: SessionFactoryDep, stripe: StripeDep, *, connect: bool
+) -> WebhookAck:
     outcome = await webhooks.receive(
-        request.app.state.sessionmaker,
+        factory,
         stripe,
-        payload,
+        HANDLERS,
+        await request.body(),
         request.headers.get("stripe-signature"),
         connect=connect,
     )
-    return WebhookAck(event_id=outcome.event_id, status=outcome.status)
+    return WebhookAck(event_id=outcome.event_id, status=outcome.status, reason=outcome.reason)
 
 
-@router.post("/api/stripe/webhook", response_model=WebhookAck, status_code=status.HTTP_200_OK)
-async def platform_webhook(request: Request, stripe: StripeDep) -> WebhookAck:
+@router.post("/api/stripe/webhook", response_model=WebhookAck, responses=error_responses(400))
+async def platform_webhook(
+    request: Request, factory: SessionFactoryDep, stripe: StripeDep
+) -> WebhookAck:
     """Stripe's platform events, verified with STRIPE_WEBHOOK_SECRET."""
-    return await _receive(request, stripe, connect=False)
+    return await _receive(request, factory, stripe, connect=False)
 
 
-@router.post("/api/stripe/connect/webhook", response_model=WebhookAck)
-async def connect_webhook(request: Request, stripe: StripeDep) -> WebhookAck:
+@router.post(
+    "/api/stripe/connect/webhook", response_model=WebhookAck, responses=error_responses(400)
+)
+async def connect_webhook(
+    request: Request, factory: SessionFactoryDep, stripe: StripeDep
+) -> WebhookAck:
     """Stripe's Connect events (connected accounts), verified with STRIPE_CONNECT_WEBHOOK_SECRET."""
-    return await _receive(request, stripe, connect=True)
+    return await _receive(request, factory, stripe, connect=True)
 
 
-@router.post("/api/stripe/checkout/create", response_model=CheckoutOut)
+@router.post(
+    "/api/stripe/checkout/create",
+    response_model=CheckoutOut,
+    responses=error_responses(401, 404, 409, 422, 502, 503),
+)
 async def create_checkout(
     body: CheckoutIn,
-    user: OptionalUser,
-    session: SessionDep,
-    request: Request,
+    user: CallerDep,
+    factory: SessionFactoryDep,
     settings: SettingsDep,
     stripe: StripeDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            description="Makes a retry or a double click land on the same order and URL; "
+            "the same key with another body is a 409"
+        ),
+    ] = None,
 ) -> CheckoutOut:
     """Price the cart from the database, create the pending order and its Checkout Session."""
-    # Checkout runs its own short units of work around the Stripe call; end the one that
-    # authenticated the caller so no transaction stays open across it.
-    await session.commit()
-    started = await checkout.start_checkout(
-        request.app.state.sessionmaker,
+    started = await checkout_requests.checkout(
+        factory,
         stripe,
         settings,
+        key=idempotency_key,
+        user=user,
         store_id=body.store_id,
         currency=currency_input(body.currency),
         lines=[checkout.CartLine(i.listing_id, i.quantity) for i in body.items],
-        customer_email=buyer_email(body.customer_email, user),
-        user=user,
+        customer_email=str(body.customer_email) if body.customer_email else None,
     )
     return CheckoutOut(url=started.url, order_id=started.order_id)
-
-
-def buyer_email(given: str | None, user: User | None) -> str:
-    if given:
-        return str(given)
-    if user is not None:
-        return user.email
-    raise InvalidInput("customerEmail is required to check out as a guest", code="email_required")

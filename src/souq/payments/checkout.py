@@ -1,10 +1,13 @@
 """Checkout: price the cart from the database, create the pending order and reserve its stock,
 then one Stripe Checkout Session that pays the store (destination charge) minus the platform's
 commission. And the one code path that turns a Checkout Session's state into the order's state,
-used by the webhook, the success page and `souq reconcile` alike."""
+used by the webhook, the success page and `souq reconcile` alike: an order is paid only by a
+payment that is exactly the one it asked for; any other payment is recorded and held for a
+platform admin."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -13,19 +16,34 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.auth.models import User
 from souq.config import Settings
-from souq.db import unit_of_work
-from souq.errors import Conflict, InvalidInput, NotFound
+from souq.db import unit_of_work, utcnow
+from souq.errors import Conflict, InvalidInput, NotFound, SouqError
 from souq.listings.models import Listing
 from souq.money import MAX_AMOUNT, format_amount, minimum_charge, platform_fee
 from souq.orders import service as orders
-from souq.orders.models import Order, OrderItem, OrderPayment, PaymentStatus
-from souq.payments.stripe import StripeFailed, StripeGateway, StripeUnavailable
-from souq.payments.webhooks import handles
+from souq.orders.models import (
+    CLOSED_UNPAID,
+    OPEN_STATES,
+    Order,
+    OrderItem,
+    OrderPayment,
+    PaymentStatus,
+)
+from souq.payments.models import CheckoutRequest
+from souq.payments.stripe import (
+    CheckoutSession,
+    Event,
+    StripeDataError,
+    StripeFailed,
+    StripeGateway,
+    StripeUnavailable,
+)
+from souq.payments.webhooks import Ignored
 from souq.stores.models import Store
 
 log = logging.getLogger(__name__)
@@ -34,6 +52,14 @@ MAX_LINE_ITEMS = 100  # Stripe's limit for a Checkout Session in payment mode.
 # Stripe wants expires_at at least 30 minutes after it creates the session, by its clock; the
 # session is created a moment after the order, so the expiry gets this much slack on top.
 EXPIRY_SLACK = timedelta(minutes=2)
+
+
+class CheckoutUnconfirmed(SouqError):
+    """Stripe did not say whether it made the Checkout Session (a timeout, a 5xx): the order
+    is held, with its stock, until a retry or `souq reconcile` learns the answer."""
+
+    status_code = 503
+    code = "payment_provider_unavailable"
 
 
 @dataclass(frozen=True)
@@ -163,8 +189,10 @@ async def _create_order(
         currency=currency,
         subtotal_amount=total,
         total_amount=total,
-        platform_fee_amount=platform_fee(total, bps),
+        platform_fee_amount=platform_fee(total, bps, currency),
         payment_status=PaymentStatus.pending,
+        destination_account_id=store.stripe_account_id,
+        holds_stock=True,
         items=items,
     )
     session.add(order)
@@ -211,6 +239,11 @@ def session_params(settings: Settings, order: Order, store: Store) -> dict[str, 
     }
 
 
+def checkout_key(order_id: int) -> str:
+    """The Stripe idempotency key of an order's one Checkout Session."""
+    return f"order-{order_id}-checkout"
+
+
 async def start_checkout(
     factory: async_sessionmaker[AsyncSession],
     gateway: StripeGateway,
@@ -221,12 +254,14 @@ async def start_checkout(
     lines: Sequence[CartLine],
     customer_email: str,
     user: User | None,
+    request_id: int | None = None,
 ) -> CheckoutStarted:
     """Three short units of work, so no database lock is held while Stripe is asked:
-    1. the pending order with its items and reserved stock (all or nothing);
+    1. the pending order with its items and reserved stock (all or nothing), linked to the
+       caller's idempotency key when there is one;
     2. the Checkout Session, with an idempotency key derived from the order;
-    3. the session id saved on the order, or, if Stripe failed, the order failed and its
-       stock released, so nothing is left pending."""
+    3. the session id saved on the order; if Stripe refused, the order failed and its stock
+       released; if Stripe's answer never came, the order held as session_unknown."""
     cart = merge_cart(lines, settings.checkout_max_quantity)
     async with unit_of_work(factory) as session:
         order, store = await _create_order(
@@ -239,182 +274,359 @@ async def start_checkout(
             user=user,
         )
         params = session_params(settings, order, store)
+        if request_id is not None:
+            await session.execute(
+                update(CheckoutRequest)
+                .where(CheckoutRequest.id == request_id)
+                .values(order_id=order.id)
+            )
+    return await _open_session(factory, gateway, order.id, params, request_id)
+
+
+async def _open_session(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    order_id: int,
+    params: dict[str, Any],
+    request_id: int | None,
+) -> CheckoutStarted:
     try:
-        checkout = await gateway.create_checkout_session(
-            params, idempotency_key=f"order-{order.id}-checkout"
+        found = await gateway.create_checkout_session(
+            params, idempotency_key=checkout_key(order_id)
         )
-    except (StripeUnavailable, StripeFailed):
+    except (StripeUnavailable, StripeDataError) as exc:
+        # No answer, or one Souq cannot read: Stripe may have made the session either way.
         async with unit_of_work(factory) as session:
-            locked = await orders.lock_order(session, order.id)
-            if locked is not None:
-                await orders.close_unpaid(session, locked, PaymentStatus.failed)
+            order = await orders.lock_order(session, order_id)
+            if order is not None and order.payment_status == PaymentStatus.pending:
+                order.payment_status = PaymentStatus.session_unknown
+        log.warning("order %s: Stripe's answer to the checkout never came; held", order_id)
+        raise CheckoutUnconfirmed(
+            "Our payment provider did not answer in time. Nothing has been charged; "
+            f"order {order_id} is held for you while we check. Please try again in a moment."
+        ) from exc
+    except StripeFailed:
+        async with unit_of_work(factory) as session:
+            order = await orders.lock_order(session, order_id)
+            if order is not None:
+                await orders.close_unpaid(session, order, PaymentStatus.failed)
         raise
     async with unit_of_work(factory) as session:
-        locked = await orders.lock_order(session, order.id)
-        assert locked is not None
-        if locked.stripe_checkout_session_id is None:
-            locked.stripe_checkout_session_id = checkout["id"]
-    return CheckoutStarted(order_id=order.id, url=str(checkout["url"]))
+        order = await orders.lock_order(session, order_id)
+        assert order is not None
+        if order.stripe_checkout_session_id is None:
+            order.stripe_checkout_session_id = found.id
+        if order.payment_status == PaymentStatus.session_unknown:
+            order.payment_status = PaymentStatus.pending
+        if order.payment_status != PaymentStatus.pending or found.url is None:
+            raise Conflict(
+                f"order {order_id} is {order.payment_status.value}: start a new checkout",
+                code="checkout_closed",
+            )
+        if request_id is not None:
+            await session.execute(
+                update(CheckoutRequest)
+                .where(CheckoutRequest.id == request_id)
+                .values(url=found.url)
+            )
+    return CheckoutStarted(order_id=order_id, url=found.url)
 
 
-def _id(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return str(value["id"])
-    return str(value)
+async def resume_checkout(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    order_id: int,
+    request_id: int | None,
+) -> CheckoutStarted:
+    """A retry of a checkout whose order exists but whose payment page the caller never got
+    (Stripe did not answer): ask Stripe again with the order's own idempotency key, which
+    returns the session it made, if it made one, and never a second."""
+    async with unit_of_work(factory) as session:
+        order = await orders.lock_order(session, order_id)
+        if order is None or order.payment_status not in OPEN_STATES:
+            status = order.payment_status.value if order else "gone"
+            raise Conflict(
+                f"order {order_id} is {status}: start a new checkout", code="checkout_closed"
+            )
+        store = await session.get(Store, order.store_id)
+        if store is None or not store.stripe_account_id:
+            await orders.close_unpaid(session, order, PaymentStatus.failed)
+            raise Conflict("this store cannot take payments yet", code="store_cannot_take_payments")
+        params = session_params(settings, order, store)
+    return await _open_session(factory, gateway, order_id, params, request_id)
 
 
-def _payment_failed(payment_intent: Any) -> bool:
-    """A delayed payment that Stripe gave up on: the intent went back to needing a payment
-    method after a failure, or was canceled."""
-    if not isinstance(payment_intent, dict):
-        return False
-    status = payment_intent.get("status")
-    return status == "canceled" or (
-        status == "requires_payment_method" and payment_intent.get("last_payment_error") is not None
-    )
-
-
-def _payment_row(order: Order, checkout: dict[str, Any]) -> OrderPayment:
-    payment_intent = checkout.get("payment_intent")
-    charge = payment_intent.get("latest_charge") if isinstance(payment_intent, dict) else None
-    balance_txn = charge.get("balance_transaction") if isinstance(charge, dict) else None
-    amount = int(checkout.get("amount_total") or order.total_amount)
-    fee = order.platform_fee_amount
-    if (
-        isinstance(payment_intent, dict)
-        and payment_intent.get("application_fee_amount") is not None
-    ):
-        fee = int(payment_intent["application_fee_amount"])
-    if amount != order.total_amount or fee != order.platform_fee_amount:
-        log.error(
-            "order %s: Stripe charged %s with fee %s, the order says %s with fee %s",
-            order.id,
-            amount,
-            fee,
-            order.total_amount,
-            order.platform_fee_amount,
-        )
+def _payment_row(order: Order, checkout: CheckoutSession) -> OrderPayment:
+    intent = checkout.payment_intent
+    charge = intent.latest_charge if intent else None
+    balance_txn = charge.balance_transaction if charge else None
+    amount = checkout.amount_total or 0
+    fee = (intent.application_fee_amount or 0) if intent else 0
     return OrderPayment(
-        stripe_checkout_session_id=str(checkout["id"]),
-        stripe_payment_intent_id=_id(payment_intent),
-        stripe_charge_id=_id(charge),
+        stripe_checkout_session_id=checkout.id,
+        stripe_payment_intent_id=checkout.payment_intent_id,
+        stripe_charge_id=intent.latest_charge_id if intent else None,
         amount=amount,
-        currency=str(checkout.get("currency") or order.currency),
+        currency=checkout.currency or order.currency,
         platform_fee_amount=fee,
-        stripe_fee_amount=(int(balance_txn["fee"]) if isinstance(balance_txn, dict) else None),
+        stripe_fee_amount=balance_txn.fee if balance_txn else None,
         net_amount_to_store=amount - fee,
     )
 
 
-def _order_id(checkout: dict[str, Any]) -> int | None:
-    for raw in (
-        checkout.get("client_reference_id"),
-        (checkout.get("metadata") or {}).get("orderId"),
-    ):
-        if raw is not None and str(raw).isdigit():
-            return int(raw)
-    return None
+def mismatch(order: Order, checkout: CheckoutSession) -> str | None:
+    """Why a paid session is not exactly the payment the order asked for, or None: its own
+    session, its total, currency, application fee and destination account."""
+    problems: list[str] = []
+    if order.stripe_checkout_session_id not in (None, checkout.id):
+        problems.append(
+            f"paid through checkout session {checkout.id}, not the order's own "
+            f"{order.stripe_checkout_session_id}"
+        )
+    if checkout.amount_total != order.total_amount:
+        problems.append(f"amount {checkout.amount_total} instead of {order.total_amount}")
+    if checkout.currency != order.currency:
+        problems.append(f"currency {checkout.currency} instead of {order.currency}")
+    intent = checkout.payment_intent
+    if intent is None:
+        problems.append("no payment intent")
+    else:
+        fee = intent.application_fee_amount or 0
+        if fee != order.platform_fee_amount:
+            problems.append(f"application fee {fee} instead of {order.platform_fee_amount}")
+        if intent.destination != order.destination_account_id:
+            problems.append(
+                f"paid to {intent.destination} instead of {order.destination_account_id}"
+            )
+    return "; ".join(problems) or None
+
+
+async def _apply_payment(session: AsyncSession, order: Order, checkout: CheckoutSession) -> None:
+    recorded = (
+        await session.execute(
+            select(OrderPayment.id).where(OrderPayment.stripe_checkout_session_id == checkout.id)
+        )
+    ).first()
+    if recorded is not None:
+        return
+    reason = mismatch(order, checkout)
+    if reason is None and order.stripe_checkout_session_id is None:
+        order.stripe_checkout_session_id = checkout.id
+    if reason is None and order.payment is not None:
+        reason = (
+            "a second payment: the order was already paid through checkout session "
+            f"{order.payment.stripe_checkout_session_id}"
+        )
+    if reason is None and order.payment_status in CLOSED_UNPAID:
+        if await orders.retake_stock(session, order):
+            log.warning(
+                "order %s was %s when Stripe took its payment: its stock is taken back",
+                order.id,
+                order.payment_status.value,
+            )
+        else:
+            reason = (
+                f"the order was {order.payment_status.value} and its stock given back before "
+                "this payment arrived, and too little is left to fill it"
+            )
+    payment = _payment_row(order, checkout)
+    if reason is None:
+        await orders.mark_paid(session, order, payment)
+    else:
+        await orders.hold_for_review(session, order, payment, reason)
 
 
 async def apply_checkout_session(
-    session: AsyncSession, checkout: dict[str, Any], *, failed: bool = False
+    session: AsyncSession, checkout: CheckoutSession, *, failed: bool = False
 ) -> Order | None:
     """Bring the order to the state of its Checkout Session (retrieved from Stripe, with the
     payment intent expanded). Safe to run any number of times, concurrently, in any order:
-    the order row is locked, paid is final, and stock is released only by leaving pending."""
-    order_id = _order_id(checkout)
+    the order row is locked, each session's payment is recorded once, and stock moves only
+    with `holds_stock`. Returns None when the session is for no order of ours."""
+    order_id = checkout.order_id
     order = await orders.lock_order(session, order_id) if order_id is not None else None
     if order is None:
-        log.info("checkout session %s is for no known order", checkout.get("id"))
+        log.info("checkout session %s is for no known order", checkout.id)
         return None
-    if order.stripe_checkout_session_id not in (None, checkout["id"]):
+    if checkout.paid:
+        await _apply_payment(session, order, checkout)
+    elif order.stripe_checkout_session_id not in (None, checkout.id):
         log.warning(
             "checkout session %s claims order %s, which has session %s: ignored",
-            checkout["id"],
+            checkout.id,
             order.id,
             order.stripe_checkout_session_id,
         )
-        return order
-    if order.stripe_checkout_session_id is None:
-        order.stripe_checkout_session_id = str(checkout["id"])
-    status, payment_status = checkout.get("status"), checkout.get("payment_status")
-    if status == "complete" and payment_status in ("paid", "no_payment_required"):
-        await orders.mark_paid(session, order, _payment_row(order, checkout))
-    elif status == "expired":
-        await orders.close_unpaid(session, order, PaymentStatus.canceled)
-    elif status == "complete" and (failed or _payment_failed(checkout.get("payment_intent"))):
-        await orders.close_unpaid(session, order, PaymentStatus.failed)
+    else:
+        if order.stripe_checkout_session_id is None:
+            order.stripe_checkout_session_id = checkout.id
+        # A session whose creation never answered reached no buyer: its order failed.
+        unpaid = (
+            PaymentStatus.failed
+            if order.payment_status == PaymentStatus.session_unknown
+            else PaymentStatus.canceled
+        )
+        intent = checkout.payment_intent
+        if checkout.status == "expired":
+            await orders.close_unpaid(session, order, unpaid)
+        elif checkout.status == "complete" and (failed or (intent is not None and intent.failed)):
+            await orders.close_unpaid(session, order, PaymentStatus.failed)
     await session.flush()
     return order
 
 
 async def sync_checkout_session(
-    session: AsyncSession, gateway: StripeGateway, session_id: str, *, failed: bool = False
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    session_id: str,
 ) -> Order | None:
+    """Read the session from Stripe (no transaction open), then apply it in a short one."""
     checkout = await gateway.retrieve_checkout_session(session_id)
-    return await apply_checkout_session(session, checkout, failed=failed)
+    async with unit_of_work(factory) as session:
+        return await apply_checkout_session(session, checkout)
 
 
-@handles(
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-    "checkout.session.async_payment_failed",
-    "checkout.session.expired",
-)
 async def on_checkout_session(
-    session: AsyncSession, gateway: StripeGateway, event: dict[str, Any]
-) -> None:
+    session: AsyncSession, gateway: StripeGateway, event: Event
+) -> Ignored | None:
     """The event says which session changed; its current state is read back from Stripe, so
     duplicates and out-of-order events all end in the same place."""
-    await sync_checkout_session(
-        session,
-        gateway,
-        event["data"]["object"]["id"],
-        failed=event["type"] == "checkout.session.async_payment_failed",
+    try:
+        checkout = await gateway.retrieve_checkout_session(event.object_id)
+    except StripeFailed as exc:
+        if exc.is_missing:
+            return Ignored(f"Stripe does not know checkout session {event.object_id}")
+        raise
+    order = await apply_checkout_session(
+        session, checkout, failed=event.type == "checkout.session.async_payment_failed"
     )
+    if order is None:
+        return Ignored(f"checkout session {checkout.id} is not for an order of ours")
+    return None
 
 
-@handles("charge.succeeded", "charge.updated")
-async def on_charge(session: AsyncSession, gateway: StripeGateway, event: dict[str, Any]) -> None:
+async def on_charge(session: AsyncSession, gateway: StripeGateway, event: Event) -> Ignored | None:
     """Store Stripe's processing fee from the charge's balance transaction on the payment row,
     so the platform's real margin is known per order. With asynchronous capture the balance
     transaction arrives later, in charge.updated."""
-    charge = event["data"]["object"]
-    payment_intent = _id(charge.get("payment_intent"))
-    if payment_intent is None:
-        return
+    charge = event.charge()
+    if charge.payment_intent_id is None:
+        return Ignored(f"charge {charge.id} has no payment intent")
     payment = (
         await session.execute(
             select(OrderPayment)
-            .where(OrderPayment.stripe_payment_intent_id == payment_intent)
+            .where(OrderPayment.stripe_payment_intent_id == charge.payment_intent_id)
             .with_for_update()
         )
     ).scalar_one_or_none()
     if payment is None:
-        # Not paid yet in our books: the session's completion reads the fee itself.
-        return
-    if charge.get("balance_transaction") is None:
-        payment.stripe_charge_id = payment.stripe_charge_id or str(charge["id"])
-        return
-    full = await gateway.retrieve_charge(str(charge["id"]))
-    balance_txn = full.get("balance_transaction")
-    payment.stripe_charge_id = str(full["id"])
-    if isinstance(balance_txn, dict):
-        payment.stripe_fee_amount = int(balance_txn["fee"])
-    await session.flush()
-
-
-async def cancel_checkout(session: AsyncSession, gateway: StripeGateway, order: Order) -> None:
-    """Expire the order's open session; the order follows the session's state (canceled, or
-    paid if the buyer paid after all)."""
-    assert order.stripe_checkout_session_id is not None
+        # Not Souq's, or not paid yet in our books: the session's completion reads the fee.
+        return Ignored(f"no payment of ours for payment intent {charge.payment_intent_id} (yet)")
+    if charge.balance_transaction_id is None:
+        payment.stripe_charge_id = payment.stripe_charge_id or charge.id
+        return None
     try:
-        expired = await gateway.expire_checkout_session(order.stripe_checkout_session_id)
-    except StripeFailed:
+        full = await gateway.retrieve_charge(charge.id)
+    except StripeFailed as exc:
+        if exc.is_missing:
+            return Ignored(f"Stripe does not know charge {charge.id}")
+        raise
+    payment.stripe_charge_id = full.id
+    if full.balance_transaction is not None:
+        payment.stripe_fee_amount = full.balance_transaction.fee
+    await session.flush()
+    return None
+
+
+async def cancel_checkout(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    order_id: int,
+    token: str,
+) -> tuple[Order, Store | None]:
+    """The buyer backed out: expire the order's open session; the order follows the session's
+    state (canceled, or paid if the buyer paid after all). Only a link from our own session
+    (signed token) cancels anything."""
+    async with unit_of_work(factory) as session:
+        order = await session.get(Order, order_id)
+        if order is None or not verify_cancel_token(settings, order_id, token):
+            raise NotFound("no such order")
+        session_id = order.stripe_checkout_session_id
+        open_ = order.payment_status == PaymentStatus.pending and session_id is not None
+    if open_:
+        assert session_id is not None
         # Not open any more (paid, or already expired): take whatever state it is in.
-        expired = await gateway.retrieve_checkout_session(order.stripe_checkout_session_id)
-        await apply_checkout_session(session, expired)
-        return
-    await sync_checkout_session(session, gateway, str(expired["id"]))
+        with contextlib.suppress(StripeFailed):
+            await gateway.expire_checkout_session(session_id)
+        await sync_checkout_session(factory, gateway, session_id)
+    async with unit_of_work(factory) as session:
+        order = await orders.lock_order(session, order_id)
+        assert order is not None
+        return order, await session.get(Store, order.store_id)
+
+
+@dataclass(frozen=True)
+class CheckoutStatus:
+    order: Order
+    store: Store | None
+
+    @property
+    def confirming(self) -> bool:
+        """Still open in our books: the page says the payment is being confirmed."""
+        return self.order.payment_status in OPEN_STATES
+
+
+async def _claim_stripe_read(session: AsyncSession, order_id: int, interval: float) -> bool:
+    """Whether this request may ask Stripe about the order now: one conditional update, so of
+    many concurrent page loads within `interval` seconds exactly one wins."""
+    now = utcnow()
+    result = await session.execute(
+        update(Order)
+        .where(Order.id == order_id)
+        .where(
+            (Order.stripe_checked_at.is_(None))
+            | (Order.stripe_checked_at <= now - timedelta(seconds=interval))
+        )
+        .values(stripe_checked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def checkout_status(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    session_id: str,
+) -> CheckoutStatus:
+    """The buyer's landing page after paying. While the order is open in our books (the
+    webhook may be late) Stripe is read, at most once per CHECKOUT_STATUS_POLL_SECONDS per
+    order, and the webhook's transition applied; when Stripe cannot be read the page says the
+    payment is being confirmed, never that nothing was charged."""
+    async with unit_of_work(factory) as session:
+        order_id = (
+            await session.execute(
+                select(Order.id).where(Order.stripe_checkout_session_id == session_id)
+            )
+        ).scalar_one_or_none()
+        if order_id is None:
+            raise NotFound("no such checkout")
+        status = (
+            await session.execute(select(Order.payment_status).where(Order.id == order_id))
+        ).scalar_one()
+        due = status in OPEN_STATES and await _claim_stripe_read(
+            session, order_id, settings.checkout_status_poll_seconds
+        )
+    if due:
+        try:
+            await sync_checkout_session(factory, gateway, session_id)
+        except (StripeUnavailable, StripeFailed) as exc:
+            log.warning(
+                "order %s: Stripe could not be read for its success page: %s", order_id, exc
+            )
+    async with unit_of_work(factory) as session:
+        order = await session.get(Order, order_id)
+        assert order is not None
+        return CheckoutStatus(order=order, store=await session.get(Store, order.store_id))

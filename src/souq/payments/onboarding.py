@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from sqlalchemy import select
@@ -15,8 +15,8 @@ from souq.auth.models import User
 from souq.config import Settings
 from souq.db import utcnow
 from souq.errors import Conflict
-from souq.payments.stripe import AccountStatus, StripeFailed, StripeGateway
-from souq.payments.webhooks import handles
+from souq.payments.stripe import AccountStatus, Event, StripeFailed, StripeGateway
+from souq.payments.webhooks import Ignored
 from souq.stores.models import Store, StoreMember, StoreRole
 from souq.stores.service import READ_STORE, require_store_role
 
@@ -92,11 +92,11 @@ async def create_account(
         if store.stripe_deauthorized_at
         else 0,
     )
-    store.stripe_account_id = account["id"]
+    store.stripe_account_id = account.account_id
     store.stripe_deauthorized_at = None
-    apply_account_status(store, AccountStatus.from_account(account))
+    apply_account_status(store, account)
     await session.flush()
-    log.info("store %s connected to Stripe account %s", store.id, account["id"])
+    log.info("store %s connected to Stripe account %s", store.id, account.account_id)
     return store.stripe_account_id
 
 
@@ -159,7 +159,7 @@ async def refresh_from_stripe(
     if not store.stripe_account_id:
         return []
     account = await gateway.retrieve_account(store.stripe_account_id)
-    changes = apply_account_status(store, AccountStatus.from_account(account))
+    changes = apply_account_status(store, account)
     if as_of is not None and (store.stripe_account_synced_at or 0) < as_of:
         store.stripe_account_synced_at = as_of
     await session.flush()
@@ -190,37 +190,38 @@ async def _store_for_account(session: AsyncSession, account_id: str | None) -> S
     ).scalar_one_or_none()
 
 
-@handles("account.updated")
 async def on_account_updated(
-    session: AsyncSession, gateway: StripeGateway, event: dict[str, Any]
-) -> None:
+    session: AsyncSession, gateway: StripeGateway, event: Event
+) -> Ignored | None:
     """Events can arrive twice or out of order, so the event only says *that* the account
     changed: an event older than the last one applied is skipped, and otherwise the account
     is re-read from Stripe, so the store always ends at Stripe's current state."""
-    account_id = event.get("account") or event["data"]["object"].get("id")
+    account_id = event.account or event.object_id
     store = await _store_for_account(session, account_id)
     if store is None:
-        log.info("account.updated for unknown account %s: recorded, ignored", account_id)
-        return
-    created = int(event.get("created") or 0)
-    if store.stripe_account_synced_at is not None and created < store.stripe_account_synced_at:
-        return
+        return Ignored(f"no store of ours has Stripe account {account_id}")
+    if (
+        store.stripe_account_synced_at is not None
+        and event.created < store.stripe_account_synced_at
+    ):
+        return None
     try:
-        await refresh_from_stripe(session, gateway, store, as_of=created)
+        await refresh_from_stripe(session, gateway, store, as_of=event.created)
     except StripeFailed as exc:
         if not exc.is_missing:
             raise
         log.warning("store %s: account %s is gone at Stripe", store.id, account_id)
+        return Ignored(f"Stripe does not know account {account_id}")
+    return None
 
 
-@handles("account.application.deauthorized")
 async def on_deauthorized(
-    session: AsyncSession, _gateway: StripeGateway, event: dict[str, Any]
-) -> None:
+    session: AsyncSession, gateway: StripeGateway, event: Event
+) -> Ignored | None:
     """The seller disconnected the platform: the store can no longer take payments."""
-    store = await _store_for_account(session, event.get("account"))
+    store = await _store_for_account(session, event.account)
     if store is None:
-        return
+        return Ignored(f"no store of ours has Stripe account {event.account}")
     log.warning("store %s: Stripe account %s deauthorized", store.id, store.stripe_account_id)
     store.stripe_account_id = None
     store.stripe_onboarding_complete = False
@@ -231,11 +232,17 @@ async def on_deauthorized(
     store.stripe_account_synced_at = None
     store.stripe_deauthorized_at = utcnow()
     await session.flush()
+    return None
+
+
+NextAction = Literal[
+    "set_up_payouts", "continue_onboarding", "open_dashboard", "wait", "contact_support"
+]
 
 
 @dataclass(frozen=True)
 class NextStep:
-    action: str  # set_up_payouts | continue_onboarding | open_dashboard | wait | contact_support
+    action: NextAction
     label: str
     explanation: str
 

@@ -7,16 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from souq.auth.deps import CSRF_FORM_FIELD, OptionalUser, csrf_token
-from souq.deps import SessionDep, SettingsDep
-from souq.errors import NotFound
-from souq.orders import service as orders
-from souq.orders.models import Order, PaymentStatus
+from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.payments import checkout, onboarding
 from souq.payments.deps import StripeDep
-from souq.payments.stripe import StripeFailed
 from souq.stores.models import Store
 from souq.web.pages import PageRoute, templates
 
@@ -114,34 +109,30 @@ async def onboarding_success(
 @router.get("/checkout/success", response_class=HTMLResponse)
 async def checkout_success(
     request: Request,
-    session: SessionDep,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
     stripe: StripeDep,
     session_id: Annotated[str, Query(min_length=1, max_length=255)],
 ) -> Response:
-    """The buyer's landing page. If the webhook has not come yet, Stripe is asked for the
-    session and the same transition the webhook makes is applied."""
-    order = (
-        await session.execute(select(Order).where(Order.stripe_checkout_session_id == session_id))
-    ).scalar_one_or_none()
-    try:
-        if order is None or order.payment_status == PaymentStatus.pending:
-            order = await checkout.sync_checkout_session(session, stripe, session_id)
-    except StripeFailed as exc:
-        if not exc.is_missing:
-            raise
-        order = None
-    if order is None:
-        raise NotFound("no such checkout")
-    store = await session.get(Store, order.store_id)
+    """The buyer's landing page: the order as Souq knows it, or, while the payment is still
+    being confirmed, a page that says so and refreshes itself."""
+    status = await checkout.checkout_status(factory, stripe, settings, session_id)
     return templates.TemplateResponse(
-        request, "checkout/success.html", {"order": order, "store": store}
+        request,
+        "checkout/success.html",
+        {
+            "order": status.order,
+            "store": status.store,
+            "confirming": status.confirming,
+            "refresh_seconds": max(int(settings.checkout_status_poll_seconds), 2),
+        },
     )
 
 
 @router.get("/checkout/cancel", response_class=HTMLResponse)
 async def checkout_cancel(
     request: Request,
-    session: SessionDep,
+    factory: SessionFactoryDep,
     settings: SettingsDep,
     stripe: StripeDep,
     order_id: Annotated[int, Query(alias="orderId", gt=0)],
@@ -149,13 +140,7 @@ async def checkout_cancel(
 ) -> Response:
     """The buyer backed out of Stripe's page: expire the session, release the stock, and
     offer to try again. Only a link from our own session (signed token) cancels anything."""
-    order = await session.get(Order, order_id)
-    if order is None or not checkout.verify_cancel_token(settings, order_id, token):
-        raise NotFound("no such order")
-    if order.payment_status == PaymentStatus.pending and order.stripe_checkout_session_id:
-        await checkout.cancel_checkout(session, stripe, order)
-    order = await orders.lock_order(session, order_id)
-    store = await session.get(Store, order.store_id) if order else None
+    order, store = await checkout.cancel_checkout(factory, stripe, settings, order_id, token)
     return templates.TemplateResponse(
         request, "checkout/cancel.html", {"order": order, "store": store}
     )

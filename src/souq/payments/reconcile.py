@@ -1,20 +1,36 @@
-"""Recovery for webhooks that never came: re-read Stripe and apply the same transitions the
-webhooks apply. Every step is idempotent, so running it twice changes nothing more."""
+"""Recovery for what webhooks and checkout requests left open: re-read Stripe and apply the same
+transitions the webhooks apply. Every step is idempotent, so running it twice changes nothing
+more, and Stripe is never waited on inside a transaction.
+
+The rules, per order:
+- pending: brought to its Checkout Session's state (paid, canceled, failed, or still open).
+- pending without a session id (a crash right after Stripe answered), once older than the
+  in-flight age: the create is replayed with the order's idempotency key, which returns the
+  session Stripe made; then as pending.
+- session_unknown (Stripe never answered the create): the create is replayed with the same key
+  to learn the session; an open one is expired (the buyer never got its page) and the order
+  fails with its stock released once; a paid one pays the order with its stock intact.
+- paid without a counted payment row: the row is recorded from the session.
+- failed or canceled with a session, created within the last CLOSED_RECHECK: if Stripe says
+  the session was paid, the payment is recorded; the order is paid if its stock can be taken
+  back, else it goes to needs_review (stock never goes below zero).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.orders import service as orders
-from souq.orders.models import Order, OrderPayment, PaymentStatus
+from souq.orders.models import CLOSED_UNPAID, Order, OrderPayment, PaymentStatus
 from souq.payments import checkout, onboarding
 from souq.payments.stripe import StripeFailed, StripeGateway, StripeUnavailable
 from souq.stores.models import Store
@@ -24,25 +40,70 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 # An order without a session id this young may still be in the middle of its checkout request.
 IN_FLIGHT = timedelta(minutes=2)
+# Closed orders are re-checked this long: a session lives at most 24 hours and Stripe retries
+# a webhook for three days, so a payment missed for longer is not coming back by itself.
+CLOSED_RECHECK = timedelta(days=7)
 
 
-async def orders_to_reconcile(factory: async_sessionmaker[AsyncSession]) -> list[int]:
-    """Pending orders, and paid orders that have no payment row."""
+async def orders_to_reconcile(
+    factory: async_sessionmaker[AsyncSession], *, closed_recheck: timedelta = CLOSED_RECHECK
+) -> list[int]:
+    """Every order the rules above apply to, oldest first."""
+    counted = exists().where(
+        OrderPayment.order_id == Order.id, OrderPayment.review_reason.is_(None)
+    )
     async with unit_of_work(factory) as session:
         ids = (
             await session.execute(
                 select(Order.id)
-                .outerjoin(OrderPayment, OrderPayment.order_id == Order.id)
                 .where(
                     or_(
-                        Order.payment_status == PaymentStatus.pending,
-                        (Order.payment_status == PaymentStatus.paid) & OrderPayment.id.is_(None),
+                        Order.payment_status.in_(
+                            [PaymentStatus.pending, PaymentStatus.session_unknown]
+                        ),
+                        and_(Order.payment_status == PaymentStatus.paid, ~counted),
+                        and_(
+                            Order.payment_status.in_(CLOSED_UNPAID),
+                            Order.stripe_checkout_session_id.is_not(None),
+                            Order.created_at >= utcnow() - closed_recheck,
+                        ),
                     )
                 )
                 .order_by(Order.id)
             )
         ).scalars()
         return list(ids)
+
+
+async def _replay_create(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    order_id: int,
+) -> str | None:
+    """Ask Stripe for the order's session again with the order's own idempotency key: the
+    session it made, if it made one, never a second. None when the order failed instead."""
+    async with unit_of_work(factory) as session:
+        order = await orders.lock_order(session, order_id)
+        assert order is not None
+        store = await session.get(Store, order.store_id)
+        if store is None or not store.stripe_account_id:
+            # Disconnected since: the session cannot be asked for again. A payment that
+            # did happen still arrives by webhook and is recorded.
+            await orders.close_unpaid(session, order, PaymentStatus.failed)
+            return None
+        params = checkout.session_params(settings, order, store)
+    try:
+        found = await gateway.create_checkout_session(
+            params, idempotency_key=checkout.checkout_key(order_id)
+        )
+    except StripeFailed:
+        async with unit_of_work(factory) as session:
+            order = await orders.lock_order(session, order_id)
+            if order is not None:
+                await orders.close_unpaid(session, order, PaymentStatus.failed)
+        return None
+    return found.id
 
 
 async def reconcile_order(
@@ -61,39 +122,24 @@ async def reconcile_order(
         before = order.payment_status
         session_id = order.stripe_checkout_session_id
         created_at = order.created_at
-    if session_id is None:
-        # The session's id was never saved (a crash right after Stripe answered). Replaying the
-        # create with the order's idempotency key returns the same session if Stripe made one.
-        if utcnow() - created_at < in_flight:
+        had_payment = order.payment is not None
+    unknown = before == PaymentStatus.session_unknown
+    if unknown or session_id is None:
+        if not unknown and utcnow() - created_at < in_flight:
             return "too_recent"
-        async with unit_of_work(factory) as session:
-            order = await orders.lock_order(session, order_id)
-            assert order is not None
-            store = await session.get(Store, order.store_id)
-            if store is None or not store.stripe_account_id:
-                # Disconnected since: the session cannot be asked for again. A payment that
-                # did happen still arrives by webhook and marks the order paid.
-                await orders.close_unpaid(session, order, PaymentStatus.failed)
-                return "failed"
-            params = checkout.session_params(settings, order, store)
-        try:
-            found = await gateway.create_checkout_session(
-                params, idempotency_key=f"order-{order_id}-checkout"
-            )
-            session_id = str(found["id"])
-        except StripeFailed:
-            async with unit_of_work(factory) as session:
-                order = await orders.lock_order(session, order_id)
-                if order is not None:
-                    await orders.close_unpaid(session, order, PaymentStatus.failed)
+        session_id = await _replay_create(factory, gateway, settings, order_id)
+        if session_id is None:
             return "failed"
-    async with unit_of_work(factory) as session:
-        updated = await checkout.sync_checkout_session(session, gateway, session_id)
-        after = updated.payment_status if updated is not None else before
-        if after != before:
-            return after.value
-        if updated is not None and updated.payment is not None and before == PaymentStatus.paid:
-            return "payment_recorded"
+        if unknown:
+            # Nobody was given this session's page: close it, unless it was paid after all.
+            with contextlib.suppress(StripeFailed):
+                await gateway.expire_checkout_session(session_id)
+    updated = await checkout.sync_checkout_session(factory, gateway, session_id)
+    after = updated.payment_status if updated is not None else before
+    if after != before:
+        return after.value
+    if updated is not None and updated.payment is not None and not had_payment:
+        return "payment_recorded"
     return "unchanged"
 
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, EmailStr, Field
 
+from souq.payments.onboarding import NextAction
+from souq.payments.webhooks import OutcomeStatus
 from souq.schemas import ApiInput, ApiModel
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers on every engine
@@ -20,7 +22,7 @@ class LinkOut(ApiModel):
 
 
 class NextStepOut(ApiModel):
-    action: str
+    action: NextAction
     label: str
     explanation: str
 
@@ -41,7 +43,8 @@ class PaymentsStatusOut(ApiModel):
 class WebhookAck(ApiModel):
     received: bool = True
     event_id: str
-    status: str
+    status: OutcomeStatus
+    reason: str | None = Field(default=None, description="Why an ignored event was ignored")
 
 
 class CheckoutModel(ApiInput):

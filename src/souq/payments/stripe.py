@@ -2,16 +2,19 @@
 
 One `StripeClient` per app. Every write carries an idempotency key derived from our own ids,
 so a retry never creates a second object. Stripe's exceptions become our own error types here
-and nowhere else. Objects come back as plain dicts in Stripe's shapes.
+and nowhere else. Answers come back as small typed views of just the fields Souq reads, parsed
+here in one place, so a field Stripe renamed fails loudly here and nowhere else.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, cast
+from urllib.parse import quote
 
 import stripe
 
@@ -53,6 +56,165 @@ class SignatureInvalid(SouqError):
     code = "invalid_signature"
 
 
+class StripeDataError(StripeFailed):
+    """Stripe answered with a shape Souq does not expect (a field renamed or missing): one
+    loud error where the answer is parsed, never a silent default further on."""
+
+
+def _field(data: Mapping[str, Any], key: str, kind: type[T], what: str) -> T:
+    value = data.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise StripeDataError(f"Stripe's {what} has no {kind.__name__} {key!r}: {value!r}")
+    return value
+
+
+def _optional(data: Mapping[str, Any], key: str, kind: type[T], what: str) -> T | None:
+    return None if data.get(key) is None else _field(data, key, kind, what)
+
+
+def _expandable(data: Mapping[str, Any], key: str, what: str) -> tuple[str | None, Any]:
+    """An id field that may have been expanded into the object: (its id, the object or None)."""
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value, None
+    if isinstance(value, dict):
+        return _field(value, "id", str, f"{what}.{key}"), value
+    raise StripeDataError(f"Stripe's {what} has an unexpected {key!r}: {value!r}")
+
+
+def _object(data: Any, kind: str) -> Mapping[str, Any]:
+    if not isinstance(data, dict) or data.get("object") != kind:
+        raise StripeDataError(f"Stripe answered something that is not a {kind}")
+    return data
+
+
+@dataclass(frozen=True)
+class BalanceTransaction:
+    id: str
+    fee: int
+
+    @classmethod
+    def parse(cls, data: Any) -> BalanceTransaction:
+        data = _object(data, "balance_transaction")
+        what = "balance transaction"
+        return cls(id=_field(data, "id", str, what), fee=_field(data, "fee", int, what))
+
+
+@dataclass(frozen=True)
+class Charge:
+    id: str
+    payment_intent_id: str | None
+    balance_transaction_id: str | None
+    balance_transaction: BalanceTransaction | None
+
+    @classmethod
+    def parse(cls, data: Any) -> Charge:
+        data = _object(data, "charge")
+        payment_intent_id, _ = _expandable(data, "payment_intent", "charge")
+        txn_id, txn = _expandable(data, "balance_transaction", "charge")
+        return cls(
+            id=_field(data, "id", str, "charge"),
+            payment_intent_id=payment_intent_id,
+            balance_transaction_id=txn_id,
+            balance_transaction=None if txn is None else BalanceTransaction.parse(txn),
+        )
+
+
+@dataclass(frozen=True)
+class PaymentIntent:
+    id: str
+    status: str
+    amount: int
+    currency: str
+    application_fee_amount: int | None
+    destination: str | None  # transfer_data.destination: the connected account paid
+    payment_failed: bool  # a last_payment_error is set
+    latest_charge_id: str | None
+    latest_charge: Charge | None
+
+    @classmethod
+    def parse(cls, data: Any) -> PaymentIntent:
+        data = _object(data, "payment_intent")
+        what = "payment intent"
+        transfer = data.get("transfer_data") or {}
+        destination, _ = _expandable(transfer, "destination", f"{what}.transfer_data")
+        charge_id, charge = _expandable(data, "latest_charge", what)
+        return cls(
+            id=_field(data, "id", str, what),
+            status=_field(data, "status", str, what),
+            amount=_field(data, "amount", int, what),
+            currency=_field(data, "currency", str, what),
+            application_fee_amount=_optional(data, "application_fee_amount", int, what),
+            destination=destination,
+            payment_failed=data.get("last_payment_error") is not None,
+            latest_charge_id=charge_id,
+            latest_charge=None if charge is None else Charge.parse(charge),
+        )
+
+    @property
+    def failed(self) -> bool:
+        """A delayed payment that Stripe gave up on: back to needing a payment method after a
+        failure, or canceled."""
+        return self.status == "canceled" or (
+            self.status == "requires_payment_method" and self.payment_failed
+        )
+
+
+SessionStatus = Literal["open", "complete", "expired"]
+SessionPaymentStatus = Literal["paid", "unpaid", "no_payment_required"]
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    id: str
+    url: str | None
+    status: SessionStatus
+    payment_status: SessionPaymentStatus
+    amount_total: int | None
+    currency: str | None
+    client_reference_id: str | None
+    metadata: Mapping[str, str]
+    payment_intent_id: str | None
+    payment_intent: PaymentIntent | None
+
+    @classmethod
+    def parse(cls, data: Any) -> CheckoutSession:
+        data = _object(data, "checkout.session")
+        what = "checkout session"
+        status = _field(data, "status", str, what)
+        payment_status = _field(data, "payment_status", str, what)
+        if status not in ("open", "complete", "expired"):
+            raise StripeDataError(f"unknown checkout session status {status!r}")
+        if payment_status not in ("paid", "unpaid", "no_payment_required"):
+            raise StripeDataError(f"unknown checkout session payment_status {payment_status!r}")
+        intent_id, intent = _expandable(data, "payment_intent", what)
+        metadata = data.get("metadata") or {}
+        return cls(
+            id=_field(data, "id", str, what),
+            url=_optional(data, "url", str, what),
+            status=cast(SessionStatus, status),
+            payment_status=cast(SessionPaymentStatus, payment_status),
+            amount_total=_optional(data, "amount_total", int, what),
+            currency=_optional(data, "currency", str, what),
+            client_reference_id=_optional(data, "client_reference_id", str, what),
+            metadata={str(k): str(v) for k, v in metadata.items()},
+            payment_intent_id=intent_id,
+            payment_intent=None if intent is None else PaymentIntent.parse(intent),
+        )
+
+    @property
+    def order_id(self) -> int | None:
+        """The Souq order this session says it pays (client_reference_id, else metadata)."""
+        for raw in (self.client_reference_id, self.metadata.get("orderId")):
+            if raw is not None and raw.isdigit() and len(raw) < 10:
+                return int(raw)
+        return None
+
+    @property
+    def paid(self) -> bool:
+        return self.status == "complete" and self.payment_status in ("paid", "no_payment_required")
+
+
 @dataclass(frozen=True)
 class AccountStatus:
     """What Souq keeps of a connected account's state."""
@@ -65,29 +227,72 @@ class AccountStatus:
     disabled_reason: str | None
 
     @classmethod
-    def from_account(cls, account: dict[str, Any]) -> AccountStatus:
+    def parse(cls, data: Any) -> AccountStatus:
+        account = _object(data, "account")
         requirements = account.get("requirements") or {}
         due = list(requirements.get("currently_due") or [])
         for item in requirements.get("past_due") or []:
             if item not in due:
                 due.append(item)
         return cls(
-            account_id=account["id"],
+            account_id=_field(account, "id", str, "account"),
             details_submitted=bool(account.get("details_submitted")),
             charges_enabled=bool(account.get("charges_enabled")),
             payouts_enabled=bool(account.get("payouts_enabled")),
-            requirements_due=sorted(due),
+            requirements_due=sorted(str(item) for item in due),
             disabled_reason=requirements.get("disabled_reason"),
         )
 
 
-def _plain(obj: Any) -> dict[str, Any]:
-    result: dict[str, Any] = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
-    return result
+class EventInvalid(SignatureInvalid):
+    """A signed body that is not a usable Stripe event (a list, no data.object.id): refused
+    like a bad signature, since nothing in it can be acted on."""
+
+    code = "invalid_event"
+
+
+@dataclass(frozen=True)
+class Event:
+    """A verified webhook event: what changed, never trusted for the object's state."""
+
+    id: str
+    type: str
+    account: str | None  # set on Connect events: the connected account it happened on
+    created: int
+    object_id: str
+    object: Mapping[str, Any]  # the snapshot, rendered when the event was created
+    payload: dict[str, Any]  # the whole event, as stored in the inbox
+
+    @classmethod
+    def parse(cls, payload: Any) -> Event:
+        if not isinstance(payload, dict) or payload.get("object") != "event":
+            raise EventInvalid("the body is not a Stripe event object")
+        data = payload.get("data")
+        obj = data.get("object") if isinstance(data, dict) else None
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not obj["id"]:
+            raise EventInvalid("the event has no data.object.id")
+        event_id, event_type = payload.get("id"), payload.get("type")
+        if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
+            raise EventInvalid("the event has no id or type")
+        account = payload.get("account")
+        created = payload.get("created")
+        return cls(
+            id=event_id[:255],
+            type=event_type[:100],
+            account=account if isinstance(account, str) else None,
+            created=created if isinstance(created, int) and not isinstance(created, bool) else 0,
+            object_id=obj["id"],
+            object=obj,
+            payload=payload,
+        )
+
+    def charge(self) -> Charge:
+        return Charge.parse(self.object)
 
 
 class StripeGateway:
-    """Souq's Stripe operations, each one call with Stripe's own idempotency."""
+    """Souq's Stripe operations, each one call with Stripe's own idempotency. Answers are read
+    as raw JSON (no StripeObject conversion) and parsed into the typed views above."""
 
     def __init__(self, settings: Settings) -> None:
         if settings.stripe_secret_key is None:
@@ -107,36 +312,55 @@ class StripeGateway:
         connect = settings.stripe_connect_webhook_secret
         self._connect_webhook_secrets = [connect.get_secret_value()] if connect else []
         self._tolerance = settings.webhook_tolerance_seconds
+        # Calls made, by operation: what an operator (or a test) reads to see how often Souq
+        # asks Stripe for something.
+        self.calls: Counter[str] = Counter()
 
-    async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _request(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        self.calls[what] += 1
         try:
-            return await call()
+            response = await self._client.raw_request_async(
+                method, path, **(params or {}), **options
+            )
         except stripe.APIConnectionError as exc:
             log.warning("stripe %s: no answer: %s", what, exc.user_message or type(exc).__name__)
             raise StripeUnavailable(
-                "Our payment provider did not answer in time. Nothing was charged; "
-                "please try again in a moment."
+                "Our payment provider did not answer in time. Please try again in a moment."
             ) from exc
         except stripe.StripeError as exc:
             error = exc.error
             code = getattr(error, "code", None) if error is not None else None
             log.warning("stripe %s failed: %s %s", what, exc.http_status, code)
+            if code == "idempotency_key_in_use":
+                # The first request with this key is still running at Stripe: its outcome is
+                # not known yet, exactly as after a timeout.
+                raise StripeUnavailable(
+                    "Our payment provider is still working on this request. Please try again "
+                    "in a moment."
+                ) from exc
             if exc.http_status is not None and exc.http_status >= 500:
                 raise StripeUnavailable(
-                    "Our payment provider is having trouble. Nothing was charged; "
-                    "please try again in a moment."
+                    "Our payment provider is having trouble. Please try again in a moment."
                 ) from exc
             raise StripeFailed(
                 f"The payment provider refused the request: {exc.user_message or exc}",
                 stripe_code=code,
                 http_status=exc.http_status,
             ) from exc
+        return json.loads(response.body)
 
     # Connected accounts
 
     async def create_express_account(
         self, *, store_id: int, country: str, email: str | None, generation: int = 0
-    ) -> dict[str, Any]:
+    ) -> AccountStatus:
         """`generation` changes the idempotency key after a store was disconnected, so that
         reconnecting creates a new account instead of replaying the old one."""
         params: dict[str, Any] = {
@@ -150,92 +374,94 @@ class StripeGateway:
         }
         if email:
             params["email"] = email
-        account = await self._call(
+        account = await self._request(
             "create account",
-            lambda: self._client.v1.accounts.create_async(
-                params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": f"store-{store_id}-connect-account-{generation}"},
-            ),
+            "post",
+            "/v1/accounts",
+            params,
+            idempotency_key=f"store-{store_id}-connect-account-{generation}",
         )
-        return _plain(account)
+        return AccountStatus.parse(account)
 
-    async def retrieve_account(self, account_id: str) -> dict[str, Any]:
-        account = await self._call(
-            "retrieve account", lambda: self._client.v1.accounts.retrieve_async(account_id)
+    async def retrieve_account(self, account_id: str) -> AccountStatus:
+        account = await self._request(
+            "retrieve account", "get", f"/v1/accounts/{quote(account_id, safe='')}"
         )
-        return _plain(account)
+        return AccountStatus.parse(account)
 
     async def create_account_link(
         self, *, account_id: str, refresh_url: str, return_url: str
     ) -> str:
         # A link is single-use, so each call is a new link: no idempotency key to replay.
-        link = await self._call(
+        link = await self._request(
             "create account link",
-            lambda: self._client.v1.account_links.create_async(
-                params={
-                    "account": account_id,
-                    "type": "account_onboarding",
-                    "refresh_url": refresh_url,
-                    "return_url": return_url,
-                }
-            ),
+            "post",
+            "/v1/account_links",
+            {
+                "account": account_id,
+                "type": "account_onboarding",
+                "refresh_url": refresh_url,
+                "return_url": return_url,
+            },
         )
-        return str(link["url"])
+        return _field(_object(link, "account_link"), "url", str, "account link")
 
     async def create_login_link(self, account_id: str) -> str:
-        link = await self._call(
+        link = await self._request(
             "create login link",
-            lambda: self._client.v1.accounts.login_links.create_async(account_id),
+            "post",
+            f"/v1/accounts/{quote(account_id, safe='')}/login_links",
         )
-        return str(link["url"])
+        return _field(_object(link, "login_link"), "url", str, "login link")
 
     # Checkout
 
     async def create_checkout_session(
         self, params: dict[str, Any], *, idempotency_key: str
-    ) -> dict[str, Any]:
-        session = await self._call(
+    ) -> CheckoutSession:
+        session = await self._request(
             "create checkout session",
-            lambda: self._client.v1.checkout.sessions.create_async(
-                params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": idempotency_key},
-            ),
+            "post",
+            "/v1/checkout/sessions",
+            params,
+            idempotency_key=idempotency_key,
         )
-        return _plain(session)
+        return CheckoutSession.parse(session)
 
-    async def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
-        session = await self._call(
+    async def retrieve_checkout_session(self, session_id: str) -> CheckoutSession:
+        """The session with its payment intent, charge and balance transaction expanded."""
+        session = await self._request(
             "retrieve checkout session",
-            lambda: self._client.v1.checkout.sessions.retrieve_async(
-                session_id,
-                params={"expand": ["payment_intent.latest_charge.balance_transaction"]},
-            ),
+            "get",
+            f"/v1/checkout/sessions/{quote(session_id, safe='')}",
+            {"expand": ["payment_intent.latest_charge.balance_transaction"]},
         )
-        return _plain(session)
+        return CheckoutSession.parse(session)
 
-    async def expire_checkout_session(self, session_id: str) -> dict[str, Any]:
-        session = await self._call(
+    async def expire_checkout_session(self, session_id: str) -> CheckoutSession:
+        session = await self._request(
             "expire checkout session",
-            lambda: self._client.v1.checkout.sessions.expire_async(session_id),
+            "post",
+            f"/v1/checkout/sessions/{quote(session_id, safe='')}/expire",
+            idempotency_key=f"{session_id}-expire",
         )
-        return _plain(session)
+        return CheckoutSession.parse(session)
 
-    async def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
-        charge = await self._call(
+    async def retrieve_charge(self, charge_id: str) -> Charge:
+        charge = await self._request(
             "retrieve charge",
-            lambda: self._client.v1.charges.retrieve_async(
-                charge_id, params={"expand": ["balance_transaction"]}
-            ),
+            "get",
+            f"/v1/charges/{quote(charge_id, safe='')}",
+            {"expand": ["balance_transaction"]},
         )
-        return _plain(charge)
+        return Charge.parse(charge)
 
     # Webhooks
 
-    def verify_event(
-        self, payload: bytes, signature: str | None, *, connect: bool
-    ) -> dict[str, Any]:
+    def verify_event(self, payload: bytes, signature: str | None, *, connect: bool) -> Event:
         """Verify a webhook delivery with the SDK against every active secret of its endpoint
-        (several during a secret roll). Raises SignatureInvalid; never logs the secrets."""
+        (several during a secret roll). Raises SignatureInvalid, or EventInvalid for a signed
+        body that is not a usable event; never logs the secrets."""
         secrets = self._connect_webhook_secrets if connect else self._webhook_secrets
         if not secrets:
             raise SignatureInvalid("no webhook signing secret is configured for this endpoint")
@@ -244,16 +470,18 @@ class StripeGateway:
         last: Exception | None = None
         for secret in secrets:
             try:
-                stripe.Webhook.construct_event(
-                    payload, signature, secret, tolerance=self._tolerance
+                stripe.WebhookSignature.verify_header(
+                    payload.decode("utf-8", errors="replace"),
+                    signature,
+                    secret,
+                    tolerance=self._tolerance,
                 )
             except stripe.SignatureVerificationError as exc:
                 last = exc
                 continue
+            try:
+                body = json.loads(payload)
             except ValueError as exc:
-                raise SignatureInvalid(f"the payload is not a Stripe event: {exc}") from exc
-            event: dict[str, Any] = json.loads(payload)
-            if not isinstance(event, dict) or event.get("object") != "event" or "id" not in event:
-                raise SignatureInvalid("the payload is not a Stripe event")
-            return event
+                raise EventInvalid(f"the body is not JSON: {exc}") from exc
+            return Event.parse(body)
         raise SignatureInvalid(f"signature verification failed: {last}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 
 from souq.sandbox.api import Api
 from souq.sandbox.control import Control
+from souq.sandbox.core import Core
 from souq.sandbox.delivery import Deliverer, run_loop
 from souq.sandbox.engine import Engine
 from souq.sandbox.pages import Pages
@@ -36,8 +37,9 @@ class SandboxConfig:
     stripe_fee_fixed: int = 30
     deliver_webhooks_in_background: bool = True
     async_capture: bool = False
-    # When set, /v1 accepts only this key and /_control also answers non-loopback clients
-    # presenting it; when None, any sk_test_ key works and /_control is loopback-only.
+    # When set, /v1 accepts only this key (any other gets Stripe's 401) and /_control also
+    # answers non-loopback clients presenting it; when None, any sk_test_ key works and
+    # /_control is loopback-only.
     api_key: str | None = None
 
 
@@ -46,13 +48,15 @@ class Sandbox:
         self.config = config
         self.store = Store(config.db_path)
         self.engine = Engine(
-            self.store,
-            public_url=config.public_url,
-            fee_bps=config.stripe_fee_percent_bps,
-            fee_fixed=config.stripe_fee_fixed,
-            async_capture=config.async_capture,
+            Core(
+                self.store,
+                public_url=config.public_url,
+                fee_bps=config.stripe_fee_percent_bps,
+                fee_fixed=config.stripe_fee_fixed,
+                async_capture=config.async_capture,
+            )
         )
-        self.deliverer = Deliverer(self.engine)
+        self.deliverer = Deliverer(self.engine.core)
         self._api = Api(self.engine, config.api_key)
         self._control = Control(self.engine, self.deliverer, config.api_key)
         self._pages = Pages(self.engine, self.deliverer)
@@ -77,14 +81,18 @@ class Sandbox:
         finally:
             await self.stop()
 
-    def ensure_webhook_endpoint(self, url: str, *, connect: bool) -> str:
-        """Register (once) an endpoint receiving every event type; answers its whsec_ secret."""
-        return self.engine.ensure_webhook_endpoint(url, connect=connect)
+    def ensure_webhook_endpoint(
+        self, url: str, *, connect: bool, events: Sequence[str] = ("*",)
+    ) -> str:
+        """Register (once) an endpoint for these event types (every type by default), keeping
+        an existing one's list up to date; answers its whsec_ secret."""
+        return self.engine.webhook_endpoints.ensure(url, connect=connect, events=events)
 
     async def start(self) -> None:
         if self.config.deliver_webhooks_in_background and self._task is None:
             self._stop = asyncio.Event()
-            self._task = asyncio.create_task(run_loop(self.deliverer, self._stop))
+            loop = run_loop(self.deliverer, self.engine.tick, self._stop)
+            self._task = asyncio.create_task(loop)
 
     async def stop(self) -> None:
         if self._task is not None:

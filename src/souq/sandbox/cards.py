@@ -97,3 +97,19 @@ def luhn_ok(number: str) -> bool:
             d = d * 2 - 9 if d > 4 else d * 2
         total += d
     return total % 10 == 0
+
+
+def card_for(number: str) -> Card:
+    """What a card number does: a test card's behaviour, or a decline for anything else."""
+    card = CARDS.get(number)
+    if card is not None:
+        return card
+    if not luhn_ok(number):
+        return declined_card(number, "incorrect_number", None, "Your card number is incorrect.")
+    return declined_card(
+        number,
+        "card_declined",
+        "test_mode_live_card",
+        "Your card was declined. Your request was in test mode, but used a non test card. "
+        "For a list of valid test cards, visit: https://stripe.com/docs/testing.",
+    )

@@ -63,17 +63,16 @@ class Pages:
         return RedirectResponse(url, status_code=303)
 
     def _url(self, path: str) -> str:
-        return f"{self.engine.public_url}{path}"
+        return f"{self.engine.core.public_url}{path}"
 
     async def onboarding(self, request: Request) -> Response:
         link_id = request.path_params["link"]
+        links = self.engine.account_links
         if request.method == "POST":
             form = await request.form()
-            link = self.engine.submit_link(
-                link_id, str(form.get("token", "")), str(form.get("outcome", ""))
-            )
+            link = links.submit(link_id, str(form.get("token", "")), str(form.get("outcome", "")))
             if link is None:
-                stale = self.engine.store.get("acctlink_" + link_id)
+                stale = links.find(link_id)
                 if stale is not None and stale["_refresh_url"]:
                     return self._redirect(str(stale["_refresh_url"]))
                 return self._message(
@@ -82,7 +81,7 @@ class Pages:
             if link["_return_url"]:
                 return self._redirect(str(link["_return_url"]))
             return self._message(request, "Done", "You can close this page.")
-        state, link, account = self.engine.visit_link(link_id)
+        state, link, account = links.visit(link_id)
         if state == "missing" or link is None:
             return self._message(request, "Link not found", "This link does not exist.", 404)
         if state == "redirect" or account is None:
@@ -121,7 +120,8 @@ class Pages:
 
     async def _await_fulfilment(self, session_id: str) -> None:
         """Checkout waits up to 10 s for the first answer to checkout.session.completed before it
-        redirects (docs:/checkout/fulfillment), so the success page usually sees a paid order."""
+        redirects (https://docs.stripe.com/checkout/fulfillment), so the success page usually
+        sees a paid order."""
         deadline = time.monotonic() + FULFILMENT_WAIT
         while time.monotonic() < deadline:
             waiting = self.engine.store.execute(
@@ -159,7 +159,7 @@ class Pages:
         session = self.engine.store.get(session_id)
         if session is None or session.get("object") != "checkout.session":
             return self._message(request, "Not found", "No such checkout session.", 404)
-        if session["status"] == "open" and session["expires_at"] <= self.engine.now():
+        if session["status"] == "open" and session["expires_at"] <= self.engine.core.now():
             self.engine.tick()
             session = self.engine.store.get(session_id) or session
         if session["status"] != "open":
@@ -171,14 +171,14 @@ class Pages:
         email = str(form.get("email") or "") or None
         try:
             if method == "delayed":
-                session, error = self.engine.pay_session(
+                session, error = self.engine.checkout_sessions.pay(
                     session_id,
                     method="delayed",
                     outcome=str(form.get("outcome", "succeeded")),
                     email=email,
                 )
             else:
-                session, error = self.engine.pay_session(
+                session, error = self.engine.checkout_sessions.pay(
                     session_id, card=str(form.get("card", "")), email=email
                 )
         except StripeError as exc:
@@ -201,7 +201,7 @@ class Pages:
         form = await request.form()
         outcome = "approve" if form.get("outcome") == "approve" else "fail"
         try:
-            session, error = self.engine.pay_session(session_id, authentication=outcome)
+            session, error = self.engine.checkout_sessions.pay(session_id, authentication=outcome)
         except StripeError as exc:
             return self._message(request, "Checkout unavailable", exc.message, 400)
         if error is not None:
@@ -215,10 +215,16 @@ class Pages:
         return await self._success(session)
 
     async def express(self, request: Request) -> Response:
-        account = self.engine.login_account(request.path_params["token"])
+        account = self.engine.login_links.redeem(request.path_params["token"])
         if account is None:
-            return self._message(request, "Link expired", "This login link is not valid.", 404)
-        available, pending = self.engine.balance_parts(account["id"])
+            return self._message(
+                request,
+                "Link expired",
+                "This login link was already used, has expired, or is not valid. "
+                "Ask the platform for a new one.",
+                404,
+            )
+        available, pending = self.engine.core.ledger.balance_parts(account["id"])
         currencies = sorted(set(available) | set(pending)) or [account["default_currency"]]
         balance = [
             {

@@ -1,28 +1,17 @@
-"""Stripe's amount, currency and metadata rules (BEHAVIOUR.md §10): pure functions."""
+"""Stripe's amount, currency, metadata and URL rules: pure functions (see README.md, "Rules")."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
+from souq.money import CURRENCIES, MAX_AMOUNT, THREE_DECIMAL, ZERO_DECIMAL
 from souq.sandbox.errors import invalid
+from souq.sandbox.wire import opt_str, req_str
 
-MAX_AMOUNT = 99_999_999
-ZERO_DECIMAL = frozenset(
-    ["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
-     "xaf", "xof", "xpf"]
-)  # fmt: skip
-
-
-THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
-
-
-# Stripe's minimum charge per currency, in minor units (docs:/currencies; UNVERIFIED table).
-MINIMUM_CHARGE = {
-    "usd": 50, "aed": 200, "aud": 50, "bgn": 100, "brl": 50, "cad": 50, "chf": 50, "czk": 1500,
-    "dkk": 250, "eur": 50, "gbp": 30, "hkd": 400, "huf": 17500, "inr": 50, "jpy": 50,
-    "mxn": 1000, "myr": 200, "nok": 300, "nzd": 50, "pln": 200, "ron": 200, "sek": 300,
-    "sgd": 50, "thb": 1000,
-}  # fmt: skip
+# Stripe's currency table (decimals, three-decimal and ISK steps, minimum charges) is the one
+# Souq itself uses, imported rather than copied so the two can never disagree.
+__all__ = ["MAX_AMOUNT", "THREE_DECIMAL", "ZERO_DECIMAL"]
 
 
 def stripe_fee(amount: int, percent_bps: int, fixed: int) -> int:
@@ -92,8 +81,13 @@ def merge_metadata(current: dict[str, str], update: Any, param: str = "metadata"
 
 def check_currency(value: str, param: str = "currency") -> str:
     currency = value.lower()
-    if len(currency) != 3 or not currency.isalpha():
-        raise invalid(f"Invalid currency: {value}.", param=param, code="invalid_currency")
+    if currency not in CURRENCIES:
+        raise invalid(
+            f"Invalid currency: {value}. Stripe currently supports these currencies: "
+            + ", ".join(CURRENCIES),
+            param=param,
+            code="invalid_currency",
+        )
     return currency
 
 
@@ -108,18 +102,42 @@ def check_amount(amount: int, currency: str, param: str, *, minimum: bool) -> No
         raise invalid(
             "Amount must be no more than $999,999.99", param=param, code="amount_too_large"
         )
-    if currency in THREE_DECIMAL and amount % 10 != 0:
+    rule = CURRENCIES.get(currency)
+    if rule is None:
+        check_currency(currency)
+        return
+    if amount % rule.step != 0:
         raise invalid(
-            f"Amounts in {currency.upper()} must have a last digit of 0: Stripe charges "
-            "three-decimal currencies in multiples of 10 minor units.",
+            f"Amounts in {currency.upper()} must be multiples of {rule.step} minor units "
+            "(three-decimal currencies end in 0; ISK is charged in whole krónur).",
             param=param,
             code="invalid_amount",
         )
-    if minimum:
-        least = MINIMUM_CHARGE.get(currency, 50 if currency not in ZERO_DECIMAL else 1)
-        if amount < least:
-            raise invalid(
-                f"Amount must be at least {format_amount(least, currency)}",
-                param=param,
-                code="amount_too_small",
-            )
+    if minimum and amount < rule.minimum_charge:
+        raise invalid(
+            f"Amount must be at least {format_amount(rule.minimum_charge, currency)}",
+            param=param,
+            code="amount_too_small",
+        )
+
+
+def check_url(value: str, param: str) -> str:
+    """An absolute http(s) URL; Stripe answers `url_invalid` otherwise
+    (https://docs.stripe.com/error-codes#url-invalid)."""
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(ch.isspace() or ord(ch) < 32 for ch in value)
+    ):
+        raise invalid("Not a valid URL", param=param, code="url_invalid")
+    return value
+
+
+def req_url(params: dict[str, Any], key: str) -> str:
+    return check_url(req_str(params, key), key)
+
+
+def opt_url(params: dict[str, Any], key: str) -> str | None:
+    value = opt_str(params, key)
+    return None if value is None else check_url(value, key)

@@ -92,25 +92,21 @@ def opt_bool(params: dict[str, Any], key: str, param: str | None = None) -> bool
     return as_bool(value, param or key)
 
 
+def missing_param(name: str) -> Exception:
+    return invalid(f"Missing required param: {name}.", param=name, code="parameter_missing")
+
+
 def req_str(params: dict[str, Any], key: str, param: str | None = None) -> str:
     value = opt_str(params, key, param)
     if value is None:
-        raise invalid(
-            f"Missing required param: {param or key}.",
-            param=param or key,
-            code="parameter_missing",
-        )
+        raise missing_param(param or key)
     return value
 
 
 def req_int(params: dict[str, Any], key: str, param: str | None = None) -> int:
     value = opt_int(params, key, param)
     if value is None:
-        raise invalid(
-            f"Missing required param: {param or key}.",
-            param=param or key,
-            code="parameter_missing",
-        )
+        raise missing_param(param or key)
     return value
 
 
@@ -180,3 +176,11 @@ def _expand_path(obj: Any, parts: list[str], load: Callable[[str], dict[str, Any
     elif isinstance(value, list):
         for item in value:
             _expand_path(item, rest, load)
+
+
+def in_range(value: int, bound: Any) -> bool:
+    """Stripe's range filter on a timestamp: an exact value or `{gt, gte, lt, lte}`."""
+    if isinstance(bound, dict):
+        checks = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__}
+        return all(checks[op](value, int(limit)) for op, limit in bound.items() if op in checks)
+    return value == int(str(bound))

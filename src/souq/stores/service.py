@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from souq.auth.models import User
 from souq.auth.service import get_user_by_email
 from souq.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
-from souq.schemas import currency_input
+from souq.schemas import clean_name, currency_input
 from souq.stores.models import Store, StoreMember, StoreRole
 
 MANAGE_STORE: frozenset[StoreRole] = frozenset({StoreRole.owner, StoreRole.admin})
@@ -34,7 +34,6 @@ MANAGE_LISTINGS: frozenset[StoreRole] = frozenset(StoreRole)
 READ_STORE: frozenset[StoreRole] = frozenset(StoreRole)
 READ_ORDERS: frozenset[StoreRole] = frozenset(StoreRole)
 
-NAME_MAX_LENGTH = 200
 # Two-letter CLDR regions, less those that are not countries (unknown, EU, eurozone, UN...).
 _NOT_COUNTRIES = {"ZZ", "EU", "EZ", "UN", "QO"}
 _COUNTRIES = frozenset(
@@ -92,18 +91,6 @@ async def _unique_slug(session: AsyncSession, base: str) -> str:
     return f"{base}-{n}"
 
 
-def _clean_name(name: str) -> str:
-    name = " ".join(name.split())
-    if not name:
-        raise InvalidInput("a name is required", details=[{"field": "name", "message": "empty"}])
-    if len(name) > NAME_MAX_LENGTH:
-        raise InvalidInput(
-            f"names have at most {NAME_MAX_LENGTH} characters",
-            details=[{"field": "name", "message": "too long"}],
-        )
-    return name
-
-
 def _clean_country(country: str) -> str:
     code = country.strip().upper()
     if code not in _COUNTRIES:
@@ -124,7 +111,7 @@ async def create_store(
 ) -> Store:
     """A new store with `owner` as its first owner; the slug comes from the name, with a
     numeric suffix when taken."""
-    name = _clean_name(name)
+    name = clean_name(name)
     country = _clean_country(country)
     default_currency = currency_input(default_currency, "defaultCurrency")
     base = slugify(name)
@@ -156,7 +143,7 @@ async def update_store(
 ) -> Store:
     """Change a store's details. The slug stays, so links to the store keep working."""
     if name is not None:
-        store.name = _clean_name(name)
+        store.name = clean_name(name)
     if country is not None:
         store.country = _clean_country(country)
     if default_currency is not None:

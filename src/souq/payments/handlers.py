@@ -1,0 +1,26 @@
+"""Which function handles which Stripe event: one explicit table.
+
+Souq's webhook endpoints subscribe to exactly the keys of HANDLERS (SUBSCRIBED_EVENTS), so an
+event type is either handled here or never sent. Every handler has the same signature,
+`(session, gateway, event) -> Ignored | None`, runs inside the caller's unit of work, and is
+idempotent and order-independent.
+"""
+
+from __future__ import annotations
+
+from souq.payments import checkout, onboarding
+from souq.payments.webhooks import Handler
+
+HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": checkout.on_checkout_session,
+    "checkout.session.async_payment_succeeded": checkout.on_checkout_session,
+    "checkout.session.async_payment_failed": checkout.on_checkout_session,
+    "checkout.session.expired": checkout.on_checkout_session,
+    "charge.succeeded": checkout.on_charge,
+    "charge.updated": checkout.on_charge,
+    "account.updated": onboarding.on_account_updated,
+    "account.application.deauthorized": onboarding.on_deauthorized,
+}
+
+# The `enabled_events` of Souq's webhook endpoints (platform and Connect alike).
+SUBSCRIBED_EVENTS: tuple[str, ...] = tuple(HANDLERS)

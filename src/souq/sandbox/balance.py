@@ -1,0 +1,152 @@
+"""The balance, its balance transactions, and automatic payouts of connected accounts."""
+
+from __future__ import annotations
+
+from souq.sandbox.core import Core
+from souq.sandbox.objects import DAY, PLATFORM, Ctx, J, account_ctx, new_id, template
+from souq.sandbox.wire import in_range
+
+PAYOUT_ARRIVAL_SECONDS = DAY
+
+
+class Balance:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def retrieve(self, ctx: Ctx, params: J) -> J:
+        available, pending = self.core.ledger.balance_parts(ctx.owner)
+        currencies = sorted(set(available) | set(pending)) or ["usd"]
+
+        def part(values: dict[str, int]) -> list[J]:
+            return [
+                {
+                    "amount": values.get(c, 0),
+                    "currency": c,
+                    "source_types": {"card": values.get(c, 0)},
+                }
+                for c in currencies
+            ]
+
+        return {
+            "object": "balance",
+            "livemode": False,
+            "available": part(available),
+            "pending": part(pending),
+            "connect_reserved": [{"amount": 0, "currency": c} for c in currencies],
+        }
+
+    def transaction(self, ctx: Ctx, params: J, txn_id: str) -> J:
+        return self.core.get(txn_id, "balance_transaction", "balance transaction", ctx)
+
+    def transactions(self, ctx: Ctx, params: J) -> list[J]:
+        items = self.core.store.query("balance_transaction", owner=ctx.owner)
+        for key in ("source", "type", "currency"):
+            if isinstance(params.get(key), str):
+                items = [i for i in items if i[key] == params[key]]
+        return items
+
+
+class Payouts:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def retrieve(self, ctx: Ctx, params: J, payout_id: str) -> J:
+        return self.core.get(payout_id, "payout", "payout", ctx)
+
+    def all(self, ctx: Ctx, params: J) -> list[J]:
+        """Filtered by `status`, `destination` and `arrival_date` (`created` is generic)."""
+        payouts = self.core.store.query("payout", owner=ctx.owner)
+        for key in ("status", "destination"):
+            if isinstance(params.get(key), str):
+                payouts = [p for p in payouts if p[key] == params[key]]
+        arrival = params.get("arrival_date")
+        if arrival is not None and arrival != "":
+            payouts = [p for p in payouts if in_range(int(p["arrival_date"]), arrival)]
+        return payouts
+
+    def pay_out_available(self) -> int:
+        """The default Express schedule (daily, funds paid out once available): each connected
+        account with payouts enabled gets one payout per currency per sandbox day of its whole
+        available balance. Paying the balance out brings it to zero, so a tick run twice (or
+        the clock moved back) pays nothing twice. Answers how many payouts it made."""
+        made = 0
+        today = self.core.now() // DAY
+        for account in self.core.store.query("account", owner=PLATFORM):
+            if not account.get("payouts_enabled") or account.get("_deauthorized"):
+                continue
+            schedule = (account.get("settings") or {}).get("payouts", {}).get("schedule", {})
+            if schedule.get("interval") == "manual":
+                continue
+            available = self.core.ledger.balance_parts(account["id"])[0]
+            for currency, amount in sorted(available.items()):
+                if amount > 0 and not self._paid_out_today(account["id"], currency, today):
+                    self._payout(account["id"], amount, currency)
+                    made += 1
+        return made
+
+    def _paid_out_today(self, account_id: str, currency: str, today: int) -> bool:
+        return bool(
+            self.core.store.query(
+                "payout",
+                owner=account_id,
+                where="json_extract(data, '$.currency') = ? AND "
+                "json_extract(data, '$.automatic') AND "
+                "json_extract(data, '$.created') >= ?",
+                args=(currency, today * DAY),
+            )
+        )
+
+    def _payout(self, account_id: str, amount: int, currency: str) -> J:
+        payout_id = new_id("po_")
+        now = self.core.now()
+        txn = self.core.ledger.book(
+            account_id,
+            amount=-amount,
+            currency=currency,
+            type_="payout",
+            source=payout_id,
+            description="STRIPE PAYOUT",
+        )
+        payout = template("payout")
+        payout.update(
+            id=payout_id,
+            amount=amount,
+            currency=currency,
+            created=now,
+            arrival_date=now + PAYOUT_ARRIVAL_SECONDS,
+            automatic=True,
+            balance_transaction=txn["id"],
+            description="STRIPE PAYOUT",
+            destination=None,
+            failure_balance_transaction=None,
+            failure_code=None,
+            failure_message=None,
+            livemode=False,
+            metadata={},
+            method="standard",
+            original_payout=None,
+            reconciliation_status="in_progress",
+            reversed_by=None,
+            source_type="card",
+            statement_descriptor=None,
+            status="in_transit",
+            type="bank_account",
+        )
+        self.core.put(payout, account_id)
+        self.core.emit("payout.created", payout, Ctx(account=account_id), account=account_id)
+        self.core.store.add_job(now + PAYOUT_ARRIVAL_SECONDS, "payout_paid", {"payout": payout_id})
+        return payout
+
+    def mark_paid(self, job: J) -> None:
+        """A payout in transit reaches the bank on its arrival date."""
+        payout = self.core.store.get(job["payout"])
+        if payout is None or payout.get("status") != "in_transit":
+            return
+        ctx = account_ctx(self.core.store.owner_of(payout["id"]))
+        self.core.update(
+            payout,
+            {"status": "paid", "reconciliation_status": "completed"},
+            "payout.paid",
+            ctx,
+            account=ctx.account,
+        )
