@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import httpx
+import pytest
 
 from souq.payments.handlers import HANDLERS, SUBSCRIBED_EVENTS
 from tests.payments.stripe_helpers import (
@@ -176,6 +177,7 @@ def test_events_list_shows_full_ids_at_any_width_and_as_json(live: LiveServer) -
         assert {"account", "attempts", "lastError", "ignoredReason", "receivedAt"} <= set(mine)
 
 
+@pytest.mark.fresh_server
 def test_the_apps_endpoints_subscribe_only_to_the_handled_event_types(live: LiveServer) -> None:
     """Stripe sends only what Souq handles: the embedded sandbox registered both endpoints with
     exactly SUBSCRIBED_EVENTS, and a paid order's other events (payment_intent.*,
