@@ -264,7 +264,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, help="unique events per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     args = parser.parse_args()
-    count = args.events or (150 if args.quick else 1500)
+    count = args.events or (150 if args.quick else 1000)
     seconds = 3.0 if args.quick else 10.0
     report = Report("Webhook ingest and processing")
     rows, usage_rows, memory_rows, notes = [], [], [], []
