@@ -51,13 +51,6 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    import uvicorn
+    from souq.serving import ServerOptions, serve
 
-    uvicorn.run(
-        "bench.bare:create_app",
-        factory=True,
-        host="127.0.0.1",
-        port=args.port,
-        workers=args.workers,
-        proxy_headers=True,
-    )
+    serve(ServerOptions("bench.bare:create_app"), "127.0.0.1", args.port, args.workers)

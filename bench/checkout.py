@@ -118,6 +118,7 @@ def main() -> None:
                     f"{workers} worker(s), {latency:g} ms: {made} orders, each pending with its "
                     f"own Checkout Session; {load.requests - load.ok} non-200 answers"
                 )
+                peak = harness.peaks(procs)
                 server.proc.stop()
                 rows.append(
                     [
@@ -143,7 +144,6 @@ def main() -> None:
                         churn,
                     ]
                 )
-                peak = harness.peaks(procs)
                 memory_rows.append([workers, f"{latency:g} ms", *map(str, peak.values())])
             if latency:
                 with harness.measure({"sandbox": sandbox.proc}) as alone:

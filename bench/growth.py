@@ -90,6 +90,11 @@ HOT_QUERIES: list[tuple[str, str]] = [
         "ORDER BY id DESC LIMIT 21",
     ),
     (
+        "GET /api/listings?storeId= of a quiet store (list_catalogue)",
+        "SELECT * FROM listing WHERE active IS true AND store_id = {quiet} "
+        "ORDER BY id DESC LIMIT 21",
+    ),
+    (
         "GET /api/listings?storeId=&cursor= (list_catalogue, a later page)",
         "SELECT * FROM listing WHERE active IS true AND store_id = {store} AND id < {mid} "
         "ORDER BY id DESC LIMIT 21",
@@ -103,6 +108,15 @@ HOT_QUERIES: list[tuple[str, str]] = [
         "GET /api/stores/{id}/orders?status=paid (orders/service.py:list_store_orders)",
         "SELECT * FROM orders WHERE store_id = {market} AND payment_status = 'paid' "
         "ORDER BY id DESC LIMIT 20",
+    ),
+    (
+        "GET /api/stores/{id}/orders?status=paid of a quiet store (list_store_orders)",
+        "SELECT * FROM orders WHERE store_id = {quiet} AND payment_status = 'paid' "
+        "ORDER BY id DESC LIMIT 20",
+    ),
+    (
+        "GET /api/stores/{id}/orders (list_store_orders, no status)",
+        "SELECT * FROM orders WHERE store_id = {quiet} ORDER BY id DESC LIMIT 20",
     ),
     (
         "charge.* webhooks (payments/checkout.py:on_charge)",
@@ -149,24 +163,42 @@ def main() -> None:
             stack, db, sandbox, workers=args.workers, env=harness.extra_env(args.env)
         )
         market = harness.create_market(db, sandbox)
+        # A quiet store: a few of the oldest listings and orders, so finding its page means
+        # walking past everything newer when no index leads to it.
+        quiet = harness.load_listings(db, 10, stores=1)[0]
+        db.execute(
+            "INSERT INTO store_member (store_id, user_id, role, created_at) SELECT %s, user_id,"
+            " 'owner', now() FROM store_member WHERE store_id = %s",
+            (quiet, market.store_id),
+        )
         stores = harness.load_listings(db, 0, stores=STORES)
-        have = 1
+        busy = stores[len(stores) // 2]
+        have = 11
         for size in listing_sizes:
             harness.load_listings_into(db, size - have, stores)
             have = size
-            store = stores[len(stores) // 2]
-            for path in ("/api/listings", f"/api/listings?storeId={store}", "/shop"):
+            paths = [
+                "/api/listings",
+                f"/api/listings?storeId={busy}",
+                f"/api/listings?storeId={quiet}",
+                "/shop",
+            ]
+            for path in paths:
                 log(f"catalogue {size} listings: {path}")
                 catalogue.append([f"{size:,}", path, *get(server, path, seconds)])
         store_ids = [market.store_id, *stores]
         sample = webhooks.paid_orders(server, sandbox, market, 1)[0].event
-        have = 0
+        fill_orders(db, 30, [quiet], sample)
+        have = 31
         for size in order_sizes:
             fill_orders(db, size - have, store_ids, sample)
             have = size
-            path = f"/api/stores/{market.store_id}/orders?status=paid&limit=20"
-            log(f"store orders at {size} orders")
-            orders_rows.append([f"{size:,}", path, *get(server, path, seconds, market.owner_token)])
+            for store_id in (market.store_id, quiet):
+                path = f"/api/stores/{store_id}/orders?status=paid&limit=20"
+                log(f"store orders at {size} orders: {path}")
+                orders_rows.append(
+                    [f"{size:,}", path, *get(server, path, seconds, market.owner_token)]
+                )
         for size in event_sizes:
             fill_events(db, size, sample)
             batch = webhooks.paid_orders(server, sandbox, market, storm)
@@ -192,7 +224,8 @@ def main() -> None:
             webhooks.verify_exactly_once(db, batch)
         mid_order = db.scalar("SELECT min(id) + (max(id) - min(id)) / 2 FROM order_payment")
         values = {
-            "store": stores[len(stores) // 2],
+            "store": busy,
+            "quiet": quiet,
             "mid": db.scalar("SELECT max(id) / 2 FROM listing"),
             "market": market.store_id,
             "mid_order": db.scalar(

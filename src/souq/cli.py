@@ -16,7 +16,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.config import PROJECT_ROOT, Settings, get_settings
-from souq.db import create_engine, session_factory, unit_of_work
+from souq.db import engine_for, session_factory, unit_of_work
 from souq.payments.stripe import StripeGateway
 
 app = typer.Typer(help="Souq: a multi-vendor marketplace payments backend.", no_args_is_help=True)
@@ -37,7 +37,7 @@ def run_in_session(
     configure_password_hashing(settings)
 
     async def main() -> T:
-        engine = create_engine(settings.database_url, settings.database_pooled)
+        engine = engine_for(settings)
         try:
             async with unit_of_work(session_factory(engine)) as session:
                 return await work(session)
@@ -72,7 +72,8 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Serve the marketplace (with the Stripe sandbox embedded when no Stripe key is set)."""
-    import uvicorn
+    from souq.serving import ServerOptions
+    from souq.serving import serve as run_server
 
     settings = get_settings()
     if "app_url" not in settings.model_fields_set:
@@ -91,14 +92,7 @@ def serve(
             "Stripe: the embedded sandbox at "
             f"[bold]{settings.app_url}/_sandbox[/bold] (no STRIPE_SECRET_KEY set)"
         )
-    uvicorn.run(
-        "souq.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=True,
-    )
+    run_server(ServerOptions("souq.app:create_app"), host, port, workers)
 
 
 @app.command()
@@ -184,7 +178,7 @@ def sync_accounts() -> None:
     settings = get_settings()
 
     async def main() -> dict[int, list[str]]:
-        engine = create_engine(settings.database_url, settings.database_pooled)
+        engine = engine_for(settings)
         factory = session_factory(engine)
         try:
             total = len(await connected_store_ids(factory))
@@ -219,7 +213,7 @@ def reconcile(
     settings = get_settings()
 
     async def main() -> dict[str, int]:
-        engine = create_engine(settings.database_url, settings.database_pooled)
+        engine = engine_for(settings)
         factory = session_factory(engine)
         try:
             total = len(await orders_to_reconcile(factory))
@@ -292,7 +286,7 @@ def events_replay(
     settings = get_settings()
 
     async def main() -> str:
-        engine = create_engine(settings.database_url, settings.database_pooled)
+        engine = engine_for(settings)
         try:
             outcome = await process_event(
                 session_factory(engine), _gateway(settings), event_id, force=True
