@@ -10,6 +10,7 @@ be the limit here where Stripe would not be.
 from __future__ import annotations
 
 import time
+from typing import Any
 from urllib.parse import urlencode
 
 from bench import harness
@@ -37,6 +38,23 @@ def session_form(market: Market, n: int) -> str:
     )
 
 
+def figures(
+    who: int | str, latency: float, load: harness.LoadResult, ideal: float, cpu_ms: float
+) -> list[Any]:
+    """One row of the main table: throughput and latency against Little's law."""
+    rate = load.ok / load.wall
+    return [
+        who,
+        f"{latency:g} ms",
+        rate,
+        load.percentile(50),
+        load.percentile(99),
+        ideal,
+        ratio(rate, ideal),
+        cpu_ms,
+    ]
+
+
 def main() -> None:
     parser = harness.arguments(__doc__ or "")
     parser.add_argument("--buyers", type=int, default=100)
@@ -46,6 +64,13 @@ def main() -> None:
     seconds = 5.0 if args.quick else 15.0
     latencies = args.latency or ([300.0] if args.quick else [300.0, 0.0])
     report = Report("Checkout")
+
+    def buyers(url: str, requests: list[dict[str, Any]]) -> harness.LoadResult:
+        """The buyers, each a keep-alive connection checking out again and again."""
+        return harness.run_load(
+            url, requests, connections=args.buyers, processes=args.clients, duration=seconds
+        )
+
     rows, usage_rows, memory_rows, notes = [], [], [], []
     with Stack() as stack:
         db = harness.database(stack, "checkout")
@@ -96,13 +121,7 @@ def main() -> None:
                         server.proc, f"checkout-w{workers}-l{latency:g}", args.profile
                     ),
                 ):
-                    load = harness.run_load(
-                        server.url,
-                        bodies,
-                        connections=args.buyers,
-                        processes=args.clients,
-                        duration=seconds,
-                    )
+                    load = buyers(server.url, bodies)
                 churn = db.sessions() - sessions_before
                 made, with_session, pending = db.rows(
                     "SELECT count(*), count(stripe_checkout_session_id), "
@@ -121,16 +140,9 @@ def main() -> None:
                 peak = harness.peaks(procs)
                 server.proc.stop()
                 rows.append(
-                    [
-                        workers,
-                        f"{latency:g} ms",
-                        load.ok / load.wall,
-                        load.percentile(50),
-                        load.percentile(99),
-                        ideal,
-                        ratio(load.ok / load.wall, ideal),
-                        usage.cpu["serve"] * 1000 / max(1, load.ok),
-                    ]
+                    figures(
+                        workers, latency, load, ideal, usage.cpu["serve"] * 1000 / max(1, load.ok)
+                    )
                 )
                 usage_rows.append(
                     [
@@ -147,25 +159,8 @@ def main() -> None:
                 memory_rows.append([workers, f"{latency:g} ms", *map(str, peak.values())])
             if latency:
                 with harness.measure({"sandbox": sandbox.proc}) as alone:
-                    direct = harness.run_load(
-                        sandbox.url,
-                        requests,
-                        connections=args.buyers,
-                        processes=args.clients,
-                        duration=seconds,
-                    )
-                rows.append(
-                    [
-                        "sandbox alone",
-                        f"{latency:g} ms",
-                        direct.ok / direct.wall,
-                        direct.percentile(50),
-                        direct.percentile(99),
-                        ideal,
-                        ratio(direct.ok / direct.wall, ideal),
-                        float("nan"),
-                    ]
-                )
+                    direct = buyers(sandbox.url, requests)
+                rows.append(figures("sandbox alone", latency, direct, ideal, float("nan")))
                 notes.append(
                     f"sandbox alone at {latency:g} ms: {alone.share('sandbox'):.2f} cores busy"
                 )

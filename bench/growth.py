@@ -157,11 +157,8 @@ def main() -> None:
     report = Report("Growth")
     catalogue, orders_rows, webhook_rows = [], [], []
     with Stack() as stack:
-        db = harness.database(stack, "growth")
-        sandbox = harness.start_sandbox(stack)
-        server = harness.start_serve(
-            stack, db, sandbox, workers=args.workers, env=harness.extra_env(args.env)
-        )
+        system = harness.start_system(stack, "growth", args)
+        db, sandbox, server = system.db, system.sandbox, system.server
         market = harness.create_market(db, sandbox)
         # A quiet store: a few of the oldest listings and orders, so finding its page means
         # walking past everything newer when no index leads to it.

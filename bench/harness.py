@@ -246,23 +246,23 @@ class Database:
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> None:
         with self.connect() as conn:
-            conn.execute(sql, params)  # type: ignore[arg-type]
+            conn.execute(sql, params)
 
     def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         with self.connect() as conn:
-            row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+            row = conn.execute(sql, params).fetchone()
             return row[0] if row else None
 
     def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[Any]:
         with self.connect() as conn:
-            return list(conn.execute(sql, params).fetchall())  # type: ignore[arg-type]
+            return list(conn.execute(sql, params).fetchall())
 
     def explain(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> str:
         with self.connect() as conn:
             conn.execute("ANALYZE")
             rows = conn.execute(
                 "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql,
-                params,  # type: ignore[arg-type]
+                params,
             ).fetchall()
         return "\n".join(row[0] for row in rows)
 
@@ -423,6 +423,37 @@ def start_souq_workers(stack: Stack, db: Database, sandbox: Sandbox, count: int)
         stack.start(f"worker{i}", [SOUQ, "worker"], souq_env(db, sandbox, "http://127.0.0.1"))
         for i in range(count)
     ]
+
+
+@dataclass
+class System:
+    """The parts under test: a fresh database, a standalone sandbox, `souq serve` and any
+    `souq worker`s."""
+
+    db: Database
+    sandbox: Sandbox
+    server: Server
+    workers: list[Proc]
+
+    @property
+    def procs(self) -> dict[str, Proc]:
+        """The processes whose CPU and memory a benchmark reports, by name."""
+        return {
+            "serve": self.server.proc,
+            "sandbox": self.sandbox.proc,
+            **{w.name: w for w in self.workers},
+        }
+
+
+def start_system(
+    stack: Stack, label: str, args: argparse.Namespace, *, latency_ms: float = 0
+) -> System:
+    """Database, sandbox, `souq serve --workers args.workers` and `args.souq_workers` job
+    workers, as the common options ask."""
+    db = database(stack, label)
+    sandbox = start_sandbox(stack, latency_ms=latency_ms)
+    server = start_serve(stack, db, sandbox, workers=args.workers, env=extra_env(args.env))
+    return System(db, sandbox, server, start_souq_workers(stack, db, sandbox, args.souq_workers))
 
 
 # A marketplace to load: one store with a connected account that can take payments

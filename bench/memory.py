@@ -22,15 +22,10 @@ def main() -> None:
     report = Report("Memory")
     rows, settled = [], []
     with Stack() as stack:
-        db = harness.database(stack, "memory")
-        sandbox = harness.start_sandbox(stack)
-        server = harness.start_serve(
-            stack, db, sandbox, workers=args.workers, env=harness.extra_env(args.env)
-        )
-        workers = harness.start_souq_workers(stack, db, sandbox, args.souq_workers)
+        system = harness.start_system(stack, "memory", args)
+        db, sandbox, server, procs = system.db, system.sandbox, system.server, system.procs
         market = harness.create_market(db, sandbox)
         harness.load_listings(db, 200, stores=5)
-        procs = {"serve": server.proc, "sandbox": sandbox.proc, **{w.name: w for w in workers}}
         started = harness.rss(procs)
         for round_no in range(1, ROUNDS + 1):
             phase_peaks = {}

@@ -269,16 +269,10 @@ def main() -> None:
     report = Report("Webhook ingest and processing")
     rows, usage_rows, memory_rows, notes = [], [], [], []
     with Stack() as stack:
-        db = harness.database(stack, "webhooks")
-        sandbox = harness.start_sandbox(stack, latency_ms=0)
-        server = harness.start_serve(
-            stack, db, sandbox, workers=args.workers, env=harness.extra_env(args.env)
-        )
-        workers = harness.start_souq_workers(stack, db, sandbox, args.souq_workers)
+        system = harness.start_system(stack, "webhooks", args)
+        db, sandbox, server, procs = system.db, system.sandbox, system.server, system.procs
         market = harness.create_market(db, sandbox)
         batches = {c: paid_orders(server, sandbox, market, count) for c in args.concurrency}
-        procs = {"serve": server.proc, "sandbox": sandbox.proc}
-        procs.update({w.name: w for w in workers})
         for concurrency, orders in batches.items():
             requests = deliveries(orders, seed=concurrency)
             log(f"storm: {len(requests)} deliveries at concurrency {concurrency}")

@@ -39,9 +39,14 @@ log = logging.getLogger("uvicorn.error")
 STARTUP_FAILURE = 3
 
 
+# uvicorn's default accept queue.
+BACKLOG = 2048
+
+
 def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
-    """A bound TCP socket for uvicorn (created as IPPROTO_TCP so accepted connections get
-    TCP_NODELAY; with `reuse_port`, one of several bound to the same address)."""
+    """A listening TCP socket for uvicorn (created as IPPROTO_TCP so accepted connections get
+    TCP_NODELAY; with `reuse_port`, one of several bound to the same address). It listens from
+    here on, so connections the kernel assigns to it queue while its worker (re)starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -49,6 +54,7 @@ def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
+    sock.listen(BACKLOG)
     sock.set_inheritable(True)
     return sock
 
