@@ -8,7 +8,7 @@ PORT ?= 8000
 # Test worker processes (pytest-xdist): `auto` is one per CPU; 0 runs the suite in this process.
 TEST_WORKERS ?= auto
 
-.PHONY: install run test lint typecheck format clean
+.PHONY: install run test lint typecheck format clean bench
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit("Souq needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -26,8 +26,8 @@ run: install
 	$(BIN)/souq serve --host $(HOST) --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: install
 	$(BIN)/mypy
@@ -42,9 +42,13 @@ typecheck: install
 test: lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal --durations=25
 
+# Benchmarks (not part of `make test`): PostgreSQL on 127.0.0.1, see BENCHMARKS.md.
+bench: install
+	$(BIN)/python -m bench.all $(if $(QUICK),--quick)
+
 format: install
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

@@ -126,8 +126,9 @@ class Cli(Protocol):
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]: ...
 
 
-def cli_for(live: LiveServer) -> Cli:
-    """The `souq` command in a process of its own, against `live`'s database and Stripe."""
+def cli_for(live: LiveServer, *, columns: int = 200) -> Cli:
+    """The `souq` command in a process of its own, against `live`'s database and Stripe, in a
+    terminal `columns` wide."""
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         env = {
@@ -136,7 +137,7 @@ def cli_for(live: LiveServer) -> Cli:
             "SOUQ_DATA_DIR": str(live.settings.data_dir),
             "APP_URL": live.url,
             "SECRET_KEY": live.settings.secret_key.get_secret_value(),
-            "COLUMNS": "200",
+            "COLUMNS": str(columns),
             **{name.upper(): str(value) for name, value in FAST_HASHING.items()},
         }
         for name in ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "NEXT_PUBLIC_APP_URL"):

@@ -18,7 +18,7 @@ from rich.table import Column, Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.config import Settings, get_settings
-from souq.db import create_engine, session_factory, unit_of_work
+from souq.db import engine_for, session_factory, unit_of_work
 from souq.payments.stripe import StripeGateway
 
 app = typer.Typer(help="Souq: a multi-vendor marketplace payments backend.", no_args_is_help=True)
@@ -52,7 +52,7 @@ def run(work: Callable[[Context], Awaitable[T]], settings: Settings | None = Non
     configure_password_hashing(settings)
 
     async def main() -> T:
-        engine = create_engine(settings.database_url, settings.database_pooled)
+        engine = engine_for(settings)
         try:
             return await work(Context(settings, session_factory(engine)))
         finally:
@@ -97,7 +97,8 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Serve the marketplace (with the Stripe sandbox embedded when no Stripe key is set)."""
-    import uvicorn
+    from souq.serving import ServerOptions
+    from souq.serving import serve as run_server
 
     settings = get_settings()
     if "app_url" not in settings.model_fields_set:
@@ -116,14 +117,7 @@ def serve(
             "Stripe: the embedded sandbox at "
             f"[bold]{settings.app_url}/_sandbox[/bold] (no STRIPE_SECRET_KEY set)"
         )
-    uvicorn.run(
-        "souq.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=True,
-    )
+    run_server(ServerOptions("souq.app:create_app"), host, port, workers)
 
 
 @app.command()

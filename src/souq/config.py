@@ -28,6 +28,15 @@ class Settings(BaseSettings):
     # Force server-side prepared statements off (PgBouncer in transaction mode); None = detect
     # from the URL (a "-pooler." host, as Neon names its pooled endpoints).
     database_pooled: bool | None = None
+    # PostgreSQL connections per server process. A uvicorn worker serves many requests at once,
+    # each holding a connection while its transaction is open; requests beyond the pool wait
+    # for a connection (up to the timeout) instead of opening one. Overflow connections are
+    # opened for a burst and closed when returned, which under steady load means a new
+    # connection per request: keep it 0 and size the pool instead. Every process has its own
+    # pool: processes x workers x pool size must stay under the server's max_connections.
+    database_pool_size: int = Field(default=20, ge=1)
+    database_max_overflow: int = Field(default=0, ge=0)
+    database_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     # Extra secrets still accepted while a platform endpoint's secret is being rolled.

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import subprocess
-import sys
 from typing import Any
 
 import httpx
@@ -29,7 +27,7 @@ from tests.payments.stripe_helpers import (
     set_faults,
     start,
 )
-from tests.servers import Cli, LiveServer
+from tests.servers import Cli, LiveServer, cli_for
 
 
 def inbox(live: LiveServer, event_id: str) -> dict[str, Any]:
@@ -142,20 +140,7 @@ def test_every_subscribed_event_type_has_its_handler() -> None:
 
 def _souq(live: LiveServer, *args: str, columns: int) -> subprocess.CompletedProcess[str]:
     """The CLI as an operator runs it in a terminal of the given width."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": live.settings.database_url,
-        "APP_URL": live.url,
-        "COLUMNS": str(columns),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "souq.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return cli_for(live, columns=columns)(*args)
 
 
 def test_events_list_shows_full_ids_at_any_width_and_as_json(live: LiveServer) -> None:
