@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Test worker processes (pytest-xdist): `auto` is one per CPU; 0 runs the suite in this process.
+TEST_WORKERS ?= auto
 
-.PHONY: install run test lint typecheck format clean
+.PHONY: install run test lint typecheck format clean bench
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit("Souq needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -24,18 +26,29 @@ run: install
 	$(BIN)/souq serve --host $(HOST) --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check src tests migrations
-	$(BIN)/ruff format --check src tests migrations
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: install
 	$(BIN)/mypy
 
+# --dist worksteal: each worker starts with one contiguous slice of the collected tests, and a
+# worker that runs dry takes half of the longest queue left. pytest collects the tests of each
+# engine together (the engine is a session-scoped parameter), so a worker's slice is mostly of
+# one engine and it starts that engine's server and database once; a worker that meets the
+# other engine starts a second server once and keeps both (tests/conftest.py), nothing is
+# rebuilt. It balances uneven tests (1 ms to 15 s) better than `load`, and unlike
+# `loadgroup`/`loadscope` by engine or module it keeps every worker busy however many there are.
 test: lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal --durations=25
+
+# Benchmarks (not part of `make test`): PostgreSQL on 127.0.0.1, see BENCHMARKS.md.
+bench: install
+	$(BIN)/python -m bench.all $(if $(QUICK),--quick)
 
 format: install
-	$(BIN)/ruff format src tests migrations
-	$(BIN)/ruff check --fix src tests migrations
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

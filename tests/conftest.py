@@ -1,179 +1,114 @@
 """The fixtures every database test shares: a real server on a free port, serving the app with
-the Stripe sandbox embedded, on SQLite and (when TEST_DATABASE_URL is set) on PostgreSQL."""
+the Stripe sandbox embedded, on SQLite and (when TEST_DATABASE_URL is set) on PostgreSQL.
+
+`make test` runs the suite in parallel with pytest-xdist; plain `pytest` runs it in one process.
+Either way each process (xdist worker) has servers of its own (see tests/servers.py): one per
+engine, shared by the process's tests, which run one after another, so a test never sees another
+test's requests in flight, only the data earlier tests left behind. Tests create the data they
+need and look at that. A test that sweeps over everything (`souq reconcile`, `souq stripe
+sync-accounts`, `souq events list`) or needs the demo's fixed logins is marked
+`@pytest.mark.fresh_server`: its `live` (and `cli`) is a server with an empty database and
+sandbox of its own.
+"""
 
 from __future__ import annotations
 
 import os
-import secrets
-import socket
-import threading
-import time
+import ssl
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import httpx
-import psycopg
 import pytest
-import sqlalchemy as sa
-import uvicorn
-from alembic import command
-from alembic.config import Config
-from pydantic import SecretStr
-from sqlalchemy.engine import make_url
+from httpx._config import create_ssl_context
+from httpx._transports import default as httpx_transport
+from httpx._types import CertTypes
 
-from souq.app import create_app
-from souq.config import PROJECT_ROOT, Settings
+from tests.servers import (
+    ENGINES,
+    FAST_HASHING,
+    Cli,
+    LiveServer,
+    Servers,
+    cli_for,
+    migrate,
+    sync_url,
+)
 
-# argon2id at its cheapest: the suite makes hundreds of accounts; production keeps the default.
-FAST_HASHING: dict[str, int] = {
-    "password_hash_time_cost": 1,
-    "password_hash_memory_kib": 1024,
-    "password_hash_parallelism": 1,
-}
-ENGINES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+__all__ = ["ENGINES", "FAST_HASHING", "Cli", "LiveServer", "migrate", "sync_url"]
 pytest_plugins = ["tests.logscan"]  # fails the run if a secret or API token reached the logs
 
 
-def migrate(database_url: str, revision: str = "head", *, down: bool = False) -> None:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.attributes["database_url"] = database_url
-    config.attributes["configure_logging"] = False
-    if down:
-        command.downgrade(config, revision)
-    else:
-        command.upgrade(config, revision)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "fresh_server: give the test a server, database and sandbox of its own"
+    )
 
 
-def sync_url(database_url: str) -> str:
-    url = make_url(database_url)
-    if url.get_backend_name() == "postgresql":
-        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return url.set(drivername="sqlite").render_as_string(hide_password=False)
+@pytest.fixture(scope="session", autouse=True)
+def _one_default_tls_context() -> Iterator[None]:
+    """httpx parses the whole CA bundle into a new TLS context for every client (~30 ms), and the
+    suite opens thousands of clients, all speaking plain HTTP to 127.0.0.1: the default context is
+    built once and shared (an SSL context is safe to share), any other is built as asked."""
+    shared = create_ssl_context()
 
+    def default_once(
+        verify: ssl.SSLContext | str | bool = True,
+        cert: CertTypes | None = None,
+        trust_env: bool = True,
+    ) -> ssl.SSLContext:
+        if verify is True and cert is None and trust_env:
+            return shared
+        return create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
 
-@pytest.fixture(scope="session", params=ENGINES)
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A fresh, migrated database for this test session on the engine of the parameter."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("db") / "souq.sqlite3"
-        url = f"sqlite:///{path}"
-        migrate(url)
-        yield url
-        return
-    base = make_url(os.environ["TEST_DATABASE_URL"])
-    name = f"souq_test_{uuid.uuid4().hex[:10]}"
-    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = base.set(database=name).render_as_string(hide_password=False)
-    migrate(url)
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@dataclass
-class LiveServer:
-    url: str
-    settings: Settings
-    app: Any
-    db: sa.Engine
-
-    def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
-
-    @property
-    def sandbox_url(self) -> str:
-        return self.url + "/_sandbox"
-
-    def scalar(self, sql: str, **params: Any) -> Any:
-        with self.db.connect() as conn:
-            return conn.execute(sa.text(sql), params).scalar()
-
-    def rows(self, sql: str, **params: Any) -> list[sa.Row[Any]]:
-        with self.db.connect() as conn:
-            return list(conn.execute(sa.text(sql), params))
-
-
-def serve_in_thread(app: Any, sock: socket.socket) -> tuple[uvicorn.Server, threading.Thread]:
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    return server, thread
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpx_transport, "create_ssl_context", default_once)
+        yield
 
 
 @pytest.fixture(scope="session")
-def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The app on a real socket, with the sandbox embedded at /_sandbox."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    settings = Settings(
-        _env_file=None,
-        environment="test",
-        database_url=database_url,
-        app_url=f"http://127.0.0.1:{port}",
-        sandbox_db_path=Path(tmp_path_factory.mktemp("sandbox")) / "sandbox.sqlite3",
-        login_max_failures=5,
-        secret_key=SecretStr(secrets.token_urlsafe(32)),
-        sandbox_api_key=SecretStr("sk_test_" + secrets.token_hex(24)),
-        forwarded_allow_ips="127.0.0.1",  # helpers.anonymous() picks addresses this way
-        # The suite's buyers share buyer@example.com and some loop over checkouts: the
-        # checkout limits' own tests set them (tests/payments/test_checkout_limits.py).
-        checkout_rate_per_email=10_000,
-        checkout_rate_per_address=10_000,
-        password_hash_time_cost=FAST_HASHING["password_hash_time_cost"],
-        password_hash_memory_kib=FAST_HASHING["password_hash_memory_kib"],
-        password_hash_parallelism=FAST_HASHING["password_hash_parallelism"],
-        stripe_timeout_seconds=3,
-    )
-    app = create_app(settings)
-    server, thread = serve_in_thread(app, sock)
-    engine = sa.create_engine(sync_url(database_url))
+def servers() -> Iterator[Servers]:
+    """This process's servers and databases; every database is dropped at the end."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    pool = Servers(f"{worker}_{uuid.uuid4().hex[:8]}")
     try:
-        yield LiveServer(url=settings.app_url, settings=app.state.settings, app=app, db=engine)
+        yield pool
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        engine.dispose()
+        pool.close()
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def database_engine(request: pytest.FixtureRequest) -> str:
+    """The engine a database test runs on: every such test runs once per engine."""
+    engine: str = request.param
+    return engine
+
+
+@pytest.fixture(scope="session")
+def shared_live(database_engine: str, servers: Servers) -> LiveServer:
+    """This process's server on the engine, for fixtures broader than one test."""
+    return servers.shared(database_engine)
+
+
+@pytest.fixture(scope="session")
+def database_url(shared_live: LiveServer) -> str:
+    """The migrated database of the shared server."""
+    return shared_live.settings.database_url
 
 
 @pytest.fixture
-def cli(live: LiveServer) -> Any:
+def live(
+    request: pytest.FixtureRequest, database_engine: str, servers: Servers
+) -> Iterator[LiveServer]:
+    """The app on a real socket, with the sandbox embedded at /_sandbox: this process's shared
+    server, or one of the test's own when it is marked `fresh_server`."""
+    if request.node.get_closest_marker("fresh_server") is None:
+        yield servers.shared(database_engine)
+        return
+    with servers.fresh(database_engine) as server:
+        yield server
+
+
+@pytest.fixture
+def cli(live: LiveServer) -> Cli:
     """Run the `souq` command as a user would, against the live server's database and Stripe."""
-    import subprocess
-    import sys
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "DATABASE_URL": live.settings.database_url,
-            "APP_URL": live.url,
-            "SECRET_KEY": live.settings.secret_key.get_secret_value(),
-            "SANDBOX_API_KEY": (live.settings.sandbox_api_key or SecretStr("")).get_secret_value(),
-            "COLUMNS": "200",
-            **{name.upper(): str(value) for name, value in FAST_HASHING.items()},
-        }
-        for name in ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "NEXT_PUBLIC_APP_URL"):
-            env.pop(name, None)
-        return subprocess.run(
-            [sys.executable, "-m", "souq.cli", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            check=False,
-        )
-
-    return run
+    return cli_for(live)

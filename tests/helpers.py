@@ -2,7 +2,7 @@
 with their CSRF token, and stores with an owner, an admin and a seller.
 
 Every helper talks to the app through its public API, so it works against the `live` server
-on every engine. Emails are unique per call (the database is shared by the whole session), and
+on every engine. Emails are unique per call (a database is shared by many tests), and
 each client sends its own X-Forwarded-For address (the test server trusts it from 127.0.0.1,
 FORWARDED_ALLOW_IPS), so the per-address throttles of one test never reach another.
 """
@@ -12,12 +12,11 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-if TYPE_CHECKING:
-    from tests.conftest import LiveServer
+from tests.servers import LiveServer
 
 PASSWORD = "correct horse battery staple"
 

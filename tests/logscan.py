@@ -1,8 +1,9 @@
 """A pytest plugin: keep every log record of the run and fail the run if a secret or an API
 token appears in any of them.
 
-The secrets are those of every `live` server's settings (SECRET_KEY, the webhook signing
-secrets, the sandbox's API key) plus any value passed to `watch()`; API tokens are recognised
+The secrets are those of every app made during the run (SECRET_KEY, the webhook signing
+secrets, the sandbox's API key: seen where the app's Stripe client is made from its final
+settings) plus any value passed to `watch()`; API tokens are recognised
 by their shape (`souq_` and 40-odd URL-safe characters), so every token issued during the run
 is covered without being registered. Records are kept at INFO and above (what a production
 log keeps). Under pytest-xdist each worker scans its own records and hands its findings to the
@@ -75,21 +76,27 @@ def pytest_configure(config: pytest.Config) -> None:
     root.addHandler(_keeper)
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
+    # Every app (the shared servers, fresh ones, second servers) makes its Stripe client from
+    # its final settings: watch the secrets there, whoever made the app.
+    from souq.payments.stripe import StripeGateway
+
+    made = StripeGateway.__init__
+
+    def watching(self: StripeGateway, settings: Any) -> None:
+        _watch_settings(settings)
+        made(self, settings)
+
+    StripeGateway.__init__ = watching  # type: ignore[method-assign]
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(
-    fixturedef: Any, request: pytest.FixtureRequest
-) -> Generator[None, Any, Any]:
-    result = yield
-    if fixturedef.argname == "live":
-        _watch_settings(getattr(result, "settings", None))
-        # uvicorn configures its own loggers (not propagating to the root) as it starts.
-        for name in ("uvicorn", "uvicorn.access"):
-            handlers = logging.getLogger(name).handlers
-            if _keeper not in handlers:
-                handlers.append(_keeper)
-    return result
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    # uvicorn configures its own loggers (not propagating to the root) as a server starts.
+    for name in ("uvicorn", "uvicorn.access"):
+        handlers = logging.getLogger(name).handlers
+        if _keeper not in handlers:
+            handlers.append(_keeper)
+    return (yield)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.helpers import anonymous
+from tests.servers import LiveServer
 
 
-def test_openapi_documents_the_routes_with_camel_case_schemas(live: Any) -> None:
+def test_openapi_documents_the_routes_with_camel_case_schemas(live: LiveServer) -> None:
     with anonymous(live) as client:
         assert client.get("/docs").status_code == 200
         spec = client.get("/openapi.json").json()

@@ -31,6 +31,7 @@ from tests.helpers import (
     store_team,
     unique_email,
 )
+from tests.servers import LiveServer
 
 ACTORS = ["anonymous", "owner", "admin", "seller", "other_store", "unrelated", "platform_admin"]
 OUTSIDERS = {"other_store": 404, "unrelated": 404, "platform_admin": 404, "anonymous": 401}
@@ -54,7 +55,7 @@ class World:
     other_owner: Account
     unrelated: Account
     platform_admin: Account
-    live: Any
+    live: LiveServer
 
     def client(self, actor: str) -> httpx.Client:
         accounts = {
@@ -296,7 +297,8 @@ ROUTES = [
 
 
 @pytest.fixture(scope="module")
-def world(live: Any) -> Iterator[World]:
+def world(shared_live: LiveServer) -> Iterator[World]:
+    live = shared_live
     team = store_team(live, name="Matrix Store")
     other_owner = api_user(live, name="Other Owner")
     create_store(other_owner, name="Other Store")

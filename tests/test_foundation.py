@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from souq.config import Settings
 from souq.db import async_url, engine_options, is_pooled
 from tests.conftest import ENGINES, FAST_HASHING, migrate, sync_url
+from tests.servers import Cli, LiveServer
 
 
 def test_settings_keep_the_seed_stacks_names(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,6 +55,24 @@ def test_production_refuses_missing_or_placeholder_secrets() -> None:
         stripe_connect_webhook_secret=SecretStr("whsec_b"),
     )
     ready.check_startup()
+
+
+def test_the_data_folder_is_data_under_the_working_directory_or_souq_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("DATABASE_URL", "SOUQ_DATA_DIR", "SANDBOX_DB_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    here = Settings(_env_file=None)
+    assert here.data_dir == tmp_path.resolve() / "data"
+    assert here.database_url == f"sqlite:///{tmp_path.resolve() / 'data' / 'souq.sqlite3'}"
+    assert here.sandbox_db_path == tmp_path.resolve() / "data" / "sandbox.sqlite3"
+    monkeypatch.setenv("SOUQ_DATA_DIR", str(tmp_path / "elsewhere"))
+    moved = Settings(_env_file=None)
+    assert moved.database_url == f"sqlite:///{tmp_path.resolve() / 'elsewhere' / 'souq.sqlite3'}"
+    assert moved.sandbox_db_path == tmp_path.resolve() / "elsewhere" / "sandbox.sqlite3"
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db.example.com/souq")
+    assert Settings(_env_file=None).database_url == "postgresql://u@db.example.com/souq"
 
 
 def test_postgres_urls_use_psycopg_and_honour_neon() -> None:
@@ -128,15 +147,18 @@ def test_migrations_upgrade_and_downgrade(empty_database: str) -> None:
 
 
 def _souq(
-    env: dict[str, str], *args: str, stdin: str | None = None
+    env: dict[str, str], *args: str, stdin: str | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """The `souq` command, run in `cwd` with none of the caller's database settings."""
+    inherited = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SOUQ_DATA_DIR")}
     return subprocess.run(
         [sys.executable, "-m", "souq.cli", *args],
         capture_output=True,
         text=True,
         input=stdin,
+        cwd=cwd,
         env={
-            **os.environ,
+            **inherited,
             "COLUMNS": "200",
             **{name.upper(): str(value) for name, value in FAST_HASHING.items()},
             **env,
@@ -147,15 +169,19 @@ def _souq(
 
 
 def test_db_upgrade_demo_and_create_admin_from_the_command_line(tmp_path: Path) -> None:
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli' / 'souq.sqlite3'}"}
-    upgraded = _souq(env, "db", "upgrade")
+    # No DATABASE_URL: the database is data/souq.sqlite3 under the working directory.
+    env: dict[str, str] = {}
+    upgraded = _souq(env, "db", "upgrade", cwd=tmp_path)
     assert upgraded.returncode == 0, upgraded.stderr
-    first = _souq(env, "demo")
+    assert "Running upgrade" in upgraded.stderr  # which revisions ran is shown
+    database = tmp_path / "data" / "souq.sqlite3"
+    assert database.is_file()
+    first = _souq(env, "demo", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "owner@atlas.test" in first.stdout and "souq-demo-2026" in first.stdout
-    again = _souq(env, "demo")
+    again = _souq(env, "demo", cwd=tmp_path)
     assert "0 new records" in again.stdout
-    skipped = _souq(env, "demo", "--if-empty")
+    skipped = _souq(env, "demo", "--if-empty", cwd=tmp_path)
     assert "left as it is" in skipped.stdout
     admin = _souq(
         env,
@@ -166,9 +192,10 @@ def test_db_upgrade_demo_and_create_admin_from_the_command_line(tmp_path: Path) 
         "Root",
         "--password",
         "a-very-long-password",
+        cwd=tmp_path,
     )
     assert admin.returncode == 0 and "created platform admin" in admin.stdout
-    engine = sa.create_engine(sync_url(env["DATABASE_URL"]))
+    engine = sa.create_engine(f"sqlite:///{database}")
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text('SELECT email, is_platform_admin FROM "user" ORDER BY id')
@@ -181,7 +208,7 @@ def test_db_upgrade_demo_and_create_admin_from_the_command_line(tmp_path: Path) 
     assert stores == 2 and currencies == {"usd", "eur", "jpy"}
 
 
-def test_demo_logins_work_through_the_api(live: Any, cli: Any) -> None:
+def test_demo_logins_work_through_the_api(live: LiveServer, cli: Cli) -> None:
     result = cli("demo")
     assert result.returncode == 0, result.stderr
     with httpx.Client(base_url=live.url, timeout=30) as client:
@@ -209,7 +236,9 @@ def test_demo_logins_work_through_the_api(live: Any, cli: Any) -> None:
         ("GET", "/no/such/page", {}),
     ],
 )
-def test_nothing_a_client_sends_is_a_500(live: Any, method: str, path: str, kwargs: Any) -> None:
+def test_nothing_a_client_sends_is_a_500(
+    live: LiveServer, method: str, path: str, kwargs: Any
+) -> None:
     with live.client() as client:
         response = client.request(method, path, **kwargs)
     assert 400 <= response.status_code < 500, response.text
@@ -217,7 +246,7 @@ def test_nothing_a_client_sends_is_a_500(live: Any, method: str, path: str, kwar
     assert set(body) == {"error"} and body["error"]["code"] and body["error"]["message"]
 
 
-def test_the_openapi_document_lists_the_api(live: Any) -> None:
+def test_the_openapi_document_lists_the_api(live: LiveServer) -> None:
     with live.client() as client:
         spec = client.get("/openapi.json").json()
         assert client.get("/docs").status_code == 200

@@ -5,18 +5,20 @@ sets up payouts on the sandbox's onboarding page, a guest buys a listing with 42
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import httpx
+import pytest
 
 from tests.payments.stripe_helpers import flush
+from tests.servers import Cli, LiveServer
 
 
 def form_fields(html: str) -> dict[str, str]:
     return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
 
 
-def test_a_person_clicks_through_the_demo_marketplace(live: Any, cli: Any) -> None:
+@pytest.mark.fresh_server
+def test_a_person_clicks_through_the_demo_marketplace(live: LiveServer, cli: Cli) -> None:
     assert cli("demo").returncode == 0
     with httpx.Client(base_url=live.url, timeout=30) as owner:
         # Log in as the demo store owner.
@@ -94,6 +96,6 @@ def test_a_person_clicks_through_the_demo_marketplace(live: Any, cli: Any) -> No
         assert "$1.61" in row.group(0)  # Stripe's fee: 2.9% of 45.00 + 0.30
 
 
-def _listing_id(live: Any, name: str) -> int:
+def _listing_id(live: LiveServer, name: str) -> int:
     value: int = live.scalar("SELECT id FROM listing WHERE name = :n", n=name)
     return value

@@ -15,7 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from souq.auth.service import SESSION_LIFETIME, configure_password_hashing
 from souq.config import Settings, get_settings
-from souq.db import create_engine, session_factory
+from souq.db import engine_for, session_factory
 from souq.errors import install_error_handlers
 from souq.middleware import (
     BodySizeLimitMiddleware,
@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, settings.database_pooled)
+        engine = engine_for(settings)
         app.state.engine = engine
         app.state.sessionmaker = session_factory(engine)
         if sandbox is not None:

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
-from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -18,8 +17,8 @@ from rich.progress import Progress
 from rich.table import Column, Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from souq.config import PROJECT_ROOT, Settings, get_settings
-from souq.db import create_engine, session_factory, unit_of_work
+from souq.config import Settings, get_settings
+from souq.db import engine_for, session_factory, unit_of_work
 from souq.payments.stripe import StripeGateway
 
 app = typer.Typer(help="Souq: a multi-vendor marketplace payments backend.", no_args_is_help=True)
@@ -53,7 +52,7 @@ def run(work: Callable[[Context], Awaitable[T]], settings: Settings | None = Non
     configure_password_hashing(settings)
 
     async def main() -> T:
-        engine = create_engine(settings.database_url, settings.database_pooled)
+        engine = engine_for(settings)
         try:
             return await work(Context(settings, session_factory(engine)))
         finally:
@@ -74,21 +73,20 @@ def run_in_session(
     return run(in_session, settings)
 
 
-def upgrade_database(database_url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    if database_url.startswith("sqlite:///"):
-        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.attributes["database_url"] = database_url
-    command.upgrade(config, "head")
-
-
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database to the newest schema."""
-    upgrade_database(get_settings().database_url)
+    import logging
+
+    from souq.migrations import upgrade
+
+    # Show which revisions ran, as the `alembic` command does.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)-5.5s [%(name)s] %(message)s"))
+    alembic_log = logging.getLogger("alembic")
+    alembic_log.addHandler(handler)
+    alembic_log.setLevel(logging.INFO)
+    upgrade(get_settings().database_url)
     console.print("[green]database is up to date[/green]")
 
 
@@ -99,7 +97,8 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Serve the marketplace (with the Stripe sandbox embedded when no Stripe key is set)."""
-    import uvicorn
+    from souq.serving import ServerOptions
+    from souq.serving import serve as run_server
 
     settings = get_settings()
     if "app_url" not in settings.model_fields_set:
@@ -125,16 +124,17 @@ def serve(
             f"[bold]{settings.app_url}/_sandbox[/bold] (no STRIPE_SECRET_KEY set), "
             f"API key [bold]{settings.sandbox_api_key.get_secret_value()}[/bold]"
         )
-    uvicorn.run(
-        "souq.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        # The app resolves the client address itself from the same setting; telling uvicorn
-        # too makes its own log lines show the real client.
-        proxy_headers=bool(settings.forwarded_allow_ips),
-        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+    run_server(
+        ServerOptions(
+            "souq.app:create_app",
+            # The app resolves the client address itself from the same setting; telling
+            # uvicorn too makes its own log lines show the real client.
+            proxy_headers=bool(settings.forwarded_allow_ips),
+            forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        ),
+        host,
+        port,
+        workers,
     )
 
 

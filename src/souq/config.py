@@ -14,9 +14,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from souq.local_secrets import kept_secret, random_sandbox_key, random_secret_key
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = PROJECT_ROOT / "data"
-
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev-secret-change-me"}
 SECRET_KEY_MIN_LENGTH = 32
 # A random key of 32+ characters has far more; these only catch keys a person typed.
@@ -33,10 +30,26 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     environment: Literal["development", "test", "production"] = "development"
-    database_url: str = Field(default=f"sqlite:///{DATA_DIR / 'souq.sqlite3'}")
+    # Where the default SQLite databases live: ./data under the working directory, never inside
+    # the installed package.
+    data_dir: Path = Field(
+        default=Path("data"), validation_alias=AliasChoices("SOUQ_DATA_DIR", "data_dir")
+    )
+    database_url: str = Field(
+        default_factory=lambda data: f"sqlite:///{data['data_dir'] / 'souq.sqlite3'}"
+    )
     # Force server-side prepared statements off (PgBouncer in transaction mode); None = detect
     # from the URL (a "-pooler." host, as Neon names its pooled endpoints).
     database_pooled: bool | None = None
+    # PostgreSQL connections per server process. A uvicorn worker serves many requests at once,
+    # each holding a connection while its transaction is open; requests beyond the pool wait
+    # for a connection (up to the timeout) instead of opening one. Overflow connections are
+    # opened for a burst and closed when returned, which under steady load means a new
+    # connection per request: keep it 0 and size the pool instead. Every process has its own
+    # pool: processes x workers x pool size must stay under the server's max_connections.
+    database_pool_size: int = Field(default=20, ge=1)
+    database_max_overflow: int = Field(default=0, ge=0)
+    database_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     # Extra secrets still accepted while a platform endpoint's secret is being rolled.
@@ -60,7 +73,7 @@ class Settings(BaseSettings):
     request_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # /docs, /redoc and /openapi.json; unset: on, except in production.
     api_docs: bool | None = None
-    sandbox_db_path: Path = DATA_DIR / "sandbox.sqlite3"
+    sandbox_db_path: Path = Field(default_factory=lambda data: data["data_dir"] / "sandbox.sqlite3")
     # Roles that may manage a store's connected account (create it, onboard, open its dashboard).
     connect_manager_roles: list[str] = Field(default_factory=lambda: ["owner", "admin"])
     checkout_max_quantity: int = Field(default=99, ge=1)
@@ -92,6 +105,11 @@ class Settings(BaseSettings):
     password_hash_memory_kib: int = Field(default=65_536, ge=8)
     password_hash_parallelism: int = Field(default=4, ge=1)
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
     @field_validator("app_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -116,7 +134,7 @@ class Settings(BaseSettings):
 
     @property
     def data_folder(self) -> Path:
-        return DATA_DIR
+        return self.data_dir
 
     def with_local_secrets(self) -> Settings:
         """These settings with the secrets that were left unset filled in from the data folder

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.engine import URL, Dialect, make_url
@@ -17,6 +18,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+
+if TYPE_CHECKING:
+    from souq.config import Settings
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -71,22 +75,56 @@ def is_pooled(url: URL, pooled: bool | None) -> bool:
     return "-pooler." in (url.host or "")
 
 
-def engine_options(url: URL, pooled: bool | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PoolOptions:
+    """The PostgreSQL connection pool of one process (see Settings.database_pool_size)."""
+
+    size: int = 20
+    max_overflow: int = 0
+    timeout_seconds: float = 30.0
+
+
+def engine_options(
+    url: URL, pooled: bool | None = None, pool: PoolOptions | None = None
+) -> dict[str, Any]:
+    pool = pool or PoolOptions()
+    options: dict[str, Any] = {
+        "pool_size": pool.size,
+        "max_overflow": pool.max_overflow,
+        "pool_timeout": pool.timeout_seconds,
+    }
     if url.get_backend_name() == "sqlite":
-        return {"connect_args": {"timeout": 30}}
-    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+        options["connect_args"] = {"timeout": 30}
+        return options
+    # A connection the server or a pooler closed while idle is replaced, not handed out.
+    options["pool_pre_ping"] = True
     if is_pooled(url, pooled):
         # Server-side prepared statements do not survive transaction pooling.
         options["connect_args"] = {"prepare_threshold": None}
     return options
 
 
-def create_engine(database_url: str, pooled: bool | None = None) -> AsyncEngine:
+def create_engine(
+    database_url: str, pooled: bool | None = None, pool: PoolOptions | None = None
+) -> AsyncEngine:
     url = async_url(database_url)
-    engine = create_async_engine(url, **engine_options(url, pooled))
+    engine = create_async_engine(url, **engine_options(url, pooled, pool))
     if url.get_backend_name() == "sqlite":
         _configure_sqlite(engine)
     return engine
+
+
+def engine_for(settings: Settings) -> AsyncEngine:
+    """The engine the settings describe: URL, pooler mode and pool size."""
+    return create_engine(
+        settings.database_url,
+        settings.database_pooled,
+        PoolOptions(
+            size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            timeout_seconds=settings.database_pool_timeout_seconds,
+        ),
+    )
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -12,7 +12,8 @@ from souq.config import Settings
 from souq.db import unit_of_work
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
+    # async def: FastAPI runs a plain def dependency in the thread pool on every request.
     settings: Settings = request.app.state.settings
     return settings
 

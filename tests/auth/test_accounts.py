@@ -18,9 +18,10 @@ from tests.helpers import (
     register,
     unique_email,
 )
+from tests.servers import LiveServer
 
 
-def test_register_returns_the_user_in_camel_case(live: Any) -> None:
+def test_register_returns_the_user_in_camel_case(live: LiveServer) -> None:
     email = unique_email()
     with anonymous(live) as client:
         response = client.post(
@@ -35,7 +36,7 @@ def test_register_returns_the_user_in_camel_case(live: Any) -> None:
     assert PASSWORD not in stored
 
 
-def test_duplicate_email_is_refused_case_insensitively(live: Any) -> None:
+def test_duplicate_email_is_refused_case_insensitively(live: LiveServer) -> None:
     email = unique_email()
     register(live, email=email)
     with anonymous(live) as client:
@@ -49,7 +50,7 @@ def test_duplicate_email_is_refused_case_insensitively(live: Any) -> None:
     assert count == 1
 
 
-def test_concurrent_registrations_of_one_email_make_one_account(live: Any) -> None:
+def test_concurrent_registrations_of_one_email_make_one_account(live: LiveServer) -> None:
     email = unique_email("race")
 
     def attempt(_: int) -> int:
@@ -78,7 +79,7 @@ def test_concurrent_registrations_of_one_email_make_one_account(live: Any) -> No
     ],
 )
 def test_bad_registrations_are_422_and_write_nothing(
-    live: Any, body: dict[str, Any], field: str
+    live: LiveServer, body: dict[str, Any], field: str
 ) -> None:
     email = unique_email("bad")
     body = {k: (email if v == "{email}" else v) for k, v in body.items()}
@@ -90,12 +91,12 @@ def test_bad_registrations_are_422_and_write_nothing(
     assert live.scalar('SELECT count(*) FROM "user" WHERE lower(email) = :e', e=email) == 0
 
 
-def test_a_password_of_exactly_eight_characters_is_enough(live: Any) -> None:
+def test_a_password_of_exactly_eight_characters_is_enough(live: LiveServer) -> None:
     user = register(live, password="12345678")
     assert user["id"] > 0
 
 
-def test_login_sets_an_httponly_samesite_cookie_and_me_works(live: Any) -> None:
+def test_login_sets_an_httponly_samesite_cookie_and_me_works(live: LiveServer) -> None:
     email = unique_email()
     register(live, email=email, name="Grace")
     with anonymous(live) as client:
@@ -113,7 +114,7 @@ def test_login_sets_an_httponly_samesite_cookie_and_me_works(live: Any) -> None:
         assert me.json()["name"] == "Grace"
 
 
-def test_wrong_password_and_unknown_email_look_the_same(live: Any) -> None:
+def test_wrong_password_and_unknown_email_look_the_same(live: LiveServer) -> None:
     email = unique_email()
     register(live, email=email)
     with anonymous(live) as client:
@@ -127,14 +128,14 @@ def test_wrong_password_and_unknown_email_look_the_same(live: Any) -> None:
     assert error_code(wrong) == "invalid_credentials"
 
 
-def test_me_without_credentials_is_401(live: Any) -> None:
+def test_me_without_credentials_is_401(live: LiveServer) -> None:
     with anonymous(live) as client:
         response = client.get("/api/me")
     assert response.status_code == 401
     assert error_code(response) == "not_authenticated"
 
 
-def test_logout_ends_the_cookie_session(live: Any) -> None:
+def test_logout_ends_the_cookie_session(live: LiveServer) -> None:
     email = unique_email()
     register(live, email=email)
     browser = browser_login(live, email)
@@ -145,7 +146,7 @@ def test_logout_ends_the_cookie_session(live: Any) -> None:
         assert browser.client.get("/api/me").status_code == 401
 
 
-def test_token_from_credentials_is_shown_once_and_stored_hashed(live: Any) -> None:
+def test_token_from_credentials_is_shown_once_and_stored_hashed(live: LiveServer) -> None:
     email = unique_email()
     user = register(live, email=email)
     with anonymous(live) as client:
@@ -165,7 +166,7 @@ def test_token_from_credentials_is_shown_once_and_stored_hashed(live: Any) -> No
     assert me.json()["id"] == user["id"]
 
 
-def test_token_with_wrong_password_is_401_and_creates_nothing(live: Any) -> None:
+def test_token_with_wrong_password_is_401_and_creates_nothing(live: LiveServer) -> None:
     email = unique_email()
     user = register(live, email=email)
     with anonymous(live) as client:
@@ -174,13 +175,13 @@ def test_token_with_wrong_password_is_401_and_creates_nothing(live: Any) -> None
     assert live.scalar("SELECT count(*) FROM api_token WHERE user_id = :id", id=user["id"]) == 0
 
 
-def test_token_without_credentials_or_session_is_401(live: Any) -> None:
+def test_token_without_credentials_or_session_is_401(live: LiveServer) -> None:
     with anonymous(live) as client:
         response = client.post("/api/auth/tokens", json={})
     assert response.status_code == 401
 
 
-def test_token_from_a_logged_in_session(live: Any) -> None:
+def test_token_from_a_logged_in_session(live: LiveServer) -> None:
     email = unique_email()
     register(live, email=email)
     browser = browser_login(live, email)
@@ -196,13 +197,13 @@ def test_token_from_a_logged_in_session(live: Any) -> None:
 @pytest.mark.parametrize(
     "authorization", ["Bearer souq_not-a-real-token", "Basic dXNlcjpwYXNz", "Bearer", "Token abc"]
 )
-def test_bad_bearer_tokens_are_401(live: Any, authorization: str) -> None:
+def test_bad_bearer_tokens_are_401(live: LiveServer, authorization: str) -> None:
     with live.client(headers={"Authorization": authorization}) as client:
         response = client.get("/api/me")
     assert response.status_code == 401
 
 
-def test_bearer_logout_revokes_that_token(live: Any) -> None:
+def test_bearer_logout_revokes_that_token(live: LiveServer) -> None:
     account = api_user(live)
     with account:
         assert account.client.get("/api/me").status_code == 200
@@ -210,7 +211,7 @@ def test_bearer_logout_revokes_that_token(live: Any) -> None:
         assert account.client.get("/api/me").status_code == 401
 
 
-def test_a_login_upgrades_a_hash_made_with_other_argon2_parameters(live: Any) -> None:
+def test_a_login_upgrades_a_hash_made_with_other_argon2_parameters(live: LiveServer) -> None:
     """Changing PASSWORD_HASH_* never breaks existing passwords: each hash carries its own
     parameters, and a successful login rehashes with the current ones."""
     from argon2 import PasswordHasher

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from tests.helpers import PASSWORD, anonymous, api_user, create_store, register, unique_email
+from tests.servers import LiveServer
 
 
 def form_token(html: str) -> str:
@@ -14,7 +14,7 @@ def form_token(html: str) -> str:
     return match.group(1)
 
 
-def test_login_page_logs_in_and_the_dashboard_lists_my_stores(live: Any) -> None:
+def test_login_page_logs_in_and_the_dashboard_lists_my_stores(live: LiveServer) -> None:
     with api_user(live, name="Page Owner") as owner:
         store = create_store(owner, name="Page Store")
         with anonymous(live) as browser:
@@ -34,7 +34,7 @@ def test_login_page_logs_in_and_the_dashboard_lists_my_stores(live: Any) -> None
     assert f"/dashboard/orders?storeId={store['id']}" in dashboard.text
 
 
-def test_login_form_without_its_csrf_field_is_refused(live: Any) -> None:
+def test_login_form_without_its_csrf_field_is_refused(live: LiveServer) -> None:
     email = unique_email()
     register(live, email=email)
     with anonymous(live) as browser:
@@ -44,7 +44,7 @@ def test_login_form_without_its_csrf_field_is_refused(live: Any) -> None:
         assert browser.get("/api/me").status_code == 401
 
 
-def test_login_form_with_a_wrong_password_shows_the_error(live: Any) -> None:
+def test_login_form_with_a_wrong_password_shows_the_error(live: LiveServer) -> None:
     email = unique_email()
     register(live, email=email)
     with anonymous(live) as browser:
@@ -56,7 +56,7 @@ def test_login_form_with_a_wrong_password_shows_the_error(live: Any) -> None:
     assert "wrong email or password" in response.text
 
 
-def test_login_never_redirects_off_site(live: Any) -> None:
+def test_login_never_redirects_off_site(live: LiveServer) -> None:
     email = unique_email()
     register(live, email=email)
     with anonymous(live) as browser:
@@ -74,7 +74,7 @@ def test_login_never_redirects_off_site(live: Any) -> None:
     assert response.headers["location"] == "/dashboard"
 
 
-def test_register_page_creates_the_account_and_logs_in(live: Any) -> None:
+def test_register_page_creates_the_account_and_logs_in(live: LiveServer) -> None:
     email = unique_email()
     with anonymous(live) as browser:
         token = form_token(browser.get("/register").text)
@@ -97,14 +97,14 @@ def test_register_page_creates_the_account_and_logs_in(live: Any) -> None:
     assert "at least 8 characters" in short.text
 
 
-def test_dashboard_sends_anonymous_visitors_to_login(live: Any) -> None:
+def test_dashboard_sends_anonymous_visitors_to_login(live: LiveServer) -> None:
     with anonymous(live) as browser:
         response = browser.get("/dashboard")
     assert response.status_code == 303
     assert response.headers["location"].startswith("/login")
 
 
-def test_logout_form_needs_its_csrf_field(live: Any) -> None:
+def test_logout_form_needs_its_csrf_field(live: LiveServer) -> None:
     email = unique_email()
     register(live, email=email)
     with anonymous(live) as browser:

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from tests.helpers import anonymous, api_user, create_listing, create_store, error_code
+from tests.servers import LiveServer
 
 
-def test_catalogue_pages_through_a_stores_active_listings(live: Any) -> None:
+def test_catalogue_pages_through_a_stores_active_listings(live: LiveServer) -> None:
     with api_user(live) as owner:
         store = create_store(owner)
         other = create_store(owner, name="Other")
@@ -42,7 +43,7 @@ def test_catalogue_pages_through_a_stores_active_listings(live: Any) -> None:
     assert all(item["active"] for item in everything)
 
 
-def test_catalogue_items_carry_prices_as_strings(live: Any) -> None:
+def test_catalogue_items_carry_prices_as_strings(live: LiveServer) -> None:
     with api_user(live) as owner:
         store = create_store(owner)
         create_listing(owner, store["id"], price="500", currency="JPY")
@@ -51,7 +52,7 @@ def test_catalogue_items_carry_prices_as_strings(live: Any) -> None:
     assert [(i["price"], i["currency"]) for i in items] == [("500", "jpy")]
 
 
-def test_an_empty_store_has_an_empty_page(live: Any) -> None:
+def test_an_empty_store_has_an_empty_page(live: LiveServer) -> None:
     with api_user(live) as owner:
         store = create_store(owner)
     with anonymous(live) as client:
@@ -72,7 +73,7 @@ def test_an_empty_store_has_an_empty_page(live: Any) -> None:
         {"storeId": 0},
     ],
 )
-def test_bad_catalogue_parameters_are_422(live: Any, params: dict[str, Any]) -> None:
+def test_bad_catalogue_parameters_are_422(live: LiveServer, params: dict[str, Any]) -> None:
     with anonymous(live) as client:
         response = client.get("/api/listings", params=params)
     assert response.status_code == 422

@@ -9,9 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from tests.helpers import api_user, create_listing, create_store, error_code, store_team
+from tests.servers import LiveServer
 
 
-def listing_count(live: Any, store_id: int) -> int:
+def listing_count(live: LiveServer, store_id: int) -> int:
     count: int = live.scalar("SELECT count(*) FROM listing WHERE store_id = :s", s=store_id)
     return count
 
@@ -28,7 +29,7 @@ def listing_count(live: Any, store_id: int) -> int:
     ],
 )
 def test_prices_are_decimal_strings_in_the_currency_exponent(
-    live: Any, price: str, currency: str, minor: int, shown: str, stored_currency: str
+    live: LiveServer, price: str, currency: str, minor: int, shown: str, stored_currency: str
 ) -> None:
     with api_user(live) as owner:
         store = create_store(owner)
@@ -64,7 +65,7 @@ def test_prices_are_decimal_strings_in_the_currency_exponent(
     ],
 )
 def test_bad_prices_and_currencies_are_422_and_write_nothing(
-    live: Any, price: Any, currency: str, field: str
+    live: LiveServer, price: Any, currency: str, field: str
 ) -> None:
     with api_user(live) as owner:
         store = create_store(owner)
@@ -87,7 +88,7 @@ def test_bad_prices_and_currencies_are_422_and_write_nothing(
     "extra",
     [{"stock": -1}, {"stock": 10**12}, {"name": ""}, {"name": "x" * 201}, {"colour": "red"}],
 )
-def test_other_bad_fields_are_422(live: Any, extra: dict[str, Any]) -> None:
+def test_other_bad_fields_are_422(live: LiveServer, extra: dict[str, Any]) -> None:
     with api_user(live) as owner:
         store = create_store(owner)
         body = {"name": "Thing", "price": "1.00", "currency": "usd", **extra}
@@ -96,7 +97,7 @@ def test_other_bad_fields_are_422(live: Any, extra: dict[str, Any]) -> None:
     assert listing_count(live, store["id"]) == 0
 
 
-def test_stock_defaults_to_unlimited(live: Any) -> None:
+def test_stock_defaults_to_unlimited(live: LiveServer) -> None:
     with api_user(live) as owner:
         store = create_store(owner)
         listing = create_listing(owner, store["id"])
@@ -104,7 +105,7 @@ def test_stock_defaults_to_unlimited(live: Any) -> None:
     assert listing["description"] == ""
 
 
-def test_update_a_listing(live: Any) -> None:
+def test_update_a_listing(live: LiveServer) -> None:
     with store_team(live) as team:
         listing = create_listing(team.owner, team.id, stock=5)
         path = f"/api/listings/{listing['id']}"
@@ -127,7 +128,7 @@ def test_update_a_listing(live: Any) -> None:
         assert (changed.json()["price"], changed.json()["currency"]) == ("1000", "jpy")
 
 
-def test_changing_currency_needs_a_price(live: Any) -> None:
+def test_changing_currency_needs_a_price(live: LiveServer) -> None:
     with api_user(live) as owner:
         store = create_store(owner)
         listing = create_listing(owner, store["id"], price="10.00")
@@ -137,7 +138,7 @@ def test_changing_currency_needs_a_price(live: Any) -> None:
     assert (again["price"], again["currency"]) == ("10.00", "usd")
 
 
-def test_a_bad_update_changes_nothing(live: Any) -> None:
+def test_a_bad_update_changes_nothing(live: LiveServer) -> None:
     with api_user(live) as owner:
         store = create_store(owner)
         listing = create_listing(owner, store["id"], price="10.00")
@@ -150,7 +151,7 @@ def test_a_bad_update_changes_nothing(live: Any) -> None:
     assert (again["name"], again["price"]) == (listing["name"], "10.00")
 
 
-def test_delete_without_orders_removes_the_listing(live: Any) -> None:
+def test_delete_without_orders_removes_the_listing(live: LiveServer) -> None:
     with api_user(live) as owner:
         store = create_store(owner)
         listing = create_listing(owner, store["id"])
@@ -161,7 +162,7 @@ def test_delete_without_orders_removes_the_listing(live: Any) -> None:
     assert listing_count(live, store["id"]) == 0
 
 
-def place_order(live: Any, store_id: int, listing_id: int) -> None:
+def place_order(live: LiveServer, store_id: int, listing_id: int) -> None:
     """An order row referring to the listing, as checkout will write it."""
     with live.db.begin() as conn:
         order_id = conn.execute(
@@ -182,7 +183,7 @@ def place_order(live: Any, store_id: int, listing_id: int) -> None:
         )
 
 
-def test_delete_with_orders_only_deactivates(live: Any) -> None:
+def test_delete_with_orders_only_deactivates(live: LiveServer) -> None:
     with store_team(live) as team, api_user(live) as stranger:
         listing = create_listing(team.owner, team.id)
         place_order(live, team.id, listing["id"])
@@ -201,7 +202,7 @@ def test_delete_with_orders_only_deactivates(live: Any) -> None:
         assert stranger.client.get(f"/api/listings/{listing['id']}").status_code == 200
 
 
-def test_an_unknown_listing_is_404(live: Any) -> None:
+def test_an_unknown_listing_is_404(live: LiveServer) -> None:
     with api_user(live) as user:
         assert user.client.get("/api/listings/2147483647").status_code == 404
         assert user.client.patch("/api/listings/2147483647", json={}).status_code == 404

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from tests.payments.stripe_helpers import clear_faults, reset_clock
+from tests.servers import LiveServer
 
 
 @pytest.fixture(autouse=True)
-def calm_sandbox(live: Any) -> Iterator[None]:
+def calm_sandbox(live: LiveServer) -> Iterator[None]:
     yield
     clear_faults(live)
     reset_clock(live)

@@ -16,9 +16,10 @@ import sqlalchemy as sa
 import stripe
 
 from tests.helpers import Account, StoreTeam, anonymous, api_user, store_team
+from tests.servers import LiveServer
 
 
-def control(live: Any, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def control(live: LiveServer, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """POST to the sandbox's control API and return its JSON answer."""
     with httpx.Client(timeout=60) as client:
         response = client.post(f"{live.sandbox_url}/_control{path}", json=body or {})
@@ -27,26 +28,26 @@ def control(live: Any, path: str, body: dict[str, Any] | None = None) -> dict[st
     return answer
 
 
-def flush(live: Any) -> dict[str, Any]:
+def flush(live: LiveServer) -> dict[str, Any]:
     """Deliver every webhook that is due now, synchronously."""
     return control(live, "/webhooks/flush")
 
 
-def advance_clock(live: Any, seconds: int) -> None:
+def advance_clock(live: LiveServer, seconds: int) -> None:
     """Travel the sandbox's clock forward (sessions and links expire, delayed payments settle).
     Pair with `reset_clock`: Souq computes expiries from its own clock, as against Stripe."""
     control(live, "/clock/advance", {"seconds": seconds})
 
 
-def reset_clock(live: Any) -> None:
+def reset_clock(live: LiveServer) -> None:
     control(live, "/clock/reset")
 
 
-def set_faults(live: Any, **faults: Any) -> None:
+def set_faults(live: LiveServer, **faults: Any) -> None:
     control(live, "/faults", faults)
 
 
-def clear_faults(live: Any) -> None:
+def clear_faults(live: LiveServer) -> None:
     control(
         live,
         "/faults",
@@ -61,9 +62,9 @@ def clear_faults(live: Any) -> None:
     )
 
 
-def sdk(live: Any) -> stripe.StripeClient:
+def sdk(live: LiveServer) -> stripe.StripeClient:
     """The official SDK pointed at the embedded sandbox."""
-    key = live.settings.stripe_secret_key.get_secret_value()
+    key = live.stripe_secret_key
     return stripe.StripeClient(key, base_addresses={"api": live.sandbox_url})
 
 
@@ -84,7 +85,7 @@ def payments_status(team: StoreTeam) -> dict[str, Any]:
     return status
 
 
-def onboarded_team(live: Any, *, name: str = "Ready Store", **fields: Any) -> StoreTeam:
+def onboarded_team(live: LiveServer, *, name: str = "Ready Store", **fields: Any) -> StoreTeam:
     """A store whose Express account finished onboarding, with the webhook applied."""
     team = store_team(live, name=name, **fields)
     account_id = create_account(team)
@@ -121,7 +122,7 @@ def session_id_of(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def pay(live: Any, url: str, **how: Any) -> httpx.Response:
+def pay(live: LiveServer, url: str, **how: Any) -> httpx.Response:
     """The buyer pays on the sandbox (card number, or a delayed method)."""
     with httpx.Client(timeout=60) as client:
         return client.post(
@@ -129,7 +130,7 @@ def pay(live: Any, url: str, **how: Any) -> httpx.Response:
         )
 
 
-def order(live: Any, order_id: int) -> dict[str, Any]:
+def order(live: LiveServer, order_id: int) -> dict[str, Any]:
     row = live.rows(
         "SELECT payment_status, total_amount, platform_fee_amount, paid_at, "
         "stripe_checkout_session_id FROM orders WHERE id = :id",
@@ -138,7 +139,7 @@ def order(live: Any, order_id: int) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-def stock(live: Any, listing_id: int) -> int | None:
+def stock(live: LiveServer, listing_id: int) -> int | None:
     value: int | None = live.scalar("SELECT stock FROM listing WHERE id = :id", id=listing_id)
     return value
 
@@ -160,7 +161,9 @@ def listing(
     return listing_id
 
 
-def start(live: Any, team: StoreTeam, items: list[tuple[int, int]], **kw: Any) -> dict[str, Any]:
+def start(
+    live: LiveServer, team: StoreTeam, items: list[tuple[int, int]], **kw: Any
+) -> dict[str, Any]:
     """A guest checkout that must succeed: its order id and the sandbox's payment page."""
     with anonymous(live) as buyer:
         response = checkout(buyer, team.id, items, **kw)
@@ -184,19 +187,16 @@ def sign(payload: bytes, secret: str, t: int | None = None) -> str:
     return f"t={t},v1={signature}"
 
 
-def deliver(live: Any, event: Any, *, connect: bool = False) -> httpx.Response:
+def deliver(live: LiveServer, event: Any, *, connect: bool = False) -> httpx.Response:
     """POST a signed event (any JSON) to one of the app's webhook endpoints."""
     body = json.dumps(event).encode()
-    settings = live.settings
-    secret = (
-        settings.stripe_connect_webhook_secret if connect else settings.stripe_webhook_secret
-    ).get_secret_value()
+    secret = live.connect_webhook_secret if connect else live.webhook_secret
     path = "/api/stripe/connect/webhook" if connect else "/api/stripe/webhook"
     with anonymous(live) as client:
         return client.post(path, content=body, headers={"Stripe-Signature": sign(body, secret)})
 
 
-def completed_event(live: Any, session_id: str) -> dict[str, Any]:
+def completed_event(live: LiveServer, session_id: str) -> dict[str, Any]:
     events = sdk(live).v1.events.list(params={"type": "checkout.session.completed", "limit": 100})
     for event in events.data:
         data = event.to_dict()
@@ -205,7 +205,7 @@ def completed_event(live: Any, session_id: str) -> dict[str, Any]:
     raise AssertionError("no checkout.session.completed event")
 
 
-def platform_admin(live: Any) -> Account:
+def platform_admin(live: LiveServer) -> Account:
     """A user made platform admin, as `souq create-admin` would."""
     admin = api_user(live, name="Platform Admin")
     with live.db.begin() as conn:
@@ -216,7 +216,7 @@ def platform_admin(live: Any) -> Account:
     return admin
 
 
-def direct_session(live: Any, *, amount: int, **params: Any) -> stripe.checkout.Session:
+def direct_session(live: LiveServer, *, amount: int, **params: Any) -> stripe.checkout.Session:
     """A Checkout Session made straight through Stripe's API, not by Souq (another integration
     on the same account, or someone holding the key)."""
     line = {
@@ -233,7 +233,7 @@ def direct_session(live: Any, *, amount: int, **params: Any) -> stripe.checkout.
 
 
 @contextmanager
-def webhooks_paused(live: Any) -> Iterator[None]:
+def webhooks_paused(live: LiveServer) -> Iterator[None]:
     """Disable the app's platform webhook endpoint through Stripe's API, as an operator can:
     events made meanwhile are never delivered (nothing is left to retry later), so only the
     pages and `souq reconcile` can learn of payments."""

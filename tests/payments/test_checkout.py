@@ -35,9 +35,10 @@ from tests.payments.stripe_helpers import (
     start,
     stock,
 )
+from tests.servers import Cli, LiveServer
 
 
-def test_the_whole_purchase_lands_every_cent_where_it_should(live: Any) -> None:
+def test_the_whole_purchase_lands_every_cent_where_it_should(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         account_id = payments_status(team)["stripeAccountId"]
         item = listing(team, price="19.99", stock=5)
@@ -84,7 +85,9 @@ def test_the_whole_purchase_lands_every_cent_where_it_should(live: Any) -> None:
         assert stock(live, item) == 3
 
 
-def test_a_buyer_pays_on_the_hosted_checkout_page_and_lands_on_the_success_page(live: Any) -> None:
+def test_a_buyer_pays_on_the_hosted_checkout_page_and_lands_on_the_success_page(
+    live: LiveServer,
+) -> None:
     with onboarded_team(live) as team:
         item = listing(team, price="12.50")
         started = start(live, team, [(item, 1)])
@@ -124,7 +127,7 @@ def test_a_buyer_pays_on_the_hosted_checkout_page_and_lands_on_the_success_page(
     ids=["declined", "insufficient_funds", "authentication_failed"],
 )  # fmt: skip
 def test_a_failed_payment_leaves_the_order_pending_until_the_session_expires(
-    live: Any, how: dict[str, str], status: int, code: str
+    live: LiveServer, how: dict[str, str], status: int, code: str
 ) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=2)
@@ -142,7 +145,7 @@ def test_a_failed_payment_leaves_the_order_pending_until_the_session_expires(
         assert stock(live, item) == 2
 
 
-def test_approved_authentication_pays(live: Any) -> None:
+def test_approved_authentication_pays(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team)
         started = start(live, team, [(item, 1)])
@@ -156,7 +159,7 @@ def test_approved_authentication_pays(live: Any) -> None:
     ("outcome", "final", "left"), [("succeeded", "paid", 2), ("failed", "failed", 3)]
 )
 def test_a_delayed_payment_waits_then_settles(
-    live: Any, outcome: str, final: str, left: int
+    live: LiveServer, outcome: str, final: str, left: int
 ) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=3)
@@ -175,7 +178,7 @@ def test_a_delayed_payment_waits_then_settles(
         assert rows == (1 if final == "paid" else 0)
 
 
-def test_an_expired_session_cancels_the_order_and_releases_stock(live: Any) -> None:
+def test_an_expired_session_cancels_the_order_and_releases_stock(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=4)
         started = start(live, team, [(item, 3)])
@@ -186,7 +189,7 @@ def test_an_expired_session_cancels_the_order_and_releases_stock(live: Any) -> N
         assert stock(live, item) == 4
 
 
-def test_the_cancel_page_expires_the_session_and_releases_stock(live: Any) -> None:
+def test_the_cancel_page_expires_the_session_and_releases_stock(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=2)
         started = start(live, team, [(item, 2)])
@@ -205,7 +208,7 @@ def test_the_cancel_page_expires_the_session_and_releases_stock(live: Any) -> No
         assert again["status"] == "expired"
 
 
-def test_the_same_webhook_twice_and_concurrently_has_its_effect_once(live: Any) -> None:
+def test_the_same_webhook_twice_and_concurrently_has_its_effect_once(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=10)
         started = start(live, team, [(item, 1)])
@@ -217,7 +220,7 @@ def test_the_same_webhook_twice_and_concurrently_has_its_effect_once(live: Any) 
             clear_faults(live)
         event = completed_event(live, session_id_of(started["url"]))
         body = json.dumps(event).encode()
-        secret = live.settings.stripe_webhook_secret.get_secret_value()
+        secret = live.webhook_secret
 
         def deliver(_: int) -> int:
             with anonymous(live) as client:
@@ -247,7 +250,7 @@ def test_the_same_webhook_twice_and_concurrently_has_its_effect_once(live: Any) 
         assert stock(live, item) == 9
 
 
-def test_duplicated_and_shuffled_deliveries_end_in_the_right_state(live: Any) -> None:
+def test_duplicated_and_shuffled_deliveries_end_in_the_right_state(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=10)
         paid_orders = [start(live, team, [(item, 1)]) for _ in range(3)]
@@ -282,7 +285,7 @@ def test_duplicated_and_shuffled_deliveries_end_in_the_right_state(live: Any) ->
 @pytest.mark.parametrize(
     "case", ["missing", "forged", "altered", "stale", "wrong_secret", "garbage"]
 )
-def test_bad_signatures_are_refused_and_change_nothing(live: Any, case: str) -> None:
+def test_bad_signatures_are_refused_and_change_nothing(live: LiveServer, case: str) -> None:
     with onboarded_team(live) as team:
         item = listing(team)
         started = start(live, team, [(item, 1)])
@@ -294,7 +297,7 @@ def test_bad_signatures_are_refused_and_change_nothing(live: Any, case: str) -> 
             clear_faults(live)
         event = completed_event(live, session_id_of(started["url"]))
         body = json.dumps(event).encode()
-        secret = live.settings.stripe_webhook_secret.get_secret_value()
+        secret = live.webhook_secret
         headers = {
             "missing": {},
             "forged": {"Stripe-Signature": f"t={int(time.time())},v1={'0' * 64}"},
@@ -317,7 +320,7 @@ def test_bad_signatures_are_refused_and_change_nothing(live: Any, case: str) -> 
         )
 
 
-def test_prices_and_fees_come_only_from_the_database(live: Any) -> None:
+def test_prices_and_fees_come_only_from_the_database(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team, price="19.99")
         with anonymous(live) as buyer:
@@ -341,7 +344,7 @@ def test_prices_and_fees_come_only_from_the_database(live: Any) -> None:
         assert order(live, response.json()["orderId"])["platform_fee_amount"] == 100
 
 
-def test_listings_must_be_of_the_store_in_its_currency_active_and_real(live: Any) -> None:
+def test_listings_must_be_of_the_store_in_its_currency_active_and_real(live: LiveServer) -> None:
     with onboarded_team(live) as team, store_team(live, name="Elsewhere") as other:
         usd = listing(team, stock=5)
         eur = listing(team, currency="eur", price="5.00")
@@ -413,7 +416,7 @@ def test_listings_must_be_of_the_store_in_its_currency_active_and_real(live: Any
         assert stock(live, usd) == 5
 
 
-def test_a_store_without_charges_cannot_take_payments(live: Any) -> None:
+def test_a_store_without_charges_cannot_take_payments(live: LiveServer) -> None:
     with store_team(live) as team:
         create_account(team)
         item = listing(team)
@@ -423,7 +426,7 @@ def test_a_store_without_charges_cannot_take_payments(live: Any) -> None:
         assert response.json()["error"]["message"] == "this store cannot take payments yet"
 
 
-def test_stripes_limits_are_checked_before_anything_is_written(live: Any) -> None:
+def test_stripes_limits_are_checked_before_anything_is_written(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         cheap = listing(team, price="0.49")
         dear = listing(team, price="999999.99", name="Yacht")
@@ -437,7 +440,7 @@ def test_stripes_limits_are_checked_before_anything_is_written(live: Any) -> Non
         assert live.scalar("SELECT count(*) FROM orders") == before + 1
 
 
-def test_the_last_item_bought_by_20_concurrent_buyers_goes_to_exactly_one(live: Any) -> None:
+def test_the_last_item_bought_by_20_concurrent_buyers_goes_to_exactly_one(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=1, name="The last one")
 
@@ -464,13 +467,14 @@ def test_the_last_item_bought_by_20_concurrent_buyers_goes_to_exactly_one(live: 
         )
 
 
+@pytest.mark.fresh_server
 @pytest.mark.parametrize(
     ("faults", "status"),
     [({"api_error_rate": 1.0}, 503), ({"timeout_rate": 1.0, "timeout_seconds": 5}, 503)],
     ids=["stripe_errors", "stripe_timeouts"],
 )
 def test_stripe_failures_leave_no_order_pending(
-    live: Any, cli: Any, faults: dict[str, Any], status: int
+    live: LiveServer, cli: Cli, faults: dict[str, Any], status: int
 ) -> None:
     """Stripe may have made the session although its answer never came: the order keeps its
     stock, in its own state, until `souq reconcile` learns the session and closes it."""
@@ -496,7 +500,7 @@ def test_stripe_failures_leave_no_order_pending(
         assert len(mine) <= 1  # the idempotency key never let a retry make a second one
 
 
-def test_flaky_stripe_never_makes_a_second_session_for_one_order(live: Any) -> None:
+def test_flaky_stripe_never_makes_a_second_session_for_one_order(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team)
         set_faults(live, api_error_rate=0.5)
@@ -525,7 +529,8 @@ def test_flaky_stripe_never_makes_a_second_session_for_one_order(live: Any) -> N
         )
 
 
-def test_reconcile_recovers_orders_whose_webhooks_were_dropped(live: Any, cli: Any) -> None:
+@pytest.mark.fresh_server
+def test_reconcile_recovers_orders_whose_webhooks_were_dropped(live: LiveServer, cli: Cli) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=10)
         started = [start(live, team, [(item, 1)]) for _ in range(3)]
@@ -549,7 +554,7 @@ def test_reconcile_recovers_orders_whose_webhooks_were_dropped(live: Any, cli: A
         assert again.returncode == 0 and "paid" not in again.stdout
 
 
-def test_jpy_and_a_store_override_use_the_commission_rule(live: Any) -> None:
+def test_jpy_and_a_store_override_use_the_commission_rule(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         # A per-store commission override (set by the platform, not by the store's members).
         with live.db.begin() as conn:
@@ -576,7 +581,7 @@ def test_jpy_and_a_store_override_use_the_commission_rule(live: Any) -> None:
         assert intent["application_fee_amount"] == 154 and intent["currency"] == "jpy"
 
 
-def test_orders_are_visible_to_their_buyer_store_members_and_admins_only(live: Any) -> None:
+def test_orders_are_visible_to_their_buyer_store_members_and_admins_only(live: LiveServer) -> None:
     with (
         onboarded_team(live) as team,
         store_team(live, name="Other") as other,
@@ -603,7 +608,7 @@ def test_orders_are_visible_to_their_buyer_store_members_and_admins_only(live: A
             assert client.get(f"/api/stores/{team.id}/orders").status_code == 401
 
 
-def test_store_orders_paginate_newest_first(live: Any) -> None:
+def test_store_orders_paginate_newest_first(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team)
         ids = [start(live, team, [(item, 1)])["orderId"] for _ in range(5)]
@@ -623,7 +628,7 @@ def test_store_orders_paginate_newest_first(live: Any) -> None:
         assert bad.status_code == 422
 
 
-def test_the_store_orders_page_shows_fee_and_net(live: Any) -> None:
+def test_the_store_orders_page_shows_fee_and_net(live: LiveServer) -> None:
     from tests.helpers import browser_login
 
     with onboarded_team(live) as team:
@@ -640,7 +645,10 @@ def test_the_store_orders_page_shows_fee_and_net(live: Any) -> None:
         assert 'data-status="paid"' in row.group(0)
 
 
-def test_reconcile_finds_the_session_of_an_order_that_never_saved_it(live: Any, cli: Any) -> None:
+@pytest.mark.fresh_server
+def test_reconcile_finds_the_session_of_an_order_that_never_saved_it(
+    live: LiveServer, cli: Cli
+) -> None:
     """A crash right after Stripe answered leaves a pending order without its session id.
     Replaying the create with the order's idempotency key finds the same session."""
     with onboarded_team(live) as team:
@@ -676,7 +684,7 @@ def test_reconcile_finds_the_session_of_an_order_that_never_saved_it(live: Any, 
         assert stock(live, item) == 3
 
 
-def test_success_pages_and_the_webhook_racing_record_one_payment(live: Any) -> None:
+def test_success_pages_and_the_webhook_racing_record_one_payment(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=5)
         started = start(live, team, [(item, 1)])
@@ -686,7 +694,7 @@ def test_success_pages_and_the_webhook_racing_record_one_payment(live: Any) -> N
         clear_faults(live)
         event = completed_event(live, session_id_of(started["url"]))
         body = json.dumps(event).encode()
-        secret = live.settings.stripe_webhook_secret.get_secret_value()
+        secret = live.webhook_secret
         success = f"/checkout/success?session_id={session_id_of(started['url'])}"
 
         def hit(n: int) -> int:
@@ -712,7 +720,7 @@ def test_success_pages_and_the_webhook_racing_record_one_payment(live: Any) -> N
         assert stock(live, item) == 4
 
 
-def test_a_charge_event_fills_in_stripes_fee_when_it_was_not_known_yet(live: Any) -> None:
+def test_a_charge_event_fills_in_stripes_fee_when_it_was_not_known_yet(live: LiveServer) -> None:
     """With asynchronous capture the balance transaction (and so Stripe's fee) is not known
     when the session completes; charge.succeeded / charge.updated bring it later."""
     with onboarded_team(live) as team:
@@ -736,7 +744,7 @@ def test_a_charge_event_fills_in_stripes_fee_when_it_was_not_known_yet(live: Any
         event["id"] = event["id"] + "_again"  # a later charge.updated with the same charge
         event["type"] = "charge.updated"
         body = json.dumps(event).encode()
-        secret = live.settings.stripe_webhook_secret.get_secret_value()
+        secret = live.webhook_secret
         with anonymous(live) as client:
             response = client.post(
                 "/api/stripe/webhook",
@@ -749,7 +757,10 @@ def test_a_charge_event_fills_in_stripes_fee_when_it_was_not_known_yet(live: Any
         assert payment["platformMargin"] == "0.12"  # 1.00 commission - 0.88
 
 
-def test_reconcile_fails_a_lost_order_of_a_store_that_was_disconnected(live: Any, cli: Any) -> None:
+@pytest.mark.fresh_server
+def test_reconcile_fails_a_lost_order_of_a_store_that_was_disconnected(
+    live: LiveServer, cli: Cli
+) -> None:
     with onboarded_team(live) as team:
         account_id = payments_status(team)["stripeAccountId"]
         item = listing(team, stock=2)

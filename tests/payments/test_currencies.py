@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any
 
 import httpx
 import pytest
@@ -22,9 +21,10 @@ from tests.payments.stripe_helpers import (
     start,
     webhooks_paused,
 )
+from tests.servers import LiveServer
 
 
-def test_a_price_in_every_currency_is_charged_and_shown_exactly(live: Any) -> None:
+def test_a_price_in_every_currency_is_charged_and_shown_exactly(live: LiveServer) -> None:
     with (
         onboarded_team(live, name="Every Currency") as team,
         anonymous(live) as buyer,
@@ -64,7 +64,7 @@ def test_a_price_in_every_currency_is_charged_and_shown_exactly(live: Any) -> No
 
 
 @pytest.mark.parametrize("code", ["xxx", "XTS", "xau", "xag", "xdr", "abc"])
-def test_currencies_stripe_does_not_support_are_refused(live: Any, code: str) -> None:
+def test_currencies_stripe_does_not_support_are_refused(live: LiveServer, code: str) -> None:
     with api_user(live) as owner:
         response = owner.client.post("/api/stores", json={"name": "Gold", "defaultCurrency": code})
         assert response.status_code == 422 and error_code(response) == "invalid_input"
@@ -84,7 +84,7 @@ def test_currencies_stripe_does_not_support_are_refused(live: Any, code: str) ->
      ("1.250", "kwd", 1250), ("500", "jpy", 500)],
 )  # fmt: skip
 def test_stripes_units_not_cldrs_reach_stripe(
-    live: Any, price: str, currency: str, minor: int
+    live: LiveServer, price: str, currency: str, minor: int
 ) -> None:
     """HUF, ISK and IDR have no decimals in CLDR but two in Stripe's API: a price of 1000 HUF
     is 100000 minor units at Stripe, not 1000 (which Stripe would read as 10.00 HUF)."""
@@ -101,7 +101,7 @@ def test_stripes_units_not_cldrs_reach_stripe(
 @pytest.mark.parametrize(
     ("price", "currency"), [("1.255", "kwd"), ("5.50", "isk"), ("1e1000000", "usd")]
 )
-def test_amounts_stripe_cannot_charge_are_422(live: Any, price: str, currency: str) -> None:
+def test_amounts_stripe_cannot_charge_are_422(live: LiveServer, price: str, currency: str) -> None:
     with api_user(live) as owner:
         store = create_store(owner)
         response = owner.client.post(

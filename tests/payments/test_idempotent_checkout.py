@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 
@@ -21,14 +20,15 @@ from tests.payments.stripe_helpers import (
     set_faults,
     stock,
 )
+from tests.servers import LiveServer
 
 
-def orders_of(live: Any, store_id: int) -> int:
+def orders_of(live: LiveServer, store_id: int) -> int:
     count: int = live.scalar("SELECT count(*) FROM orders WHERE store_id = :s", s=store_id)
     return count
 
 
-def test_the_same_key_and_body_give_the_same_order_and_url(live: Any) -> None:
+def test_the_same_key_and_body_give_the_same_order_and_url(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=5)
         key = {"Idempotency-Key": f"cart-{uuid.uuid4()}"}
@@ -41,7 +41,7 @@ def test_the_same_key_and_body_give_the_same_order_and_url(live: Any) -> None:
         assert stock(live, item) == 3
 
 
-def test_concurrent_duplicates_land_on_one_order(live: Any) -> None:
+def test_concurrent_duplicates_land_on_one_order(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=10)
         key = {"Idempotency-Key": f"double-click-{uuid.uuid4()}"}
@@ -58,7 +58,7 @@ def test_concurrent_duplicates_land_on_one_order(live: Any) -> None:
         assert stock(live, item) == 9
 
 
-def test_the_same_key_with_another_body_is_a_clear_409(live: Any) -> None:
+def test_the_same_key_with_another_body_is_a_clear_409(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=5)
         key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
@@ -71,7 +71,7 @@ def test_the_same_key_with_another_body_is_a_clear_409(live: Any) -> None:
         assert stock(live, item) == 4
 
 
-def test_keys_belong_to_their_caller(live: Any) -> None:
+def test_keys_belong_to_their_caller(live: LiveServer) -> None:
     with onboarded_team(live) as team, api_user(live) as ann, api_user(live) as bob:
         item = listing(team, stock=5)
         key = {"Idempotency-Key": "my-cart-1"}
@@ -81,7 +81,7 @@ def test_keys_belong_to_their_caller(live: Any) -> None:
         assert a.json()["orderId"] != b.json()["orderId"]
 
 
-def test_a_bad_key_is_422(live: Any) -> None:
+def test_a_bad_key_is_422(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team)
         with anonymous(live) as buyer:
@@ -92,7 +92,7 @@ def test_a_bad_key_is_422(live: Any) -> None:
         assert orders_of(live, team.id) == 0
 
 
-def test_a_retry_after_a_timeout_finds_the_same_order_and_its_session(live: Any) -> None:
+def test_a_retry_after_a_timeout_finds_the_same_order_and_its_session(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=2)
         key = {"Idempotency-Key": f"retry-{uuid.uuid4()}"}
@@ -125,7 +125,7 @@ def _buy_form(page: str, listing_id: int) -> dict[str, str]:
     return fields
 
 
-def test_a_double_submitted_buy_form_makes_one_order(live: Any) -> None:
+def test_a_double_submitted_buy_form_makes_one_order(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=5)
         with anonymous(live) as browser:
@@ -141,7 +141,7 @@ def test_a_double_submitted_buy_form_makes_one_order(live: Any) -> None:
         assert stock(live, item) == 4
 
 
-def test_the_buy_form_shows_a_guest_what_to_fix(live: Any) -> None:
+def test_the_buy_form_shows_a_guest_what_to_fix(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=5)
         with anonymous(live) as browser:

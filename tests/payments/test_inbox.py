@@ -3,9 +3,8 @@ Stripe retries; an operator sees and replays it with `souq events`."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
+import pytest
 
 from tests.helpers import store_team
 from tests.payments.stripe_helpers import (
@@ -16,9 +15,11 @@ from tests.payments.stripe_helpers import (
     payments_status,
     set_faults,
 )
+from tests.servers import Cli, LiveServer
 
 
-def test_a_failing_handler_is_retried_and_can_be_replayed(live: Any, cli: Any) -> None:
+@pytest.mark.fresh_server
+def test_a_failing_handler_is_retried_and_can_be_replayed(live: LiveServer, cli: Cli) -> None:
     with store_team(live) as team:
         account_id = create_account(team)
         # Stripe answers errors while the account.updated handler re-reads the account.

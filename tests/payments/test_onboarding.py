@@ -25,6 +25,7 @@ from tests.payments.stripe_helpers import (
     sdk,
     set_faults,
 )
+from tests.servers import Cli, LiveServer
 
 
 def account_link(client: httpx.Client, store_id: int) -> str:
@@ -44,7 +45,7 @@ def finish_onboarding_page(link: str, outcome: str = "complete") -> httpx.Respon
         return browser.post(link, data={"token": token.group(1), "outcome": outcome})
 
 
-def test_full_onboarding_through_the_hosted_page_and_the_webhook(live: Any) -> None:
+def test_full_onboarding_through_the_hosted_page_and_the_webhook(live: LiveServer) -> None:
     with store_team(live) as team:
         account_id = create_account(team)
         before = payments_status(team)
@@ -78,7 +79,7 @@ def test_full_onboarding_through_the_hosted_page_and_the_webhook(live: Any) -> N
         assert processed >= 1
 
 
-def test_the_success_page_reads_stripe_without_waiting_for_the_webhook(live: Any) -> None:
+def test_the_success_page_reads_stripe_without_waiting_for_the_webhook(live: LiveServer) -> None:
     with store_team(live) as team:
         account_id = create_account(team)
         set_faults(live, webhook_failure_rate=1.0)
@@ -108,7 +109,7 @@ def test_the_success_page_reads_stripe_without_waiting_for_the_webhook(live: Any
     ],
 )
 def test_unfinished_outcomes_show_the_right_next_step(
-    live: Any, outcome: str, action: str, button: str
+    live: LiveServer, outcome: str, action: str, button: str
 ) -> None:
     with store_team(live) as team:
         account_id = create_account(team)
@@ -128,7 +129,7 @@ def test_unfinished_outcomes_show_the_right_next_step(
         assert button in page.text
 
 
-def test_a_used_or_expired_link_sends_the_seller_to_refresh_for_a_new_one(live: Any) -> None:
+def test_a_used_or_expired_link_sends_the_seller_to_refresh_for_a_new_one(live: LiveServer) -> None:
     with store_team(live) as team:
         create_account(team)
         refresh = f"{live.url}/dashboard/settings/payments/onboarding/refresh?storeId={team.id}"
@@ -158,7 +159,7 @@ def _sign(payload: bytes, secret: str) -> str:
     return f"t={t},v1={signature}"
 
 
-def test_account_updated_twice_and_out_of_order_ends_at_stripes_state(live: Any) -> None:
+def test_account_updated_twice_and_out_of_order_ends_at_stripes_state(live: LiveServer) -> None:
     with store_team(live) as team:
         account_id = create_account(team)
         control(live, f"/accounts/{account_id}/onboard", {"outcome": "requirements_due"})
@@ -172,7 +173,7 @@ def test_account_updated_twice_and_out_of_order_ends_at_stripes_state(live: Any)
         ours = [e for e in ours if e.get("account") == account_id]
         assert len(ours) >= 2
         newest_first = sorted(ours, key=lambda e: e["created"], reverse=True)
-        secret = live.settings.stripe_connect_webhook_secret.get_secret_value()
+        secret = live.connect_webhook_secret
         # Newest first, then the older one, each delivered twice.
         with anonymous(live) as client:
             for event in [*newest_first, *newest_first]:
@@ -192,8 +193,8 @@ def test_account_updated_twice_and_out_of_order_ends_at_stripes_state(live: Any)
         assert rows == len({e["id"] for e in ours})
 
 
-def test_events_for_unknown_accounts_are_recorded_and_acknowledged(live: Any) -> None:
-    secret = live.settings.stripe_connect_webhook_secret.get_secret_value()
+def test_events_for_unknown_accounts_are_recorded_and_acknowledged(live: LiveServer) -> None:
+    secret = live.connect_webhook_secret
     event = {
         "id": "evt_unknown_account_1",
         "object": "event",
@@ -220,7 +221,7 @@ def test_events_for_unknown_accounts_are_recorded_and_acknowledged(live: Any) ->
     )
 
 
-def test_a_forged_connect_webhook_is_refused(live: Any) -> None:
+def test_a_forged_connect_webhook_is_refused(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         account_id = payments_status(team)["stripeAccountId"]
         event = {
@@ -247,7 +248,7 @@ def test_a_forged_connect_webhook_is_refused(live: Any) -> None:
         )
 
 
-def test_deauthorization_disconnects_the_store(live: Any) -> None:
+def test_deauthorization_disconnects_the_store(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         account_id = payments_status(team)["stripeAccountId"]
         listing = team.seller.client.post(
@@ -277,7 +278,7 @@ def test_deauthorization_disconnects_the_store(live: Any) -> None:
         assert "disconnected" in page.text
 
 
-def test_login_link_opens_the_express_dashboard_once_onboarded(live: Any) -> None:
+def test_login_link_opens_the_express_dashboard_once_onboarded(live: LiveServer) -> None:
     with store_team(live) as team:
         create_account(team)
         early = team.owner.client.post("/api/stripe/connect/login-link", json={"storeId": team.id})
@@ -291,7 +292,7 @@ def test_login_link_opens_the_express_dashboard_once_onboarded(live: Any) -> Non
         assert page.status_code == 200 and "balance" in page.text.lower()
 
 
-def test_two_concurrent_create_account_calls_make_one_stripe_account(live: Any) -> None:
+def test_two_concurrent_create_account_calls_make_one_stripe_account(live: LiveServer) -> None:
     with store_team(live) as team:
 
         def call(_: int) -> httpx.Response:
@@ -324,7 +325,7 @@ CONNECT_ROUTES = [
 ]
 
 
-def test_connect_routes_refuse_anyone_but_the_stores_owners_and_admins(live: Any) -> None:
+def test_connect_routes_refuse_anyone_but_the_stores_owners_and_admins(live: LiveServer) -> None:
     with store_team(live) as team, store_team(live, name="Other") as other:
         for route in CONNECT_ROUTES:
             with anonymous(live) as client:
@@ -348,7 +349,9 @@ def test_connect_routes_refuse_anyone_but_the_stores_owners_and_admins(live: Any
         "/dashboard/settings/payments/onboarding/success",
     ],
 )
-def test_onboarding_pages_require_an_owner_or_admin_of_that_store(live: Any, page: str) -> None:
+def test_onboarding_pages_require_an_owner_or_admin_of_that_store(
+    live: LiveServer, page: str
+) -> None:
     with onboarded_team(live) as team, store_team(live, name="Other") as other:
         with anonymous(live) as client:
             response = client.get(f"{page}?storeId={team.id}")
@@ -361,7 +364,7 @@ def test_onboarding_pages_require_an_owner_or_admin_of_that_store(live: Any, pag
             assert admin.client.get(f"{page}?storeId={team.id}").status_code in (200, 303)
 
 
-def test_the_payments_page_is_for_members_and_buttons_for_managers(live: Any) -> None:
+def test_the_payments_page_is_for_members_and_buttons_for_managers(live: LiveServer) -> None:
     with store_team(live) as team, store_team(live, name="Other") as other:
         page = f"/dashboard/settings/payments?storeId={team.id}"
         with browser_login(live, team.owner.email) as owner:
@@ -390,7 +393,7 @@ def test_the_payments_page_is_for_members_and_buttons_for_managers(live: Any) ->
      ({"storeId": 999_999}, 404), ({"storeId": -1}, 422), ({"storeId": 1, "extra": 1}, 422)],
 )  # fmt: skip
 def test_bad_input_is_a_clear_4xx_and_writes_nothing(
-    live: Any, body: dict[str, Any], status: int
+    live: LiveServer, body: dict[str, Any], status: int
 ) -> None:
     with api_user(live) as user:
         response = user.client.post("/api/stripe/connect/create-account", json=body)
@@ -400,7 +403,8 @@ def test_bad_input_is_a_clear_4xx_and_writes_nothing(
         assert response.json()["error"]["details"]
 
 
-def test_sync_accounts_recovers_missed_webhooks(live: Any, cli: Any) -> None:
+@pytest.mark.fresh_server
+def test_sync_accounts_recovers_missed_webhooks(live: LiveServer, cli: Cli) -> None:
     with store_team(live) as team:
         account_id = create_account(team)
         set_faults(live, webhook_failure_rate=1.0)

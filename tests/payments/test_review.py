@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from tests.helpers import StoreTeam, anonymous, error_code
@@ -25,10 +26,11 @@ from tests.payments.stripe_helpers import (
     start,
     stock,
 )
+from tests.servers import Cli, LiveServer
 
 
 def foreign_session(
-    live: Any, team: StoreTeam, order_id: int, *, amount: int, fee: int, destination: str
+    live: LiveServer, team: StoreTeam, order_id: int, *, amount: int, fee: int, destination: str
 ) -> str:
     """A Checkout Session made straight through Stripe's API (not by Souq) that names the
     order: another integration on the account, or someone holding the key."""
@@ -46,14 +48,14 @@ def foreign_session(
     return url
 
 
-def review_queue(live: Any, admin: Any) -> dict[int, dict[str, Any]]:
+def review_queue(live: LiveServer, admin: Any) -> dict[int, dict[str, Any]]:
     response = admin.client.get("/api/admin/orders?status=needs_review&limit=100")
     assert response.status_code == 200, response.text
     return {o["id"]: o for o in response.json()["data"]}
 
 
 def test_a_smaller_payment_through_another_session_does_not_pay_the_order(
-    live: Any, caplog: Any
+    live: LiveServer, caplog: Any
 ) -> None:
     with onboarded_team(live) as team, platform_admin(live) as admin:
         account = payments_status(team)["stripeAccountId"]
@@ -91,7 +93,7 @@ def test_a_smaller_payment_through_another_session_does_not_pay_the_order(
         assert stock(live, item) == 2
 
 
-def test_a_mismatched_payment_for_an_order_without_its_session_id_is_held(live: Any) -> None:
+def test_a_mismatched_payment_for_an_order_without_its_session_id_is_held(live: LiveServer) -> None:
     """The session id was never saved (a crash), so any session naming the order could claim
     it: only one exactly as asked for may pay it."""
     with onboarded_team(live) as team, platform_admin(live) as admin:
@@ -120,7 +122,8 @@ def test_a_mismatched_payment_for_an_order_without_its_session_id_is_held(live: 
         assert count == 0  # never a normal sale
 
 
-def test_a_timed_out_checkout_never_oversells_the_last_item(live: Any, cli: Any) -> None:
+@pytest.mark.fresh_server
+def test_a_timed_out_checkout_never_oversells_the_last_item(live: LiveServer, cli: Cli) -> None:
     """Stock 1; Stripe made the first buyer's session but its answer timed out; a second
     buyer tries; then the first session is paid after all."""
     with onboarded_team(live) as team, platform_admin(live) as admin:
@@ -153,8 +156,9 @@ def test_a_timed_out_checkout_never_oversells_the_last_item(live: Any, cli: Any)
         assert stock(live, item) == 0
 
 
+@pytest.mark.fresh_server
 def test_reconcile_expires_the_session_of_a_timed_out_checkout_and_releases_stock_once(
-    live: Any, cli: Any
+    live: LiveServer, cli: Cli
 ) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=2)
@@ -175,7 +179,9 @@ def test_reconcile_expires_the_session_of_a_timed_out_checkout_and_releases_stoc
         assert sdk(live).v1.checkout.sessions.retrieve(session_id).status == "expired"
 
 
-def _released_by_an_older_version(live: Any, order_id: int, item: int, quantity: int) -> None:
+def _released_by_an_older_version(
+    live: LiveServer, order_id: int, item: int, quantity: int
+) -> None:
     """What Souq did before this fix on a timeout: the order failed and its stock went back,
     although Stripe had made its session."""
     with live.db.begin() as conn:
@@ -191,7 +197,9 @@ def _released_by_an_older_version(live: Any, order_id: int, item: int, quantity:
         )
 
 
-def test_a_payment_for_a_released_order_whose_stock_is_gone_goes_to_review(live: Any) -> None:
+def test_a_payment_for_a_released_order_whose_stock_is_gone_goes_to_review(
+    live: LiveServer,
+) -> None:
     with onboarded_team(live) as team, platform_admin(live) as admin:
         item = listing(team, stock=1)
         first = start(live, team, [(item, 1)])
@@ -219,8 +227,9 @@ def test_a_payment_for_a_released_order_whose_stock_is_gone_goes_to_review(live:
         assert stock(live, item) == 0
 
 
+@pytest.mark.fresh_server
 def test_reconcile_finds_a_payment_for_a_failed_order_and_takes_its_stock_back(
-    live: Any, cli: Any
+    live: LiveServer, cli: Cli
 ) -> None:
     with onboarded_team(live) as team:
         item = listing(team, stock=3)
@@ -238,7 +247,7 @@ def test_reconcile_finds_a_payment_for_a_failed_order_and_takes_its_stock_back(
         assert stock(live, item) == 1
 
 
-def test_only_platform_admins_see_and_settle_the_review_queue(live: Any) -> None:
+def test_only_platform_admins_see_and_settle_the_review_queue(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         with anonymous(live) as client:
             assert client.get("/api/admin/orders").status_code == 401

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.helpers import anonymous
 from tests.payments.stripe_helpers import (
     clear_faults,
@@ -16,9 +14,10 @@ from tests.payments.stripe_helpers import (
     start,
     webhooks_paused,
 )
+from tests.servers import LiveServer
 
 
-def reads(live: Any) -> int:
+def reads(live: LiveServer) -> int:
     """How often Souq has asked Stripe for a Checkout Session (the gateway counts its calls;
     webhooks are paused while it is read, so only the page asks)."""
     count: int = live.app.state.stripe.calls["retrieve checkout session"]
@@ -26,7 +25,7 @@ def reads(live: Any) -> int:
 
 
 def test_when_stripe_cannot_be_read_the_page_says_the_payment_is_being_confirmed(
-    live: Any,
+    live: LiveServer,
 ) -> None:
     with onboarded_team(live) as team:
         started = start(live, team, [(listing(team), 1)])
@@ -46,7 +45,7 @@ def test_when_stripe_cannot_be_read_the_page_says_the_payment_is_being_confirmed
         assert order(live, started["orderId"])["payment_status"] == "pending"
 
 
-def test_fifty_quick_loads_of_a_pending_order_read_stripe_at_most_twice(live: Any) -> None:
+def test_fifty_quick_loads_of_a_pending_order_read_stripe_at_most_twice(live: LiveServer) -> None:
     with onboarded_team(live) as team, webhooks_paused(live):
         started = start(live, team, [(listing(team), 1)])  # not paid: stays pending
         url = f"/checkout/success?session_id={session_id_of(started['url'])}"
@@ -58,7 +57,7 @@ def test_fifty_quick_loads_of_a_pending_order_read_stripe_at_most_twice(live: An
         assert 1 <= reads(live) - before <= 2
 
 
-def test_a_settled_order_never_reads_stripe_again(live: Any) -> None:
+def test_a_settled_order_never_reads_stripe_again(live: LiveServer) -> None:
     with onboarded_team(live) as team, webhooks_paused(live):
         started = start(live, team, [(listing(team), 1)])
         assert pay(live, started["url"], card="4242424242424242").status_code == 200
@@ -72,7 +71,7 @@ def test_a_settled_order_never_reads_stripe_again(live: Any) -> None:
         assert reads(live) == before
 
 
-def test_an_unknown_session_is_404_without_asking_stripe(live: Any) -> None:
+def test_an_unknown_session_is_404_without_asking_stripe(live: LiveServer) -> None:
     before = reads(live)
     with anonymous(live) as browser:
         for n in range(10):

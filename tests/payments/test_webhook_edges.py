@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import subprocess
-import sys
 from typing import Any
 
 import httpx
+import pytest
 
 from souq.payments.handlers import HANDLERS, SUBSCRIBED_EVENTS
 from tests.payments.stripe_helpers import (
@@ -28,9 +27,10 @@ from tests.payments.stripe_helpers import (
     set_faults,
     start,
 )
+from tests.servers import Cli, LiveServer, cli_for
 
 
-def inbox(live: Any, event_id: str) -> dict[str, Any]:
+def inbox(live: LiveServer, event_id: str) -> dict[str, Any]:
     rows = live.rows(
         "SELECT processed_at, last_error, ignored_reason, attempts FROM stripe_event "
         "WHERE stripe_event_id = :e",
@@ -52,7 +52,7 @@ def event(event_id: str, event_type: str, obj: dict[str, Any], **extra: Any) -> 
 
 
 def test_an_event_for_an_object_stripe_does_not_know_is_acknowledged_as_ignored(
-    live: Any,
+    live: LiveServer,
 ) -> None:
     sent = event(
         "evt_unknown_session_1",
@@ -68,7 +68,7 @@ def test_an_event_for_an_object_stripe_does_not_know_is_acknowledged_as_ignored(
     assert "Stripe does not know checkout session cs_test_nobody_knows" in row["ignored_reason"]
 
 
-def test_an_event_for_someone_elses_object_is_acknowledged_as_ignored(live: Any) -> None:
+def test_an_event_for_someone_elses_object_is_acknowledged_as_ignored(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         # Another integration on the same Stripe account: a session naming no order of ours.
         theirs = direct_session(live, amount=500, success_url="https://example.com/done")
@@ -86,7 +86,7 @@ def test_an_event_for_someone_elses_object_is_acknowledged_as_ignored(live: Any)
         assert team.id
 
 
-def test_signed_bodies_that_are_not_usable_events_are_400(live: Any) -> None:
+def test_signed_bodies_that_are_not_usable_events_are_400(live: LiveServer) -> None:
     before = live.scalar("SELECT count(*) FROM stripe_event")
     for body in (
         [event("evt_in_a_list", "checkout.session.completed", {"id": "cs_1"})],
@@ -101,7 +101,7 @@ def test_signed_bodies_that_are_not_usable_events_are_400(live: Any) -> None:
 
 
 def test_a_failing_duplicate_never_writes_an_error_on_a_processed_event(
-    live: Any, cli: Any
+    live: LiveServer, cli: Cli
 ) -> None:
     with onboarded_team(live) as team:
         started = start(live, team, [(listing(team), 1)])
@@ -138,25 +138,12 @@ def test_every_subscribed_event_type_has_its_handler() -> None:
         assert list(inspect.signature(handler).parameters) == ["session", "gateway", "event"]
 
 
-def _souq(live: Any, *args: str, columns: int) -> subprocess.CompletedProcess[str]:
+def _souq(live: LiveServer, *args: str, columns: int) -> subprocess.CompletedProcess[str]:
     """The CLI as an operator runs it in a terminal of the given width."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": live.settings.database_url,
-        "APP_URL": live.url,
-        "COLUMNS": str(columns),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "souq.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return cli_for(live, columns=columns)(*args)
 
 
-def test_events_list_shows_full_ids_at_any_width_and_as_json(live: Any) -> None:
+def test_events_list_shows_full_ids_at_any_width_and_as_json(live: LiveServer) -> None:
     with onboarded_team(live) as team:
         started = start(live, team, [(listing(team), 1)])
         assert pay(live, started["url"], card="4242424242424242").status_code == 200
@@ -175,7 +162,8 @@ def test_events_list_shows_full_ids_at_any_width_and_as_json(live: Any) -> None:
         assert {"account", "attempts", "lastError", "ignoredReason", "receivedAt"} <= set(mine)
 
 
-def test_the_apps_endpoints_subscribe_only_to_the_handled_event_types(live: Any) -> None:
+@pytest.mark.fresh_server
+def test_the_apps_endpoints_subscribe_only_to_the_handled_event_types(live: LiveServer) -> None:
     """Stripe sends only what Souq handles: the embedded sandbox registered both endpoints with
     exactly SUBSCRIBED_EVENTS, and a paid order's other events (payment_intent.*,
     application_fee.*, transfer.*) are never delivered to them."""

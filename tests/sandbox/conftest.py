@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import stripe
 import uvicorn
+from starlette.types import ASGIApp
 
 from souq.sandbox import Sandbox, SandboxConfig
 from tests.sandbox.support import Receiver, SandboxServer
@@ -25,17 +26,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def bound_socket() -> socket.socket:
+    """A socket bound to a free port of 127.0.0.1 and held from then on, so that no other
+    process (a parallel test worker) can take the port before uvicorn serves on it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
 class ThreadedServer:
-    def __init__(self, app: Any, port: int) -> None:
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-        )
+    """`app` served in a thread, on a bound socket (or on a port, for a server restarted on the
+    same port)."""
+
+    def __init__(self, app: ASGIApp, where: int | socket.socket) -> None:
+        port = where if isinstance(where, int) else 0
+        config = uvicorn.Config(app, port=port, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        sockets = None if isinstance(where, int) else [where]
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": sockets}, daemon=True
+        )
 
     def __enter__(self) -> ThreadedServer:
         self.thread.start()
@@ -70,19 +84,19 @@ def local_sandbox(db_path: Path, url: str = "http://sandbox.test", **config: Any
 @contextmanager
 def served_sandbox(db_path: Path, **config: Any) -> Iterator[tuple[Sandbox, str]]:
     """`local_sandbox` served over HTTP on a free port: (the sandbox, its URL)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    sock = bound_socket()
+    url = url_of(sock)
     sandbox = local_sandbox(db_path, url, **config)
-    with ThreadedServer(sandbox.app, port):
+    with ThreadedServer(sandbox.app, sock):
         yield sandbox, url
 
 
 @pytest.fixture(scope="session")
 def webhook_receiver() -> Iterator[Receiver]:
     receiver = Receiver()
-    port = free_port()
-    with ThreadedServer(receiver.app, port):
-        receiver.url = f"http://127.0.0.1:{port}"
+    sock = bound_socket()
+    with ThreadedServer(receiver.app, sock):
+        receiver.url = url_of(sock)
         yield receiver
 
 
@@ -90,13 +104,13 @@ def webhook_receiver() -> Iterator[Receiver]:
 def sandbox_server(
     tmp_path_factory: pytest.TempPathFactory, webhook_receiver: Receiver
 ) -> Iterator[SandboxServer]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    sock = bound_socket()
+    url = url_of(sock)
     db_path: Path = tmp_path_factory.mktemp("sandbox") / "sandbox.db"
     sandbox = Sandbox(
         SandboxConfig(db_path=db_path, public_url=url, deliver_webhooks_in_background=False)
     )
-    with ThreadedServer(sandbox.app, port):
+    with ThreadedServer(sandbox.app, sock):
         server = SandboxServer(
             url=url, client=make_client(url), sandbox=sandbox, receiver=webhook_receiver
         )

@@ -47,6 +47,15 @@ def test_signature_matches_stripes_scheme(sandbox_server: SandboxServer) -> None
         )
 
 
+def test_deliveries_not_tried_yet_show_their_event_type(sandbox_server: SandboxServer) -> None:
+    account = sandbox_server.express_account(onboard=False)
+    sandbox_server.control(f"/accounts/{account.id}/onboard", {"outcome": "complete"})
+    pending = [d for d in _deliveries(sandbox_server) if d["attempt"] == 0]
+    assert pending, "the onboarding's event should be waiting for delivery"
+    assert {d["type"] for d in pending} == {"account.updated"}
+    sandbox_server.flush()
+
+
 def test_failed_delivery_is_retried_with_backoff(sandbox_server: SandboxServer) -> None:
     sandbox_server.receiver.fail_next["connect"] = [500, 503]
     account = sandbox_server.express_account(onboard=False)

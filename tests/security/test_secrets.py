@@ -23,8 +23,8 @@ import souq.config
 from souq.app import create_app
 from souq.config import Settings
 from souq.throttle import Throttle
-from tests.conftest import FAST_HASHING
 from tests.helpers import api_user, create_store
+from tests.servers import FAST_HASHING
 
 
 def test_a_made_up_test_key_gets_stripes_401_from_the_sandbox(live: Any) -> None:
@@ -53,6 +53,7 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "_env_file": None,
         "environment": "development",
+        "data_dir": tmp_path / "data",
         "database_url": f"sqlite:///{tmp_path / 'souq.sqlite3'}",
         "sandbox_db_path": tmp_path / "sandbox.sqlite3",
         **{name: value for name, value in FAST_HASHING.items()},
@@ -61,12 +62,9 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def test_keys_are_generated_once_per_data_folder_and_kept_private(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(souq.config, "DATA_DIR", tmp_path / "data")
-    first = create_app(_settings(tmp_path)).state.settings
-    again = create_app(_settings(tmp_path)).state.settings
+def test_keys_are_generated_once_per_data_folder_and_kept_private(tmp_path: Path) -> None:
+    first = create_app(_settings(tmp_path, data_dir=tmp_path / "data")).state.settings
+    again = create_app(_settings(tmp_path, data_dir=tmp_path / "data")).state.settings
     assert first.sandbox_api_key is not None and again.sandbox_api_key is not None
     key = first.sandbox_api_key.get_secret_value()
     assert key.startswith("sk_test_") and len(key) > 30
@@ -78,10 +76,15 @@ def test_keys_are_generated_once_per_data_folder_and_kept_private(
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert (tmp_path / "data" / "sandbox_api_key").read_text().strip() == key
     # Another data folder, other secrets; a fixed setting wins over the file.
-    monkeypatch.setattr(souq.config, "DATA_DIR", tmp_path / "elsewhere")
-    other = create_app(_settings(tmp_path)).state.settings
+    other = create_app(_settings(tmp_path, data_dir=tmp_path / "elsewhere")).state.settings
     assert other.secret_key.get_secret_value() != first.secret_key.get_secret_value()
-    fixed = create_app(_settings(tmp_path, sandbox_api_key=SecretStr("sk_test_fixed_for_scripts")))
+    fixed = create_app(
+        _settings(
+            tmp_path,
+            data_dir=tmp_path / "data",
+            sandbox_api_key=SecretStr("sk_test_fixed_for_scripts"),
+        )
+    )
     assert fixed.state.settings.stripe_secret_key.get_secret_value() == "sk_test_fixed_for_scripts"
 
 
@@ -191,6 +194,7 @@ def test_serve_prints_the_sandbox_key_and_trusts_no_forwarded_header_by_default(
         "DATABASE_URL": live.settings.database_url,
         "SECRET_KEY": live.settings.secret_key.get_secret_value(),
         "SANDBOX_API_KEY": key,
+        "SOUQ_DATA_DIR": str(live.settings.data_dir),
         "SANDBOX_DB_PATH": str(Path(live.settings.sandbox_db_path).with_name("serve.sqlite3")),
         "LOGIN_ADDRESS_MAX_FAILURES": "2",
         **{name.upper(): str(value) for name, value in FAST_HASHING.items()},

@@ -10,9 +10,10 @@ import httpx
 import pytest
 
 from tests.helpers import anonymous, api_user, create_store, error_code
+from tests.servers import LiveServer
 
 
-def test_the_creator_becomes_owner(live: Any) -> None:
+def test_the_creator_becomes_owner(live: LiveServer) -> None:
     with api_user(live) as owner:
         response = owner.client.post(
             "/api/stores", json={"name": "Cedar Crafts", "country": "de", "defaultCurrency": "EUR"}
@@ -35,13 +36,13 @@ def test_the_creator_becomes_owner(live: Any) -> None:
     assert [(s["id"], s["role"]) for s in mine] == [(store["id"], "owner")]
 
 
-def test_defaults_are_us_and_usd(live: Any) -> None:
+def test_defaults_are_us_and_usd(live: LiveServer) -> None:
     with api_user(live) as owner:
         store = create_store(owner, name="Plain")
     assert (store["country"], store["defaultCurrency"]) == ("US", "usd")
 
 
-def test_slugs_are_unique(live: Any) -> None:
+def test_slugs_are_unique(live: LiveServer) -> None:
     name = f"Twin Shop {uuid.uuid4().hex[:6]}"
     with api_user(live) as owner:
         first = create_store(owner, name=name)
@@ -53,7 +54,7 @@ def test_slugs_are_unique(live: Any) -> None:
     assert third["slug"] == base + "-3"
 
 
-def test_odd_names_still_get_a_slug(live: Any) -> None:
+def test_odd_names_still_get_a_slug(live: LiveServer) -> None:
     with api_user(live) as owner:
         store = create_store(owner, name="سوق ★")
     assert store["slug"].startswith("store")
@@ -73,7 +74,9 @@ def test_odd_names_still_get_a_slug(live: Any) -> None:
         ({}, "name"),
     ],
 )
-def test_bad_stores_are_422_and_write_nothing(live: Any, body: dict[str, Any], field: str) -> None:
+def test_bad_stores_are_422_and_write_nothing(
+    live: LiveServer, body: dict[str, Any], field: str
+) -> None:
     with api_user(live) as owner:
         response = owner.client.post("/api/stores", json=body)
         assert response.status_code == 422, response.text
@@ -82,7 +85,7 @@ def test_bad_stores_are_422_and_write_nothing(live: Any, body: dict[str, Any], f
         assert owner.client.get("/api/me/stores").json() == []
 
 
-def test_creating_a_store_needs_a_login(live: Any) -> None:
+def test_creating_a_store_needs_a_login(live: LiveServer) -> None:
     name = f"Anon {uuid.uuid4().hex}"
     with anonymous(live) as client:
         response = client.post("/api/stores", json={"name": name})
@@ -90,7 +93,7 @@ def test_creating_a_store_needs_a_login(live: Any) -> None:
     assert live.scalar("SELECT count(*) FROM store WHERE name = :n", n=name) == 0
 
 
-def test_update_changes_details_but_keeps_the_slug(live: Any) -> None:
+def test_update_changes_details_but_keeps_the_slug(live: LiveServer) -> None:
     with api_user(live) as owner:
         store = create_store(owner, name="Before")
         response = owner.client.patch(
@@ -108,7 +111,7 @@ def test_update_changes_details_but_keeps_the_slug(live: Any) -> None:
         assert owner.client.get(f"/api/stores/{store['id']}").json()["name"] == "After"
 
 
-def test_a_bad_update_changes_nothing(live: Any) -> None:
+def test_a_bad_update_changes_nothing(live: LiveServer) -> None:
     with api_user(live) as owner:
         store = create_store(owner, name="Stable")
         response = owner.client.patch(
@@ -119,20 +122,20 @@ def test_a_bad_update_changes_nothing(live: Any) -> None:
 
 
 @pytest.mark.parametrize("store_id", ["0", "-1", "abc", "99999999999999999999"])
-def test_bad_store_ids_are_client_errors(live: Any, store_id: str) -> None:
+def test_bad_store_ids_are_client_errors(live: LiveServer, store_id: str) -> None:
     with api_user(live) as user:
         response = user.client.get(f"/api/stores/{store_id}")
     assert response.status_code in (404, 422)
 
 
-def test_an_unknown_store_is_404(live: Any) -> None:
+def test_an_unknown_store_is_404(live: LiveServer) -> None:
     with api_user(live) as user:
         response = user.client.get("/api/stores/2147483647")
     assert response.status_code == 404
     assert error_code(response) == "not_found"
 
 
-def test_concurrent_stores_with_one_name_get_distinct_slugs(live: Any) -> None:
+def test_concurrent_stores_with_one_name_get_distinct_slugs(live: LiveServer) -> None:
     name = f"Rush {uuid.uuid4().hex[:6]}"
     with api_user(live) as owner:
 

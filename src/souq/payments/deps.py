@@ -13,7 +13,8 @@ from souq.deps import SessionFactoryDep
 from souq.payments.stripe import StripeGateway
 
 
-def get_gateway(request: Request) -> StripeGateway:
+async def get_gateway(request: Request) -> StripeGateway:
+    # async def: FastAPI runs a plain def dependency in the thread pool on every request.
     gateway: StripeGateway = request.app.state.stripe
     return gateway
 

@@ -158,7 +158,8 @@ class Deliverer:
             (limit,),
         ).fetchall()
         untried = self.store.execute(
-            "SELECT d.id AS delivery_id, d.event_id, e.type AS event_type, d.endpoint_id, "
+            "SELECT d.id AS delivery_id, d.event_id, json_extract(e.data, '$.type') AS event_type, "
+            "d.endpoint_id, "
             "NULL AS url, 0 AS attempt, NULL AS status_code, NULL AS error, 0 AS ok, "
             "NULL AS at, NULL AS duration_ms, 'pending' AS delivery_status, d.next_attempt_at "
             "FROM deliveries d LEFT JOIN objects e ON e.id = d.event_id "

@@ -2,7 +2,7 @@
 invitations, API token expiry, the client address of an order
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-29 05:38:51.359656
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = '0003'
-down_revision: str | None = '0002'
+down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

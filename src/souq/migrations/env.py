@@ -1,4 +1,7 @@
-"""Alembic runs on the application's own async engine; batch mode on SQLite."""
+"""Alembic runs on the application's own async engine; batch mode on SQLite.
+
+`souq.migrations.alembic_config` passes the database URL in; run from the `alembic` command (with
+the repository's alembic.ini), the URL comes from the settings."""
 
 import asyncio
 from logging.config import fileConfig
@@ -11,7 +14,7 @@ from souq.db import create_engine
 from souq.models import Base
 
 config = context.config
-if config.config_file_name is not None and config.attributes.get("configure_logging", True):
+if config.config_file_name is not None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
