@@ -22,6 +22,7 @@ import pytest
 TOKEN = re.compile(r"souq_[A-Za-z0-9_-]{30,}")
 MIN_SECRET_LENGTH = 8
 OUTPUT_KEY = "logscan_findings"
+COUNT_KEY = "logscan_records"
 
 
 class _Keeper(logging.Handler):
@@ -42,6 +43,7 @@ class _Keeper(logging.Handler):
 _keeper = _Keeper()
 _secrets: dict[str, str] = {}
 _from_workers: list[str] = []
+_counted_by_workers: list[int] = []
 
 
 def watch(name: str, value: str | None) -> None:
@@ -102,7 +104,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist, on the controller: collect what a worker found."""
-    _from_workers.extend(getattr(node, "workeroutput", {}).get(OUTPUT_KEY, []))
+    output = getattr(node, "workeroutput", {})
+    _from_workers.extend(output.get(OUTPUT_KEY, []))
+    _counted_by_workers.append(int(output.get(COUNT_KEY, 0)))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -111,6 +115,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: the controller decides
         workeroutput[OUTPUT_KEY] = found
+        workeroutput[COUNT_KEY] = len(_keeper.texts)
         return
     found = sorted(set(found) | set(_from_workers))
     config.stash[_found_key] = found
@@ -128,4 +133,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for line in found:
             terminalreporter.line(f"LEAKED: {line}", red=True)
     elif not hasattr(config, "workeroutput"):
-        terminalreporter.line(f"logscan: {len(_keeper.texts)} log records, no secret in them")
+        records = len(_keeper.texts) + sum(_counted_by_workers)
+        terminalreporter.line(f"logscan: {records} log records, no secret in them")

@@ -88,3 +88,19 @@ def test_stores_open_only_in_countries_stripe_supports(live: Any, country: str) 
         assert store["country"] == "GB"
         moved = owner.client.patch(f"/api/stores/{store['id']}", json={"country": country})
         assert moved.status_code == 422
+
+
+def test_a_price_alone_that_does_not_fit_the_listings_currency_is_a_conflict(
+    live: Any,
+) -> None:
+    """A price is read in the listing's currency: "10.50" is a fine price in USD, so for a JPY
+    listing the request is valid on its face and conflicts with the listing (409)."""
+    with api_user(live) as owner:
+        store = create_store(owner)
+        listing = create_listing(owner, store["id"], price="1000", currency="jpy")
+        path = f"/api/listings/{listing['id']}"
+        response = owner.client.patch(path, json={"price": "10.50"})
+        assert response.status_code == 409
+        assert error_code(response) == "price_does_not_fit_currency"
+        both = owner.client.patch(path, json={"price": "10.50", "currency": "usd"})
+        assert both.status_code == 200 and both.json()["price"] == "10.50"
