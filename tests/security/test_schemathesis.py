@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,11 @@ def fuzzed(database_engine: str, servers: Servers) -> Iterator[str]:
         yield server.url
 
 
-def run_schemathesis(url: str, env: dict[str, str] | None = None) -> str:
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_schemathesis(url: str, folder: Path, env: dict[str, str] | None = None) -> str:
+    """Run it in `folder`, where it keeps its cache (never in the source tree)."""
     result = subprocess.run(
         [
             sys.executable,
@@ -58,18 +63,19 @@ def run_schemathesis(url: str, env: dict[str, str] | None = None) -> str:
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, **(env or {})},
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         check=False,
     )
     assert result.returncode == 0, result.stdout[-15_000:] + result.stderr[-3_000:]
     return result.stdout
 
 
-def test_every_operation_conforms_anonymously(fuzzed: str) -> None:
-    assert "Tested:" in run_schemathesis(fuzzed)
+def test_every_operation_conforms_anonymously(fuzzed: str, tmp_path: Path) -> None:
+    assert "Tested:" in run_schemathesis(fuzzed, tmp_path)
 
 
-def test_every_operation_conforms_with_a_bearer_token(fuzzed: str) -> None:
+def test_every_operation_conforms_with_a_bearer_token(fuzzed: str, tmp_path: Path) -> None:
     import httpx
 
     email = unique_email("schemathesis")
@@ -82,6 +88,7 @@ def test_every_operation_conforms_with_a_bearer_token(fuzzed: str) -> None:
     assert response.status_code == 201, response.text
     output = run_schemathesis(
         fuzzed,
+        tmp_path,
         {
             "SCHEMATHESIS_HOOKS": "tests.security.schemathesis_auth",
             "SOUQ_ST_URL": fuzzed,
