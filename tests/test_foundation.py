@@ -129,6 +129,12 @@ def test_migrations_upgrade_and_downgrade(empty_database: str) -> None:
         "order_payment",
         "stripe_event",
         "checkout_request",
+        "mail_message",
+        "notification_preference",
+        "webhook_endpoint",
+        "webhook_event",
+        "webhook_delivery",
+        "webhook_attempt",
     }
     engine = sa.create_engine(sync_url(empty_database))
     with engine.begin() as conn:  # the case-insensitive unique email index exists

@@ -23,9 +23,11 @@ from souq.middleware import (
     SecurityHeadersMiddleware,
     TrustedProxies,
 )
+from souq.notifications.service import AFTER_OUTBOX_COMMIT, APP_URL
 from souq.payments.handlers import SUBSCRIBED_EVENTS
 from souq.payments.stripe import StripeGateway
 from souq.schemas import error_responses
+from souq.senders import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +91,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = engine_for(settings)
         app.state.engine = engine
-        app.state.sessionmaker = session_factory(engine)
+        dispatcher = Dispatcher(settings)
+        app.state.sessionmaker = session_factory(
+            engine, {APP_URL: settings.app_url, AFTER_OUTBOX_COMMIT: dispatcher.kick}
+        )
+        dispatcher.factory = app.state.sessionmaker
+        app.state.dispatcher = dispatcher
         if sandbox is not None:
             await sandbox.start()
         try:
             yield
         finally:
+            await dispatcher.close()
             if sandbox is not None:
                 await sandbox.stop()
             await engine.dispose()
@@ -181,7 +189,10 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
 def _include_routers(app: FastAPI) -> None:
     from souq.auth.api import router as auth_api
     from souq.auth.pages import router as auth_pages
+    from souq.integrations.api import router as integrations_api
     from souq.listings.api import router as listings_api
+    from souq.notifications.api import router as notifications_api
+    from souq.notifications.pages import router as notifications_pages
     from souq.orders.api import router as orders_api
     from souq.orders.pages import router as orders_pages
     from souq.payments.api import router as payments_api
@@ -195,6 +206,9 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(listings_api)
     app.include_router(payments_api)
     app.include_router(orders_api)
+    app.include_router(notifications_api)
+    app.include_router(integrations_api)
+    app.include_router(notifications_pages)
     app.include_router(payments_pages)
     app.include_router(orders_pages)
     app.include_router(web_router)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.config import Settings, get_settings
 from souq.db import engine_for, session_factory, unit_of_work
+from souq.notifications.service import APP_URL
 from souq.payments.stripe import StripeGateway
 
 app = typer.Typer(help="Souq: a multi-vendor marketplace payments backend.", no_args_is_help=True)
@@ -54,7 +55,8 @@ def run(work: Callable[[Context], Awaitable[T]], settings: Settings | None = Non
     async def main() -> T:
         engine = engine_for(settings)
         try:
-            return await work(Context(settings, session_factory(engine)))
+            factory = session_factory(engine, {APP_URL: settings.app_url})
+            return await work(Context(settings, factory))
         finally:
             await engine.dispose()
 
@@ -272,6 +274,33 @@ def reconcile(
     for outcome, count in sorted(summary.items()):
         table.add_row(outcome, str(count))
     console.print(table if summary else "no orders needed reconciling")
+    _send_notifications()
+
+
+def _send_notifications() -> None:
+    from souq.senders import send_all
+
+    mail, hooks = run(lambda ctx: send_all(ctx.factory, ctx.settings))
+    console.print(
+        f"mail: {mail.sent} sent, {mail.kept} kept in the outbox, {mail.retrying} to retry, "
+        f"{mail.failed} failed"
+    )
+    console.print(
+        f"webhooks: {hooks.delivered} delivered, {hooks.retrying} to retry, {hooks.failed} "
+        f"failed, {len(hooks.disabled_endpoints)} endpoint(s) disabled"
+    )
+
+
+notifications_app = typer.Typer(help="Email and outgoing webhooks.", no_args_is_help=True)
+app.add_typer(notifications_app, name="notifications")
+
+
+@notifications_app.command("send")
+def notifications_send() -> None:
+    """Send the mail and webhook deliveries that are due (retries included). Until the job
+    queue runs this, run it every minute or so (cron); the server also runs it after every
+    change that writes messages."""
+    _send_notifications()
 
 
 events_app = typer.Typer(help="The Stripe webhook inbox.", no_args_is_help=True)

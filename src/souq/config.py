@@ -100,6 +100,22 @@ class Settings(BaseSettings):
     checkout_max_held_per_listing: int = Field(default=99, ge=1)
     store_invitation_ttl_days: int = Field(default=7, ge=1, le=90)
     webhook_tolerance_seconds: int = 300
+    # Email: smtp://user:password@host:587 (STARTTLS when the server offers it) or
+    # smtps://…:465 (TLS from the start). Unset: messages are kept in the database outbox,
+    # which a platform admin reads at /admin/outbox.
+    smtp_url: SecretStr | None = None
+    mail_from: str = "Souq <no-reply@souq.localhost>"
+    smtp_timeout_seconds: float = Field(default=20.0, gt=0)
+    mail_max_attempts: int = Field(default=6, ge=1)
+    # Outgoing webhooks: attempts per delivery, the wait before the first retry (doubling each
+    # time, at most 6 hours), failed attempts in a row after which an endpoint is disabled.
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    outbox_retry_base_seconds: float = Field(default=30.0, ge=0)
+    webhook_disable_after_failures: int = Field(default=20, ge=1)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Whether endpoints may be on loopback, link-local or private addresses; unset: only
+    # outside production (server-side request forgery).
+    webhook_allow_private_addresses: bool | None = None
     # argon2id cost (argon2-cffi's RFC 9106 low-memory profile); the test suite lowers it.
     password_hash_time_cost: int = Field(default=3, ge=1)
     password_hash_memory_kib: int = Field(default=65_536, ge=8)
@@ -131,6 +147,12 @@ class Settings(BaseSettings):
     @property
     def docs_enabled(self) -> bool:
         return self.api_docs if self.api_docs is not None else self.environment != "production"
+
+    @property
+    def webhooks_may_reach_private(self) -> bool:
+        if self.webhook_allow_private_addresses is not None:
+            return self.webhook_allow_private_addresses
+        return self.environment != "production"
 
     @property
     def data_folder(self) -> Path:

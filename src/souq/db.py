@@ -144,8 +144,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def session_factory(
+    engine: AsyncEngine, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on `engine`; `info` is copied into each session's `info` (the app puts its URL
+    and the hook that starts the senders there, see notifications/service.py)."""
+    return async_sessionmaker(engine, expire_on_commit=False, info=info or {})
 
 
 @asynccontextmanager

@@ -4,7 +4,14 @@ from sqlalchemy import Index
 
 from souq.auth.models import ApiToken, User, UserSession
 from souq.db import Base
+from souq.integrations.models import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from souq.listings.models import Listing
+from souq.notifications.models import MailMessage, NotificationPreference
 from souq.orders.models import Order, OrderItem, OrderPayment, PaymentStatus
 from souq.payments.models import StripeEvent
 from souq.stores.models import Store, StoreInvitation, StoreMember, StoreRole
@@ -22,7 +29,9 @@ QUERY_INDEXES = (
 )
 
 __all__ = [
-    "QUERY_INDEXES", "ApiToken", "Base", "Listing", "Order", "OrderItem", "OrderPayment",
+    "QUERY_INDEXES", "ApiToken", "Base", "Listing", "MailMessage", "NotificationPreference",
+    "Order", "OrderItem", "OrderPayment",
     "PaymentStatus", "Store", "StoreInvitation", "StoreMember", "StoreRole", "StripeEvent",
-    "Throttle", "User", "UserSession",
+    "Throttle", "User", "UserSession", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint",
+    "WebhookEvent",
 ]  # fmt: skip

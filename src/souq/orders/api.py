@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import APIRouter, Path, Query
 
 from souq.auth.deps import OptionalUser
 from souq.deps import SessionDep
 from souq.orders import service
-from souq.orders.models import Order, PaymentStatus
+from souq.orders.models import PaymentStatus
 from souq.orders.schemas import (
     AdminOrderOut,
     AdminOrderPage,
@@ -33,10 +33,18 @@ BeforeQuery = Annotated[
 ]
 
 
-def page_of(orders: Sequence[Order], limit: int) -> tuple[list[Order], int | None]:
-    """The first `limit` of the `limit + 1` orders fetched, and the next page's cursor."""
-    page = list(orders[:limit])
-    return page, page[-1].id if len(orders) > limit else None
+class HasId(Protocol):
+    id: int
+
+
+Row = TypeVar("Row", bound=HasId)
+
+
+def page_of(rows: Sequence[Row], limit: int) -> tuple[list[Row], int | None]:
+    """The first `limit` of the `limit + 1` rows fetched (newest first), and the next page's
+    cursor."""
+    page = list(rows[:limit])
+    return page, page[-1].id if len(rows) > limit else None
 
 
 @router.get("/api/orders/{order_id}", responses=error_responses(401, 404))

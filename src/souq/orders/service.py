@@ -13,6 +13,7 @@ from souq.auth.models import User
 from souq.db import utcnow
 from souq.errors import Conflict, Forbidden, NotAuthenticated, NotFound
 from souq.listings.models import Listing
+from souq.notifications import triggers
 from souq.orders.models import OPEN_STATES, Order, OrderPayment, PaymentStatus
 from souq.stores.models import StoreMember
 from souq.stores.service import READ_ORDERS, require_store_role
@@ -107,6 +108,7 @@ async def close_unpaid(session: AsyncSession, order: Order, status: PaymentStatu
     order.payment_status = status
     await release_stock(session, order)
     await session.flush()
+    await triggers.order_closed(session, order)
     log.info("order %s %s; stock released", order.id, status.value)
     return True
 
@@ -121,6 +123,8 @@ async def mark_paid(session: AsyncSession, order: Order, payment: OrderPayment) 
         order.payment_status = PaymentStatus.paid
         order.paid_at = order.paid_at or utcnow()
     await session.flush()
+    if order.payment_status == PaymentStatus.paid:
+        await triggers.order_paid(session, order)
     log.info("order %s paid: %s %s", order.id, payment.amount, payment.currency)
 
 
@@ -135,6 +139,7 @@ async def hold_for_review(
     order.payment_status = PaymentStatus.needs_review
     order.review_reason = reason[:1000]
     await session.flush()
+    await triggers.order_needs_review(session, order)
     log.warning(
         "order %s needs review: checkout session %s, payment intent %s: %s",
         order.id,
@@ -267,5 +272,9 @@ async def resolve_review(
         f"resolved as {resolution} by {admin.email}: {note} (held because: {order.review_reason})"
     )[:1000]
     await session.flush()
+    if resolution == "paid":
+        await triggers.order_paid(session, order)
+    else:
+        await triggers.order_closed(session, order)
     log.warning("order %s review resolved as %s by %s", order.id, resolution, admin.email)
     return order

@@ -25,6 +25,7 @@ from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict, InvalidInput, NotFound, SouqError
 from souq.listings.models import Listing
 from souq.money import MAX_AMOUNT, format_amount, minimum_charge, platform_fee
+from souq.notifications import triggers
 from souq.orders import service as orders
 from souq.orders.models import (
     CLOSED_UNPAID,
@@ -202,9 +203,11 @@ async def _create_order(
         destination_account_id=store.stripe_account_id,
         holds_stock=True,
         items=items,
+        payments=[],
     )
     session.add(order)
     await session.flush()
+    await triggers.order_created(session, order)
     return order, store
 
 

@@ -3,7 +3,10 @@ and the store's payment status, which follows Stripe (webhooks, the success page
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -15,6 +18,7 @@ from souq.auth.models import User
 from souq.config import Settings
 from souq.db import utcnow
 from souq.errors import Conflict
+from souq.notifications import triggers
 from souq.payments.stripe import AccountStatus, Event, StripeFailed, StripeGateway
 from souq.payments.webhooks import Ignored
 from souq.stores.models import Store, StoreMember, StoreRole
@@ -163,7 +167,25 @@ async def refresh_from_stripe(
     if as_of is not None and (store.stripe_account_synced_at or 0) < as_of:
         store.stripe_account_synced_at = as_of
     await session.flush()
+    await triggers.store_payments_changed(session, store, changes, _state_version(store, as_of))
     return changes
+
+
+def _state_version(store: Store, as_of: int | None) -> str:
+    """Names the account state just applied, for the keys of what it tells: the same state
+    applied twice (a duplicate account.updated) tells nobody twice."""
+    state = json.dumps(
+        [
+            store.stripe_account_id,
+            store.stripe_onboarding_complete,
+            store.stripe_charges_enabled,
+            store.stripe_payouts_enabled,
+            sorted(store.stripe_requirements_due),
+            store.stripe_disabled_reason,
+        ]
+    )
+    digest = hashlib.sha256(state.encode()).hexdigest()[:12]
+    return f"{as_of if as_of is not None else int(time.time())}-{digest}"
 
 
 async def sync_store(
@@ -223,6 +245,11 @@ async def on_deauthorized(
     if store is None:
         return Ignored(f"no store of ours has Stripe account {event.account}")
     log.warning("store %s: Stripe account %s deauthorized", store.id, store.stripe_account_id)
+    changes = [
+        name
+        for name in ("stripe_charges_enabled", "stripe_payouts_enabled", "stripe_requirements_due")
+        if getattr(store, name)
+    ] + ["stripe_account_id"]
     store.stripe_account_id = None
     store.stripe_onboarding_complete = False
     store.stripe_charges_enabled = False
@@ -232,6 +259,9 @@ async def on_deauthorized(
     store.stripe_account_synced_at = None
     store.stripe_deauthorized_at = utcnow()
     await session.flush()
+    await triggers.store_payments_changed(
+        session, store, changes, _state_version(store, event.created)
+    )
     return None
 
 

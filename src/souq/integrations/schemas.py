@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from souq.integrations.models import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from souq.outbox import OutboxStatus
+from souq.schemas import ApiInput, ApiModel
+
+MAX_ID = 2**31 - 1
+EventTypes = list[str]
+
+
+class EndpointIn(ApiInput):
+    url: str = Field(min_length=1, max_length=2000, description="An http(s) URL")
+    events: EventTypes = Field(min_length=1, max_length=20)
+    store_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="A store you own (its events only); omit for a platform endpoint "
+        "(platform admins: every store's events)",
+    )
+    description: str = Field(default="", max_length=200)
+
+
+class EndpointUpdate(ApiInput):
+    url: str | None = Field(default=None, min_length=1, max_length=2000)
+    events: EventTypes | None = Field(default=None, min_length=1, max_length=20)
+    description: str | None = Field(default=None, max_length=200)
+    enabled: bool | None = None
+
+
+class EndpointOut(ApiModel):
+    id: int
+    store_id: int | None
+    url: str
+    description: str
+    events: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    disabled_at: datetime | None
+    consecutive_failures: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, endpoint: WebhookEndpoint) -> EndpointOut:
+        return cls.model_validate(endpoint)
+
+
+class EndpointWithSecret(EndpointOut):
+    """Only when the endpoint is made and when its secret is rotated: the secret is not shown
+    again."""
+
+    secret: str
+
+    @classmethod
+    def of(cls, endpoint: WebhookEndpoint) -> EndpointWithSecret:
+        return cls.model_validate(endpoint)
+
+
+class AttemptOut(ApiModel):
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: int | None
+    response_snippet: str | None
+    error: str | None
+
+
+class DeliveryOut(ApiModel):
+    id: int
+    event_id: str
+    event_type: str
+    status: OutboxStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+    log: list[AttemptOut]
+    payload: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls, delivery: WebhookDelivery, event: WebhookEvent, attempts: list[WebhookAttempt]
+    ) -> DeliveryOut:
+        return cls(
+            id=delivery.id,
+            event_id=event.public_id,
+            event_type=event.type,
+            status=delivery.status,
+            attempts=delivery.attempts,
+            next_attempt_at=(
+                delivery.next_attempt_at if delivery.status == OutboxStatus.pending else None
+            ),
+            last_error=delivery.last_error,
+            delivered_at=delivery.delivered_at,
+            created_at=delivery.created_at,
+            log=[AttemptOut.model_validate(a) for a in attempts],
+            payload=event.payload,
+        )
+
+
+class DeliveryPage(ApiModel):
+    data: list[DeliveryOut]
+    has_more: bool
+    next_before: int | None

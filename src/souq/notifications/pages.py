@@ -1,0 +1,24 @@
+"""The outbox page: what every person was told, for platform admins."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from souq.auth.deps import OptionalUser
+from souq.deps import SessionDep
+from souq.notifications import service
+from souq.orders.service import require_platform_admin
+from souq.web.pages import PageRoute, templates
+
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
+
+
+@router.get("/admin/outbox", response_class=HTMLResponse)
+async def outbox_page(request: Request, user: OptionalUser, session: SessionDep) -> Response:
+    """The newest 100 emails with both parts (the HTML part in a sandboxed frame)."""
+    require_platform_admin(user)
+    messages = await service.outbox(session, status=None, limit=100, before=None)
+    return templates.TemplateResponse(
+        request, "mail/outbox.html", {"messages": messages, "user": user}
+    )

@@ -1,0 +1,116 @@
+"""What each change tells whom: the emails and the outgoing webhook events of a change, written
+in the transaction that makes it. The state transitions call these (orders/service.py,
+payments/onboarding.py); each writes by key, so a transition applied twice tells nobody twice.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from souq.integrations import service as integrations
+from souq.notifications import service
+from souq.orders.models import Order, PaymentStatus
+from souq.orders.schemas import OrderOut
+from souq.stores.models import Store
+
+
+def _order_data(order: Order) -> dict[str, object]:
+    return OrderOut.of(order).model_dump(mode="json")
+
+
+async def _store(session: AsyncSession, order: Order) -> Store:
+    return await session.get_one(Store, order.store_id)
+
+
+async def order_created(session: AsyncSession, order: Order) -> None:
+    await integrations.emit(
+        session,
+        "order.created",
+        f"order-{order.id}-created",
+        store_id=order.store_id,
+        data=_order_data(order),
+    )
+
+
+async def order_paid(session: AsyncSession, order: Order) -> None:
+    """The buyer's receipt, the store's managers' new order, and `order.paid`."""
+    store = await _store(session, order)
+    key = f"order-{order.id}-paid"
+    await service.notify(
+        session, "order_paid_buyer", f"{key}-buyer", [service.buyer_of(order)],
+        order=order, store=store,
+    )  # fmt: skip
+    await service.notify(
+        session, "store_order_paid", f"{key}-store",
+        await service.store_managers(session, order.store_id), order=order, store=store,
+    )  # fmt: skip
+    await integrations.emit(
+        session, "order.paid", key, store_id=order.store_id, data=_order_data(order)
+    )
+
+
+async def order_closed(session: AsyncSession, order: Order) -> None:
+    """An order that closed unpaid: failed or canceled (expired, or canceled by the buyer or
+    a platform admin)."""
+    store = await _store(session, order)
+    failed = order.payment_status == PaymentStatus.failed
+    status = "failed" if failed else "canceled"
+    key = f"order-{order.id}-{status}"
+    await service.notify(
+        session,
+        "order_payment_failed_buyer" if failed else "order_canceled_buyer",
+        f"{key}-buyer",
+        [service.buyer_of(order)],
+        order=order,
+        store=store,
+    )
+    await integrations.emit(
+        session, f"order.{status}", key, store_id=order.store_id, data=_order_data(order)
+    )
+
+
+async def order_needs_review(session: AsyncSession, order: Order) -> None:
+    store = await _store(session, order)
+    await service.notify(
+        session,
+        "admin_order_needs_review",
+        f"order-{order.id}-review-{len(order.payments)}",
+        await service.platform_admins(session),
+        order=order,
+        store=store,
+    )
+
+
+async def store_payments_changed(
+    session: AsyncSession, store: Store, changes: list[str], version: str
+) -> None:
+    """After Stripe's view of a store's account was applied: `changes` names the store's
+    columns that changed, `version` the state applied (the account.updated event's time)."""
+    if not changes:
+        return
+    managers = await service.store_managers(session, store.id)
+    key = f"store-{store.id}-{version}"
+    if "stripe_payouts_enabled" in changes:
+        kind = "store_payouts_enabled" if store.stripe_payouts_enabled else "store_payouts_disabled"
+        await service.notify(session, kind, f"{key}-payouts", managers, store=store)
+    if "stripe_requirements_due" in changes and store.stripe_requirements_due:
+        await service.notify(
+            session, "store_requirements_due", f"{key}-requirements", managers, store=store
+        )
+    await integrations.emit(
+        session,
+        "store.payments_status_changed",
+        f"{key}-payments-status",
+        store_id=store.id,
+        data={
+            "id": store.id,
+            "name": store.name,
+            "stripeAccountId": store.stripe_account_id,
+            "onboardingComplete": store.stripe_onboarding_complete,
+            "chargesEnabled": store.stripe_charges_enabled,
+            "payoutsEnabled": store.stripe_payouts_enabled,
+            "requirementsDue": list(store.stripe_requirements_due),
+            "disabledReason": store.stripe_disabled_reason,
+            "changed": changes,
+        },
+    )
