@@ -243,8 +243,9 @@ def serve_in_thread(app: FastAPI, sock: socket.socket) -> tuple[uvicorn.Server, 
     return server, thread
 
 
-def start_server(database_url: str, folder: Path) -> RunningServer:
-    """The app on a free port of 127.0.0.1, on `database_url`, its sandbox in `folder`."""
+def start_server(database_url: str, folder: Path, **overrides: Any) -> RunningServer:
+    """The app on a free port of 127.0.0.1, on `database_url`, its sandbox in `folder`, with
+    `overrides` to its settings."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -265,6 +266,7 @@ def start_server(database_url: str, folder: Path) -> RunningServer:
         password_hash_time_cost=FAST_HASHING["password_hash_time_cost"],
         password_hash_memory_kib=FAST_HASHING["password_hash_memory_kib"],
         password_hash_parallelism=FAST_HASHING["password_hash_parallelism"],
+        **overrides,
     )
     app = create_app(settings)
     server, thread = serve_in_thread(app, sock)
@@ -301,8 +303,9 @@ class Servers:
         return self._shared[engine].live
 
     @contextmanager
-    def fresh(self, engine: str) -> Iterator[LiveServer]:
-        running = self._start(engine)
+    def fresh(self, engine: str, **overrides: Any) -> Iterator[LiveServer]:
+        """A server on a database of its own, with `overrides` to its settings."""
+        running = self._start(engine, **overrides)
         try:
             yield running.live
         finally:
@@ -318,11 +321,11 @@ class Servers:
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _start(self, engine: str) -> RunningServer:
+    def _start(self, engine: str, **overrides: Any) -> RunningServer:
         self._count += 1
         folder = self.folder / f"server-{self._count}"
         folder.mkdir()
-        return start_server(self.databases.create(engine), folder)
+        return start_server(self.databases.create(engine), folder, **overrides)
 
 
 @contextmanager

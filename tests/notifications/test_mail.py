@@ -1,0 +1,184 @@
+"""Email: written with the change that causes it, sent once over real SMTP (aiosmtpd started
+by the test) or kept in the database outbox, retried, shown to platform admins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from tests.helpers import browser_login, unique_email
+from tests.notifications.support import (
+    Mailbox,
+    buy,
+    free_port,
+    messages,
+    smtp_server,
+    wait_until,
+)
+from tests.payments.stripe_helpers import (
+    completed_event,
+    deliver,
+    onboarded_team,
+    platform_admin,
+)
+from tests.servers import Cli, LiveServer, Servers, beside, cli_for
+
+STORE = "Olive House"
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    with smtp_server() as box:
+        yield box
+
+
+@pytest.fixture
+def smtp_live(database_engine: str, servers: Servers, mailbox: Mailbox) -> Iterator[LiveServer]:
+    """A server of its own whose mail goes to the test's SMTP server."""
+    with servers.fresh(database_engine, smtp_url=mailbox.url) as server:
+        yield server
+
+
+def test_a_paid_order_mails_the_buyer_and_the_stores_managers_once(
+    smtp_live: LiveServer, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = smtp_live
+    team = onboarded_team(live, name=STORE)
+    buyer = unique_email("buyer")
+    order_id = buy(live, team, buyer, price="1234.50")
+
+    receipt = wait_until(lambda: mailbox.to(buyer), what="the receipt")[0]
+    assert receipt["Subject"] == f"Your receipt for order #{order_id} from {STORE}"
+    assert receipt["From"] == "Souq <no-reply@souq.localhost>"
+    text = receipt.get_body(preferencelist=("plain",))
+    html = receipt.get_body(preferencelist=("html",))
+    assert text is not None and html is not None
+    assert "$1,234.50" in text.get_content()
+    assert "$1,234.50" in html.get_content() and "<table" in html.get_content()
+    for manager in (team.owner.email, team.admin.email):
+        got = wait_until(
+            lambda m=manager: [x["Subject"] for x in mailbox.to(m) if "paid order" in x["Subject"]],
+            what=f"the new order's mail to {manager}",
+        )
+        assert got == [f"New paid order #{order_id}: $1,234.50"]
+    assert not [m for m in mailbox.to(team.seller.email) if "New paid order" in m["Subject"]]
+
+    # The same checkout.session.completed again, and once more under another event id (as
+    # Stripe may send two events for one change): nothing is written or sent twice.
+    event = completed_event(live, live.scalar(
+        "SELECT stripe_checkout_session_id FROM orders WHERE id = :i", i=order_id
+    ))  # fmt: skip
+    assert deliver(live, event).status_code == 200
+    assert deliver(live, {**event, "id": event["id"] + "_again"}).status_code == 200
+    monkeypatch.setenv("SMTP_URL", mailbox.url)
+    sent = cli_for(live)("notifications", "send")
+    assert sent.returncode == 0, sent.stderr
+    assert len(mailbox.to(buyer)) == 1
+    rows = messages(live, kind="order_paid_buyer", to_email=buyer)
+    assert [(r["key"], r["status"], r["attempts"]) for r in rows] == [(rows[0]["key"], "sent", 1)]
+    assert rows[0]["key"].startswith(f"order-{order_id}-paid-buyer/")
+
+
+def test_without_smtp_mail_is_kept_in_the_outbox_for_platform_admins(live: LiveServer) -> None:
+    team = onboarded_team(live, name=STORE)
+    buyer = unique_email("buyer")
+    order_id = buy(live, team, buyer)
+    admin = platform_admin(live)
+
+    def outbox() -> list[dict[str, object]]:
+        response = admin.client.get("/api/admin/outbox", params={"limit": 100})
+        assert response.status_code == 200, response.text
+        return [
+            m for m in response.json()["data"]
+            if m["toEmail"] in (buyer, team.owner.email) and m["status"] == "kept"
+            and str(m["key"]).startswith(f"order-{order_id}-")
+        ]  # fmt: skip
+
+    kept = wait_until(lambda: len(outbox()) >= 2 and outbox(), what="kept messages")
+    subjects = {m["toEmail"]: m["subject"] for m in kept}
+    assert subjects[buyer] == f"Your receipt for order #{order_id} from {STORE}"
+    assert subjects[team.owner.email].startswith(f"New paid order #{order_id}")
+    assert all(m["textBody"] and "<html" in m["htmlBody"] for m in kept)
+
+    page = browser_login(live, admin.email)
+    response = page.client.get("/admin/outbox")
+    assert response.status_code == 200
+    assert f"Your receipt for order #{order_id}" in response.text
+    assert team.owner.client.get("/api/admin/outbox").status_code == 403
+
+
+def test_a_failing_smtp_server_is_retried_then_shown_as_failed(
+    database_engine: str, servers: Servers, mailbox: Mailbox
+) -> None:
+    closed = f"smtp://127.0.0.1:{free_port()}"  # nothing listens there
+    with servers.fresh(
+        database_engine, smtp_url=closed, mail_max_attempts=3, outbox_retry_base_seconds=0
+    ) as live:
+        team = onboarded_team(live, name=STORE)  # payouts enabled: the owner and the admin are told
+        rows = wait_until(
+            lambda: [
+                r for r in messages(live, to_email=team.owner.email) if r["status"] == "failed"
+            ],
+            what="the failed message",
+        )
+        assert rows[0]["kind"] == "store_payouts_enabled" and rows[0]["attempts"] == 3
+        admin = platform_admin(live)
+        failed = admin.client.get("/api/admin/outbox", params={"status": "failed"}).json()["data"]
+        mine = next(m for m in failed if m["toEmail"] == team.owner.email)
+        assert "Connect" in mine["lastError"] or "refused" in mine["lastError"].lower()
+        assert mailbox.received == []
+
+        # An admin retries it on a server whose SMTP works (the same database).
+        with (
+            beside(live, smtp_url=SecretStr(mailbox.url)) as url,
+            httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {admin.token}"}
+            ) as client,
+        ):
+            retried = client.post(f"/api/admin/outbox/{mine['id']}/retry")
+            assert retried.status_code == 200 and retried.json()["status"] == "pending"
+            wait_until(lambda: mailbox.to(team.owner.email), what="the retried message")
+            assert client.post(f"/api/admin/outbox/{mine['id']}/retry").status_code == 409
+        assert [m["Subject"] for m in mailbox.to(team.owner.email)] == [
+            f"Payouts are enabled for {STORE}"
+        ]
+        row = messages(live, key=mine["key"])[0]
+        assert (row["status"], row["attempts"]) == ("sent", 4)
+
+
+def test_users_turn_off_kinds_that_are_not_transactional(live: LiveServer) -> None:
+    team = onboarded_team(live, name=STORE)
+    owner = team.owner.client
+    prefs = {p["kind"]: p for p in owner.get("/api/me/notifications").json()}
+    assert prefs["order_paid_buyer"]["transactional"] is True
+    assert prefs["store_order_paid"] == {
+        "kind": "store_order_paid",
+        "description": prefs["store_order_paid"]["description"],
+        "transactional": False,
+        "enabled": True,
+    }
+    off = owner.put("/api/me/notifications", json={"kinds": {"store_order_paid": False}})
+    assert off.status_code == 200
+    assert {p["kind"]: p["enabled"] for p in off.json()}["store_order_paid"] is False
+    for refused in ({"order_paid_buyer": False}, {"no_such_kind": True}):
+        response = owner.put("/api/me/notifications", json={"kinds": refused})
+        assert response.status_code == 422, response.text
+    assert {p["kind"]: p["enabled"] for p in owner.get("/api/me/notifications").json()}[
+        "order_paid_buyer"
+    ] is True
+
+    order_id = buy(live, team, unique_email("buyer"))
+    key = f"order-{order_id}-paid-store/"
+    written = wait_until(
+        lambda: [r for r in messages(live, kind="store_order_paid") if r["key"].startswith(key)]
+    )
+    assert {r["to_email"] for r in written} == {team.admin.email}
+
+
+def test_notifications_send_reports_what_it_did(cli: Cli) -> None:
+    result = cli("notifications", "send")
+    assert result.returncode == 0, result.stderr
+    assert "mail:" in result.stdout and "webhooks:" in result.stdout
