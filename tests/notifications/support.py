@@ -49,7 +49,7 @@ class Mailbox:
     received: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
     url: str = ""
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.content
         assert isinstance(content, bytes)
         message = email.message_from_bytes(content, policy=email.policy.default)
@@ -105,7 +105,7 @@ def receiver(statuses: list[int] | None = None) -> Iterator[Receiver]:
     state = Receiver(statuses=list(statuses or []))
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             with state.lock:
                 state.requests.append(
