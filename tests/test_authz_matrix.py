@@ -37,6 +37,8 @@ ACTORS = ["anonymous", "owner", "admin", "seller", "other_store", "unrelated", "
 OUTSIDERS = {"other_store": 404, "unrelated": 404, "platform_admin": 404, "anonymous": 401}
 READ = {"owner": 200, "admin": 200, "seller": 200, **OUTSIDERS}
 MANAGE = {"owner": 200, "admin": 200, "seller": 403, **OUTSIDERS}
+# Store webhook endpoints: the store's owners only.
+OWNER = {"owner": 200, "admin": 403, "seller": 403, **OUTSIDERS}
 # Platform-wide routes: platform admins only; every other user is refused outright.
 PLATFORM = {
     "anonymous": 401,
@@ -268,6 +270,121 @@ def resolve_order(w: World) -> Case:
     return Case("POST", path, body, lambda: _order_status(w, order_id))
 
 
+HOOK_URL = "http://127.0.0.1:9/hooks"  # nothing listens; the tests env allows loopback
+# An event type nothing emits yet, so the matrix's endpoints get no deliveries meanwhile.
+QUIET_EVENT = "transfer.failed"
+
+
+def _endpoints(w: World) -> Any:
+    return sorted(
+        tuple(r)
+        for r in w.live.rows(
+            "SELECT id, url, description, secret FROM webhook_endpoint "
+            "WHERE store_id = :s OR store_id IS NULL",
+            s=w.team.id,
+        )
+    )
+
+
+def _store_endpoint(w: World) -> int:
+    response = w.team.owner.client.post(
+        "/api/webhook-endpoints",
+        json={"url": HOOK_URL, "events": [QUIET_EVENT], "storeId": w.team.id},
+    )
+    assert response.status_code == 201, response.text
+    endpoint_id: int = response.json()["id"]
+    return endpoint_id
+
+
+def create_store_endpoint(w: World) -> Case:
+    body = {"url": HOOK_URL, "events": [QUIET_EVENT], "storeId": w.team.id}
+    return Case("POST", "/api/webhook-endpoints", body, lambda: _endpoints(w))
+
+
+def create_platform_endpoint(w: World) -> Case:
+    body = {"url": HOOK_URL, "events": [QUIET_EVENT]}
+    return Case("POST", "/api/webhook-endpoints", body, lambda: _endpoints(w))
+
+
+def list_store_endpoints(w: World) -> Case:
+    return Case("GET", f"/api/webhook-endpoints?storeId={w.team.id}")
+
+
+def list_platform_endpoints(w: World) -> Case:
+    return Case("GET", "/api/webhook-endpoints")
+
+
+def get_endpoint(w: World) -> Case:
+    return Case("GET", f"/api/webhook-endpoints/{_store_endpoint(w)}")
+
+
+def update_endpoint(w: World) -> Case:
+    body = {"description": f"changed {uuid.uuid4().hex[:8]}"}
+    path = f"/api/webhook-endpoints/{_store_endpoint(w)}"
+    return Case("PATCH", path, body, lambda: _endpoints(w))
+
+
+def rotate_endpoint_secret(w: World) -> Case:
+    path = f"/api/webhook-endpoints/{_store_endpoint(w)}/rotate-secret"
+    return Case("POST", path, None, lambda: _endpoints(w))
+
+
+def delete_endpoint(w: World) -> Case:
+    path = f"/api/webhook-endpoints/{_store_endpoint(w)}"
+    return Case("DELETE", path, None, lambda: _endpoints(w))
+
+
+def list_deliveries(w: World) -> Case:
+    return Case("GET", f"/api/webhook-endpoints/{_store_endpoint(w)}/deliveries")
+
+
+def redeliver(w: World) -> Case:
+    endpoint_id = _store_endpoint(w)
+    key = uuid.uuid4().hex
+    with w.live.db.begin() as conn:
+        event_id = conn.execute(
+            sa.text(
+                "INSERT INTO webhook_event (public_id, key, type, store_id, payload, created_at) "
+                "VALUES (:p, :k, :t, :s, '{}', CURRENT_TIMESTAMP) RETURNING id"
+            ),
+            {"p": f"evt_{key}", "k": key, "t": QUIET_EVENT, "s": w.team.id},
+        ).scalar_one()
+        delivery_id = conn.execute(
+            sa.text(
+                "INSERT INTO webhook_delivery (event_id, endpoint_id, status, attempts, "
+                "next_attempt_at, created_at) VALUES (:e, :n, 'failed', 8, CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP) RETURNING id"
+            ),
+            {"e": event_id, "n": endpoint_id},
+        ).scalar_one()
+    path = f"/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver"
+    return Case("POST", path)
+
+
+def list_outbox(w: World) -> Case:
+    return Case("GET", "/api/admin/outbox")
+
+
+def _message_status(w: World, message_id: int) -> Any:
+    return w.live.scalar("SELECT status FROM mail_message WHERE id = :i", i=message_id)
+
+
+def retry_message(w: World) -> Case:
+    key = uuid.uuid4().hex
+    with w.live.db.begin() as conn:
+        message_id = conn.execute(
+            sa.text(
+                "INSERT INTO mail_message (key, kind, to_email, subject, text_body, html_body, "
+                "status, attempts, next_attempt_at, created_at) VALUES (:k, 'order_paid_buyer', "
+                "'b@example.com', 's', 't', 'h', 'failed', 6, CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP) RETURNING id"
+            ),
+            {"k": key},
+        ).scalar_one()
+    path = f"/api/admin/outbox/{message_id}/retry"
+    return Case("POST", path, None, lambda: _message_status(w, message_id))
+
+
 ROUTES = [
     Route("GET /api/stores/{storeId}", READ, get_store),
     Route("PATCH /api/stores/{storeId}", MANAGE, patch_store),
@@ -293,6 +410,24 @@ ROUTES = [
     Route("GET /api/stores/{storeId}/orders", READ, list_store_orders),
     Route("GET /api/admin/orders", PLATFORM, list_all_orders),
     Route("POST /api/admin/orders/{orderId}/resolve", PLATFORM, resolve_order),
+    Route("POST /api/webhook-endpoints (store)", OWNER, create_store_endpoint, success=201),
+    Route("POST /api/webhook-endpoints (platform)", PLATFORM, create_platform_endpoint, 201),
+    Route("GET /api/webhook-endpoints?storeId", OWNER, list_store_endpoints),
+    Route("GET /api/webhook-endpoints", PLATFORM, list_platform_endpoints),
+    Route("GET /api/webhook-endpoints/{id}", OWNER, get_endpoint),
+    Route("PATCH /api/webhook-endpoints/{id}", OWNER, update_endpoint),
+    Route("POST /api/webhook-endpoints/{id}/rotate-secret", OWNER, rotate_endpoint_secret),
+    Route("DELETE /api/webhook-endpoints/{id}", OWNER, delete_endpoint, success=204),
+    Route("GET /api/webhook-endpoints/{id}/deliveries", OWNER, list_deliveries),
+    Route(
+        "POST /api/webhook-endpoints/{id}/deliveries/{id}/redeliver",
+        OWNER,
+        redeliver,
+        success=202,
+        writes=False,
+    ),
+    Route("GET /api/admin/outbox", PLATFORM, list_outbox),
+    Route("POST /api/admin/outbox/{id}/retry", PLATFORM, retry_message),
 ]
 
 

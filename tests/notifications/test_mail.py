@@ -4,6 +4,7 @@ by the test) or kept in the database outbox, retried, shown to platform admins."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 import httpx
 import pytest
@@ -63,7 +64,7 @@ def test_a_paid_order_mails_the_buyer_and_the_stores_managers_once(
         return [str(m["Subject"]) for m in mailbox.to(address) if "paid order" in m["Subject"]]
 
     for manager in (team.owner.email, team.admin.email):
-        got = wait_until(lambda m=manager: new_orders(m), what=f"the mail to {manager}")
+        got = wait_until(partial(new_orders, manager), what=f"the mail to {manager}")
         assert got == [f"New paid order #{order_id}: $1,234.50"]
     assert new_orders(team.seller.email) == []
 

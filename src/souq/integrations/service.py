@@ -144,12 +144,11 @@ async def get_endpoint(
     if lock:
         query = query.with_for_update()
     endpoint = (await session.execute(query)).scalar_one_or_none()
-    if endpoint is None:
+    # A platform endpoint is not even there for anyone but platform admins; a store's answers
+    # as the store's routes do (404 outside the store, 403 for its members who are not owners).
+    if endpoint is None or (endpoint.store_id is None and not user.is_platform_admin):
         raise NotFound("webhook endpoint not found")
-    try:
-        await _require_scope(session, endpoint.store_id, user)
-    except (Forbidden, NotFound) as exc:
-        raise NotFound("webhook endpoint not found") from exc
+    await _require_scope(session, endpoint.store_id, user)
     return endpoint
 
 
