@@ -109,6 +109,19 @@ async def claim(
     return list(rows)
 
 
+async def reclaimed(session: AsyncSession, model: Any, row_id: int, token: str) -> Any:
+    """The claimed row, locked, if this sender's claim on it still holds (None when the lease
+    ran out and another sender took it, or the row is gone)."""
+    return (
+        await session.execute(
+            select(model)
+            .where(model.id == row_id, model.claim_token == token)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+
+
 def settle(row: Any, error: str | None, *, max_attempts: int, base_seconds: float) -> None:
     """Record one attempt on a claimed row: sent, or due again after a backoff, or failed once
     `max_attempts` are used up."""

@@ -34,7 +34,7 @@ from souq.integrations.models import (
     WebhookEvent,
 )
 from souq.notifications import service as notifications
-from souq.outbox import OutboxStatus, claim, settle
+from souq.outbox import OutboxStatus, claim, reclaimed, settle
 
 log = logging.getLogger(__name__)
 
@@ -130,17 +130,7 @@ async def _record(
     run: WebhookRun,
 ) -> None:
     async with unit_of_work(factory) as session:
-        delivery = (
-            await session.execute(
-                select(WebhookDelivery)
-                .where(
-                    WebhookDelivery.id == request.delivery_id,
-                    WebhookDelivery.claim_token == request.token,
-                )
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        ).scalar_one_or_none()
+        delivery = await reclaimed(session, WebhookDelivery, request.delivery_id, request.token)
         if delivery is None:  # deleted with its endpoint, or the lease ran out and another took it
             return
         endpoint = (

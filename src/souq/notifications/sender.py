@@ -19,13 +19,12 @@ from email.utils import formatdate, make_msgid
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.notifications.models import MailMessage
-from souq.outbox import OutboxStatus, claim, settle
+from souq.outbox import OutboxStatus, claim, reclaimed, settle
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +89,6 @@ async def _deliver(server: SmtpServer, email: EmailMessage, seconds: float) -> N
     )
 
 
-async def _claimed(session: AsyncSession, message_id: int, token: str) -> MailMessage | None:
-    """The message, if this sender's claim on it still holds."""
-    return (
-        await session.execute(
-            select(MailMessage)
-            .where(MailMessage.id == message_id, MailMessage.claim_token == token)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
-
-
 async def send_pending_mail(
     factory: async_sessionmaker[AsyncSession], settings: Settings, *, limit: int = BATCH
 ) -> MailRun:
@@ -131,7 +118,7 @@ async def send_pending_mail(
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning("mail %s to SMTP failed: %s", message_id, error)
             async with unit_of_work(factory) as session:
-                message = await _claimed(session, message_id, token)
+                message = await reclaimed(session, MailMessage, message_id, token)
                 if message is None:
                     continue
                 settle(

@@ -21,6 +21,18 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+def _sendable() -> list[sa.Column]:
+    """The columns every outbox table shares (souq.outbox.Sendable)."""
+    return [
+        sa.Column('status', sa.Enum('pending', 'sending', 'sent', 'failed', 'kept', name='outbox_status', native_enum=False, length=20), nullable=False),
+        sa.Column('attempts', sa.Integer(), nullable=False),
+        sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('claimed_until', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('claim_token', sa.String(length=32), nullable=True),
+        sa.Column('last_error', sa.String(length=1000), nullable=True),
+    ]
+
+
 def upgrade() -> None:
     op.create_table('mail_message',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -33,12 +45,7 @@ def upgrade() -> None:
     sa.Column('html_body', sa.Text(), nullable=False),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('status', sa.Enum('pending', 'sending', 'sent', 'failed', 'kept', name='outbox_status', native_enum=False, length=20), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('claimed_until', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('claim_token', sa.String(length=32), nullable=True),
-    sa.Column('last_error', sa.String(length=1000), nullable=True),
+    *_sendable(),
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_mail_message_user_id_user'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_mail_message')),
     sa.UniqueConstraint('key', name=op.f('uq_mail_message_key'))
@@ -106,12 +113,7 @@ def upgrade() -> None:
     sa.Column('endpoint_id', sa.Integer(), nullable=False),
     sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('status', sa.Enum('pending', 'sending', 'sent', 'failed', 'kept', name='outbox_status', native_enum=False, length=20), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('claimed_until', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('claim_token', sa.String(length=32), nullable=True),
-    sa.Column('last_error', sa.String(length=1000), nullable=True),
+    *_sendable(),
     sa.ForeignKeyConstraint(['endpoint_id'], ['webhook_endpoint.id'], name=op.f('fk_webhook_delivery_endpoint_id_webhook_endpoint'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['event_id'], ['webhook_event.id'], name=op.f('fk_webhook_delivery_event_id_webhook_event'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_delivery')),
