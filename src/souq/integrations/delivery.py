@@ -46,6 +46,7 @@ USER_AGENT = "Souq-Webhooks/1"
 @dataclass(frozen=True)
 class Request:
     delivery_id: int
+    endpoint_id: int
     token: str
     url: str
     body: bytes
@@ -86,7 +87,9 @@ def _request(delivery: WebhookDelivery, endpoint: WebhookEndpoint, event: Webhoo
     if endpoint.previous_secret and expires is not None and expires > utcnow():
         keys.append(endpoint.previous_secret)
     body = json.dumps(event.payload, separators=(",", ":"), sort_keys=True).encode()
-    return Request(delivery.id, delivery.claim_token, endpoint.url, body, keys, event.public_id)
+    return Request(
+        delivery.id, endpoint.id, delivery.claim_token, endpoint.url, body, keys, event.public_id
+    )
 
 
 async def send(request: Request, settings: Settings) -> Result:
@@ -130,17 +133,19 @@ async def _record(
     run: WebhookRun,
 ) -> None:
     async with unit_of_work(factory) as session:
-        delivery = await reclaimed(session, WebhookDelivery, request.delivery_id, request.token)
-        if delivery is None:  # deleted with its endpoint, or the lease ran out and another took it
-            return
+        # The endpoint first, then the delivery: the order deleting an endpoint locks them in.
         endpoint = (
             await session.execute(
                 select(WebhookEndpoint)
-                .where(WebhookEndpoint.id == delivery.endpoint_id)
-                .with_for_update()
+                .where(WebhookEndpoint.id == request.endpoint_id)
+                .with_for_update(key_share=True)
                 .execution_options(populate_existing=True)
             )
-        ).scalar_one()
+        ).scalar_one_or_none()
+        delivery = await reclaimed(session, WebhookDelivery, request.delivery_id, request.token)
+        if endpoint is None or delivery is None:
+            # Deleted with its endpoint, or the lease ran out and another sender took it.
+            return
         session.add(
             WebhookAttempt(
                 delivery_id=delivery.id,
