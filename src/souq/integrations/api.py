@@ -81,7 +81,7 @@ async def update_endpoint(
 ) -> EndpointOut:
     """Change the URL, the event types or the description; `enabled: false` stops deliveries,
     `enabled: true` resumes them and clears the failure count."""
-    changes = body.model_dump(exclude_unset=True, by_alias=False)
+    changes = body.model_dump(exclude_unset=True, exclude_none=True, by_alias=False)
     endpoint = await service.update_endpoint(session, settings, endpoint_id, user, changes)
     return EndpointOut.of(endpoint)
 
