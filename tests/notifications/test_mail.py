@@ -162,11 +162,15 @@ def test_users_turn_off_kinds_that_are_not_transactional(live: LiveServer) -> No
         "transactional": False,
         "enabled": True,
     }
-    off = owner.put("/api/me/notifications", json={"kinds": {"store_order_paid": False}})
+    off = owner.put("/api/me/notifications", json={"off": ["store_order_paid"]})
     assert off.status_code == 200
     assert {p["kind"]: p["enabled"] for p in off.json()}["store_order_paid"] is False
-    for refused in ({"order_paid_buyer": False}, {"no_such_kind": True}):
-        response = owner.put("/api/me/notifications", json={"kinds": refused})
+    for refused in (
+        {"off": ["order_paid_buyer"]},
+        {"off": ["no_such_kind"]},
+        {"kinds": {"store_order_paid": False}},
+    ):
+        response = owner.put("/api/me/notifications", json=refused)
         assert response.status_code == 422, response.text
     assert {p["kind"]: p["enabled"] for p in owner.get("/api/me/notifications").json()}[
         "order_paid_buyer"

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, StrictBool, WithJsonSchema
 
 from souq.integrations.models import (
     WebhookAttempt,
@@ -11,15 +11,33 @@ from souq.integrations.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from souq.integrations.service import EVENT_TYPES
 from souq.outbox import OutboxStatus
 from souq.schemas import ApiInput, ApiModel
 
 MAX_ID = 2**31 - 1
-EventTypes = list[str]
+_PORT = r"(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+# http(s), a host name or IPv4 address (an IPv6 receiver is reached by a name), an optional
+# port, then anything printable. Where the host may be is checked by the service.
+URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::{_PORT})?(?:[/?#][^\s\x00]*)?$"
+
+
+def _known_event_type(value: str) -> str:
+    if value not in EVENT_TYPES:
+        raise ValueError(f"unknown event type; known: {', '.join(EVENT_TYPES)}")
+    return value
+
+
+EventType = Annotated[
+    str,
+    AfterValidator(_known_event_type),
+    WithJsonSchema({"type": "string", "enum": list(EVENT_TYPES)}),
+]
+EventTypes = list[EventType]
 
 
 class EndpointIn(ApiInput):
-    url: str = Field(min_length=1, max_length=2000, description="An http(s) URL")
+    url: str = Field(max_length=2000, pattern=URL_PATTERN, description="An http(s) URL")
     events: EventTypes = Field(min_length=1, max_length=20)
     store_id: int | None = Field(
         default=None,
@@ -32,10 +50,10 @@ class EndpointIn(ApiInput):
 
 
 class EndpointUpdate(ApiInput):
-    url: str | None = Field(default=None, min_length=1, max_length=2000)
+    url: str | None = Field(default=None, max_length=2000, pattern=URL_PATTERN)
     events: EventTypes | None = Field(default=None, min_length=1, max_length=20)
     description: str | None = Field(default=None, max_length=200)
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 class EndpointOut(ApiModel):

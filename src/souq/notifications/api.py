@@ -88,5 +88,5 @@ async def get_preferences(user: CurrentUser, session: SessionDep) -> list[Prefer
 async def put_preferences(
     body: PreferencesIn, user: CurrentUser, session: SessionDep
 ) -> list[PreferenceOut]:
-    """Turn kinds of email that are not transactional on or off."""
-    return _preferences_out(await service.set_preferences(session, user, body.kinds))
+    """Choose the kinds of email you do not want (only kinds that are not transactional)."""
+    return _preferences_out(await service.set_preferences(session, user, set(body.off)))

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 
+from souq.notifications.kinds import KINDS
 from souq.notifications.models import MailMessage
 from souq.outbox import OutboxStatus
 from souq.schemas import ApiInput, ApiModel
@@ -45,8 +47,25 @@ class PreferenceOut(ApiModel):
     enabled: bool
 
 
+OPTIONAL_KINDS = [kind.name for kind in KINDS.values() if not kind.transactional]
+
+
+def _optional_kind(value: str) -> str:
+    if value not in OPTIONAL_KINDS:
+        raise ValueError(
+            f"not a kind that can be turned off; those are {', '.join(OPTIONAL_KINDS)}"
+        )
+    return value
+
+
+OptionalKind = Annotated[
+    str, AfterValidator(_optional_kind), WithJsonSchema({"type": "string", "enum": OPTIONAL_KINDS})
+]
+
+
 class PreferencesIn(ApiInput):
-    kinds: dict[str, bool] = Field(
-        description="Kind → on or off; transactional kinds cannot be turned off",
-        max_length=50,
+    off: list[OptionalKind] = Field(
+        description="Every kind you do not want (the others are on); transactional kinds "
+        "always go and cannot be listed",
+        max_length=len(OPTIONAL_KINDS),
     )

@@ -196,18 +196,13 @@ async def preferences(session: AsyncSession, user: User) -> list[Preference]:
     ]
 
 
-async def set_preferences(
-    session: AsyncSession, user: User, choices: dict[str, bool]
-) -> list[Preference]:
-    """Turn kinds on or off for `user`; transactional kinds cannot be turned off."""
-    for name, enabled in choices.items():
+async def set_preferences(session: AsyncSession, user: User, off: set[str]) -> list[Preference]:
+    """Turn off exactly the kinds in `off` for `user`, and on every other kind that can be
+    turned off; transactional kinds cannot be."""
+    for name in off:
         kind = KINDS.get(name)
-        if kind is None:
-            raise InvalidInput(f"unknown notification kind {name!r}", code="unknown_kind")
-        if kind.transactional and not enabled:
-            raise InvalidInput(
-                f"{name!r} is transactional and is always sent", code="transactional_kind"
-            )
+        if kind is None or kind.transactional:
+            raise InvalidInput(f"{name!r} is not a kind that can be turned off", code="bad_kind")
     existing = {
         row.kind: row
         for row in (
@@ -218,13 +213,14 @@ async def set_preferences(
             )
         ).scalars()
     }
-    for name, enabled in choices.items():
-        if KINDS[name].transactional:
+    for kind in KINDS.values():
+        if kind.transactional:
             continue
-        row = existing.get(name)
+        enabled = kind.name not in off
+        row = existing.get(kind.name)
         if row is None:
-            session.add(NotificationPreference(user_id=user.id, kind=name, enabled=enabled))
-        else:
+            session.add(NotificationPreference(user_id=user.id, kind=kind.name, enabled=enabled))
+        elif row.enabled != enabled:
             row.enabled = enabled
             row.updated_at = utcnow()
     await session.flush()
