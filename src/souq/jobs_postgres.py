@@ -148,29 +148,38 @@ async def apply_schema(database_url: str) -> bool:
         return True
 
 
+# What `apply_schema` creates, found in the catalogue, and how each kind is dropped.
+_SCHEMA_OBJECTS = (
+    (
+        "SELECT quote_ident(tablename) FROM pg_tables "
+        "WHERE schemaname = current_schema() AND tablename LIKE 'procrastinate%'",
+        "DROP TABLE IF EXISTS {} CASCADE",
+    ),
+    (
+        "SELECT p.oid::regprocedure::text FROM pg_proc p "
+        "JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = current_schema() AND p.proname LIKE 'procrastinate%'",
+        "DROP FUNCTION IF EXISTS {} CASCADE",
+    ),
+    (
+        "SELECT quote_ident(t.typname) FROM pg_type t "
+        "JOIN pg_namespace n ON n.oid = t.typnamespace "
+        "WHERE n.nspname = current_schema() AND t.typname LIKE 'procrastinate%' "
+        "AND t.typtype IN ('e', 'c')",
+        "DROP TYPE IF EXISTS {} CASCADE",
+    ),
+)
+
+
 async def drop_schema(database_url: str) -> None:
     """Drop everything `apply_schema` created: every procrastinate_* table (with its triggers),
     function and type."""
     import psycopg
+    from psycopg import sql
 
     async with await psycopg.AsyncConnection.connect(conninfo(database_url)) as conn:
-        tables = await conn.execute(
-            "SELECT tablename FROM pg_tables "
-            "WHERE schemaname = current_schema() AND tablename LIKE 'procrastinate%'"
-        )
-        for (name,) in await tables.fetchall():
-            await conn.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
-        functions = await conn.execute(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p "
-            "JOIN pg_namespace n ON n.oid = p.pronamespace "
-            "WHERE n.nspname = current_schema() AND p.proname LIKE 'procrastinate%'"
-        )
-        for (signature,) in await functions.fetchall():
-            await conn.execute(f"DROP FUNCTION IF EXISTS {signature} CASCADE")
-        types = await conn.execute(
-            "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
-            "WHERE n.nspname = current_schema() AND t.typname LIKE 'procrastinate%' "
-            "AND t.typtype IN ('e', 'c')"
-        )
-        for (name,) in await types.fetchall():
-            await conn.execute(f'DROP TYPE IF EXISTS "{name}" CASCADE')
+        for find, drop in _SCHEMA_OBJECTS:
+            found = await (await conn.execute(find)).fetchall()
+            for (name,) in found:
+                # Names come quoted from the catalogue itself.
+                await conn.execute(sql.SQL(drop.format(name)))

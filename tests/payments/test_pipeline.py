@@ -65,6 +65,18 @@ def paid_order(live: LiveServer, team: StoreTeam) -> dict[str, Any]:
     return started
 
 
+def paid_without_webhooks(
+    live: LiveServer, team: StoreTeam
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A checkout paid while the app's endpoint is disabled: its order and the
+    checkout.session.completed event that never reached the app."""
+    started = paid_order(live, team)
+    with webhooks_paused(live):
+        assert pay(live, started["url"], card="4242424242424242").status_code == 200
+        control(live, "/webhooks/flush")
+    return started, completed_event(live, session_id_of(started["url"]))
+
+
 def test_a_webhook_is_recorded_and_acknowledged_without_asking_stripe(live: LiveServer) -> None:
     """Stripe answering only errors changes nothing for the delivery: it is recorded and
     answered 200; the job fails, keeps the error on the event, and its retry (after the
@@ -107,11 +119,7 @@ def test_the_sweep_repairs_an_order_whose_webhooks_never_arrived(
     live: LiveServer, cli: Cli
 ) -> None:
     with onboarded_team(live) as team:
-        started = paid_order(live, team)
-        with webhooks_paused(live):
-            assert pay(live, started["url"], card="4242424242424242").status_code == 200
-            control(live, "/webhooks/flush")
-        event = completed_event(live, session_id_of(started["url"]))
+        started, event = paid_without_webhooks(live, team)
         assert (
             live.scalar(
                 "SELECT count(*) FROM stripe_event WHERE stripe_event_id = :e", e=event["id"]
@@ -138,12 +146,9 @@ def test_the_periodic_sweep_job_repairs_an_order_whose_webhooks_never_arrived(
     live: LiveServer,
 ) -> None:
     with onboarded_team(live) as team:
-        started = paid_order(live, team)
-        with webhooks_paused(live):
-            assert pay(live, started["url"], card="4242424242424242").status_code == 200
-            control(live, "/webhooks/flush")
-        event = completed_event(live, session_id_of(started["url"]))
-        # A second server whose periodic jobs are the sweep alone, every second.
+        started, event = paid_without_webhooks(live, team)
+        # A second server running the periodic jobs every second. Only the sweep records
+        # events in the inbox; the row below is its doing.
         with beside(live, jobs_periodic=True, jobs_period_seconds=1, events_sweep_settle_seconds=0):
             wait_for(
                 "the sweep records and processes the missed event",
@@ -177,11 +182,8 @@ def record_unprocessed(live: LiveServer, event: dict[str, Any]) -> None:
 
 def test_sqlite_a_restarted_server_processes_what_a_dead_one_recorded(servers: Servers) -> None:
     with servers.fresh("sqlite") as live, onboarded_team(live) as team:
-        started = paid_order(live, team)
-        with webhooks_paused(live):
-            assert pay(live, started["url"], card="4242424242424242").status_code == 200
-            control(live, "/webhooks/flush")
-        record_unprocessed(live, completed_event(live, session_id_of(started["url"])))
+        started, event = paid_without_webhooks(live, team)
+        record_unprocessed(live, event)
         assert order(live, started["orderId"])["payment_status"] == "pending"
         # The server running now never queued it; a server starting on the database does.
         with beside(live):

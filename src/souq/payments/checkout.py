@@ -45,7 +45,7 @@ from souq.payments.stripe import (
     StripeGateway,
     StripeUnavailable,
 )
-from souq.payments.webhooks import Apply, Ignored
+from souq.payments.webhooks import Apply, Ignored, read_or_ignore
 from souq.stores.models import Store
 
 log = logging.getLogger(__name__)
@@ -505,12 +505,12 @@ async def on_checkout_session(
     """The event says which session changed; its current state is read back from Stripe
     (before any transaction), so duplicates and out-of-order events all end in the same
     place."""
-    try:
-        checkout = await gateway.retrieve_checkout_session(event.object_id)
-    except StripeFailed as exc:
-        if exc.is_missing:
-            return Ignored(f"Stripe does not know checkout session {event.object_id}")
-        raise
+    checkout = await read_or_ignore(
+        gateway.retrieve_checkout_session(event.object_id),
+        f"checkout session {event.object_id}",
+    )
+    if isinstance(checkout, Ignored):
+        return checkout
 
     async def apply(session: AsyncSession) -> Ignored | None:
         order = await apply_checkout_session(
@@ -548,12 +548,10 @@ async def on_charge(
         return Ignored(f"no payment of ours for payment intent {intent_id} (yet)")
     full: Charge | None = None
     if charge.balance_transaction_id is not None:
-        try:
-            full = await gateway.retrieve_charge(charge.id)
-        except StripeFailed as exc:
-            if exc.is_missing:
-                return Ignored(f"Stripe does not know charge {charge.id}")
-            raise
+        read = await read_or_ignore(gateway.retrieve_charge(charge.id), f"charge {charge.id}")
+        if isinstance(read, Ignored):
+            return read
+        full = read
 
     async def apply(session: AsyncSession) -> Ignored | None:
         payment = await _payment_for_intent(session, intent_id, lock=True)

@@ -15,8 +15,8 @@ from souq.auth.models import User
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict
-from souq.payments.stripe import AccountStatus, Event, StripeFailed, StripeGateway
-from souq.payments.webhooks import Apply, Ignored
+from souq.payments.stripe import AccountStatus, Event, StripeGateway
+from souq.payments.webhooks import Apply, Ignored, read_or_ignore
 from souq.stores.models import Store, StoreMember, StoreRole
 from souq.stores.service import READ_STORE, require_store_role
 
@@ -208,13 +208,10 @@ async def on_account_updated(
         known = await _store_for_account(session, account_id, lock=False) is not None
     if not known:
         return Ignored(f"no store of ours has Stripe account {account_id}")
-    try:
-        account = await gateway.retrieve_account(account_id)
-    except StripeFailed as exc:
-        if not exc.is_missing:
-            raise
+    account = await read_or_ignore(gateway.retrieve_account(account_id), f"account {account_id}")
+    if isinstance(account, Ignored):
         log.warning("Stripe account %s is gone at Stripe", account_id)
-        return Ignored(f"Stripe does not know account {account_id}")
+        return account
 
     async def apply(session: AsyncSession) -> Ignored | None:
         store = await _store_for_account(session, account_id)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.db import unit_of_work, utcnow
 from souq.payments.models import StripeEvent
-from souq.payments.stripe import Event, StripeGateway
+from souq.payments.stripe import Event, StripeFailed, StripeGateway
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,17 @@ Handlers = Mapping[str, Handler]
 OutcomeStatus = Literal["received", "processed", "duplicate", "ignored"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def read_or_ignore(read: Awaitable[T], what: str) -> T | Ignored:
+    """A handler's Stripe read: an object Stripe does not know makes the event ignored."""
+    try:
+        return await read
+    except StripeFailed as exc:
+        if exc.is_missing:
+            return Ignored(f"Stripe does not know {what}")
+        raise
 
 
 @dataclass(frozen=True)
