@@ -39,7 +39,7 @@ def mailbox() -> Iterator[Mailbox]:
 @pytest.fixture
 def smtp_live(database_engine: str, servers: Servers, mailbox: Mailbox) -> Iterator[LiveServer]:
     """A server of its own whose mail goes to the test's SMTP server."""
-    with servers.fresh(database_engine, smtp_url=mailbox.url) as server:
+    with servers.fresh(database_engine, smtp_url=SecretStr(mailbox.url)) as server:
         yield server
 
 
@@ -117,7 +117,10 @@ def test_a_failing_smtp_server_is_retried_then_shown_as_failed(
 ) -> None:
     closed = f"smtp://127.0.0.1:{free_port()}"  # nothing listens there
     with servers.fresh(
-        database_engine, smtp_url=closed, mail_max_attempts=3, outbox_retry_base_seconds=0
+        database_engine,
+        smtp_url=SecretStr(closed),
+        mail_max_attempts=3,
+        outbox_retry_base_seconds=0,
     ) as live:
         team = onboarded_team(live, name=STORE)  # payouts enabled: the owner and the admin are told
         rows = wait_until(
