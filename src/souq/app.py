@@ -182,11 +182,13 @@ def _include_routers(app: FastAPI) -> None:
     from souq.auth.api import router as auth_api
     from souq.auth.pages import router as auth_pages
     from souq.listings.api import router as listings_api
+    from souq.listings.pages import router as listings_pages
     from souq.orders.api import router as orders_api
     from souq.orders.pages import router as orders_pages
     from souq.payments.api import router as payments_api
     from souq.payments.pages import router as payments_pages
     from souq.stores.api import router as stores_api
+    from souq.stores.pages import router as stores_pages
     from souq.web.pages import router as web_router
 
     app.include_router(auth_api)
@@ -197,4 +199,6 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(orders_api)
     app.include_router(payments_pages)
     app.include_router(orders_pages)
+    app.include_router(stores_pages)
+    app.include_router(listings_pages)
     app.include_router(web_router)

@@ -387,3 +387,27 @@ async def remove_member(
 
 def _last_owner() -> Conflict:
     return Conflict("a store must keep at least one owner", code="last_owner")
+
+
+def parse_role(text: str) -> StoreRole:
+    """A role named in a form; a 422 naming the roles there are."""
+    try:
+        return StoreRole(text)
+    except ValueError:
+        names = ", ".join(role.value for role in StoreRole)
+        raise InvalidInput(
+            f"role: one of {names}", details=[{"field": "role", "message": f"one of {names}"}]
+        ) from None
+
+
+async def get_store(session: AsyncSession, store_id: int) -> Store:
+    """A store, for the public storefront (its name and listings are public)."""
+    store = await session.get(Store, store_id)
+    if store is None:
+        raise NotFound("store not found")
+    return store
+
+
+async def list_stores(session: AsyncSession, limit: int = 500) -> list[Store]:
+    """Stores by name: the storefront's filter, and the back office's list."""
+    return list((await session.execute(select(Store).order_by(Store.name).limit(limit))).scalars())
