@@ -43,21 +43,23 @@ async def home(
     request: Request,
     session: SessionDep,
     q: Annotated[str, Query(max_length=200)] = "",
-    store: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    store: Annotated[str, Query(max_length=10)] = "",
     currency: Annotated[str, Query(max_length=3)] = "",
     page: Annotated[int, Query(ge=1, le=1000)] = 1,
 ) -> Response:
     """The storefront: listings of every store that can take payments, searchable, filtered
     by store and currency, a page at a time."""
+    # "All stores" sends an empty store: only a store id filters.
+    store_id = int(store) if store.isdigit() and 0 < int(store) <= MAX_ID else None
     found = await service.search_catalogue(
-        session, text=q, store_id=store, currency=_currency_filter(currency), page=page
+        session, text=q, store_id=store_id, currency=_currency_filter(currency), page=page
     )
     return render(
         request,
         "listings/home.html",
         found=found,
         q=q,
-        store_id=store,
+        store_id=store_id,
         currency=(currency or "").lower(),
         stores=await stores.list_stores(session),
         currencies=await service.catalogue_currencies(session),
