@@ -4,9 +4,10 @@ seller's listing forms (create, edit, stock, deactivate)."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import asdict, dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -162,40 +163,55 @@ async def new_listing(
     return _listing_form(request, store_id=store.id, listing=None, values={**values, "stock": ""})
 
 
+@dataclass(frozen=True)
+class ListingForm:
+    """The listing form's fields, as typed (shown again as they are when refused)."""
+
+    name: str
+    description: str
+    price: str
+    currency: str
+    stock: str
+
+
+async def listing_form(
+    name: Annotated[str, Form(max_length=200)] = "",
+    description: Annotated[str, Form(max_length=20_000)] = "",
+    price: Annotated[str, Form(max_length=32)] = "",
+    currency: Annotated[str, Form(max_length=3)] = "",
+    stock: Annotated[str, Form(max_length=12)] = "",
+) -> ListingForm:
+    return ListingForm(name, description, price, currency, stock)
+
+
+ListingFormDep = Annotated[ListingForm, Depends(listing_form)]
+
+
 @router.post("/dashboard/stores/{store_id}/listings", response_class=HTMLResponse)
 async def create_listing(
     request: Request,
     store_id: ObjectId,
     user: CurrentUser,
     session: SessionDep,
-    name: Annotated[str, Form(max_length=200)] = "",
-    description: Annotated[str, Form(max_length=20_000)] = "",
-    price: Annotated[str, Form(max_length=32)] = "",
-    currency: Annotated[str, Form(max_length=3)] = "",
-    stock: Annotated[str, Form(max_length=12)] = "",
+    form: ListingFormDep,
 ) -> Response:
     """Add a listing (any member); a refused one shows the form again with what was typed."""
     store, _ = await require_store_role(session, store_id, user, MANAGE_LISTINGS)
-    values = {
-        "name": name,
-        "description": description,
-        "price": price,
-        "currency": currency,
-        "stock": stock,
-    }
     try:
-        code = currency_input(currency)
+        code = currency_input(form.currency)
         await service.create_listing(
             session,
             store=store,
-            name=name,
-            description=description,
-            price_amount=service.parse_price(price, code),
+            name=form.name,
+            description=form.description,
+            price_amount=service.parse_price(form.price, code),
             currency=code,
-            stock=_stock(stock),
+            stock=_stock(form.stock),
         )
     except SouqError as exc:
-        return _listing_form(request, store_id=store.id, listing=None, values=values, error=exc)
+        return _listing_form(
+            request, store_id=store.id, listing=None, values=asdict(form), error=exc
+        )
     return RedirectResponse(f"/dashboard/stores/{store.id}#listings", status_code=303)
 
 
@@ -220,36 +236,25 @@ async def update_listing(
     listing_id: ObjectId,
     user: CurrentUser,
     session: SessionDep,
-    name: Annotated[str, Form(max_length=200)] = "",
-    description: Annotated[str, Form(max_length=20_000)] = "",
-    price: Annotated[str, Form(max_length=32)] = "",
-    currency: Annotated[str, Form(max_length=3)] = "",
-    stock: Annotated[str, Form(max_length=12)] = "",
+    form: ListingFormDep,
 ) -> Response:
     """Change a listing's name, description, price, currency and stock."""
     listing = await service.require_listing_role(session, listing_id, user, MANAGE_LISTINGS)
-    values = {
-        "name": name,
-        "description": description,
-        "price": price,
-        "currency": currency,
-        "stock": stock,
-    }
     try:
         async with session.begin_nested():
             changes = service.ListingChanges(
-                name=name,
-                description=description,
-                price=price,
-                currency=currency,
-                stock=_stock(stock),
+                name=form.name,
+                description=form.description,
+                price=form.price,
+                currency=form.currency,
+                stock=_stock(form.stock),
                 stock_set=True,
             )
             await service.update_listing(session, listing, changes)
     except SouqError as exc:
         await session.refresh(listing)
         return _listing_form(
-            request, store_id=listing.store_id, listing=listing, values=values, error=exc
+            request, store_id=listing.store_id, listing=listing, values=asdict(form), error=exc
         )
     return RedirectResponse(f"/dashboard/stores/{listing.store_id}#listings", status_code=303)
 

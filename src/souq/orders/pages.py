@@ -4,10 +4,12 @@ a buyer's orders, an order's page, a store's orders, and the back office's revie
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.auth.deps import CurrentUser
 from souq.auth.models import User
@@ -61,43 +63,50 @@ async def shop(
     return _render_shop(request, await listings.shop_catalogue(session, store_id=store_id))
 
 
-async def _purchase(
-    request: Request,
-    factory: Factory,
-    stripe: StripeGateway,
-    settings: Settings,
-    user: User | None,
-    *,
-    listing_id: int,
-    quantity: int,
-    email: str,
-    idempotency_key: str | None,
-) -> str:
-    """Buy one listing: the same checkout as the API; the URL of Stripe's page."""
-    async with unit_of_work(factory) as session:
-        listing = await listings.get_listing(session, listing_id)
-    started = await checkout_requests.checkout(
-        factory,
-        stripe,
-        settings,
-        key=idempotency_key or None,
-        user=user,
-        store_id=listing.store_id,
-        currency=listing.currency,
-        lines=[checkout.CartLine(listing_id, quantity)],
-        customer_email=email,
-        client_address=client_address(request),
-    )
-    return started.url
+@dataclass(frozen=True)
+class Purchase:
+    """What buying needs besides the form: who buys, and where the checkout goes."""
+
+    request: Request
+    factory: async_sessionmaker[AsyncSession]
+    stripe: StripeGateway
+    settings: Settings
+    user: User | None
+
+    async def start(
+        self, *, listing_id: int, quantity: int, email: str, idempotency_key: str | None
+    ) -> str:
+        """Buy one listing: the same checkout as the API; the URL of Stripe's page."""
+        async with unit_of_work(self.factory) as session:
+            listing = await listings.get_listing(session, listing_id)
+        started = await checkout_requests.checkout(
+            self.factory,
+            self.stripe,
+            self.settings,
+            key=idempotency_key or None,
+            user=self.user,
+            store_id=listing.store_id,
+            currency=listing.currency,
+            lines=[checkout.CartLine(listing_id, quantity)],
+            customer_email=email,
+            client_address=client_address(self.request),
+        )
+        return started.url
+
+
+async def purchase(
+    request: Request, user: CallerDep, factory: Factory, settings: SettingsDep, stripe: StripeDep
+) -> Purchase:
+    return Purchase(request, factory, stripe, settings, user)
+
+
+PurchaseDep = Annotated[Purchase, Depends(purchase)]
 
 
 @router.post("/shop/buy")
 async def buy(
     request: Request,
-    user: CallerDep,
-    factory: Factory,
-    settings: SettingsDep,
-    stripe: StripeDep,
+    buying: PurchaseDep,
     listing_id: Annotated[int, Form(gt=0)],
     quantity: Annotated[int, Form(ge=1)] = 1,
     email: Annotated[str, Form(max_length=320)] = "",
@@ -106,21 +115,13 @@ async def buy(
     """Buy from the shop's table, then off to Stripe's page. A refused purchase (no email,
     sold out, …) shows the shop again with what to fix."""
     try:
-        url = await _purchase(
-            request,
-            factory,
-            stripe,
-            settings,
-            user,
-            listing_id=listing_id,
-            quantity=quantity,
-            email=email,
-            idempotency_key=idempotency_key,
+        url = await buying.start(
+            listing_id=listing_id, quantity=quantity, email=email, idempotency_key=idempotency_key
         )
     except SouqError as exc:
         if exc.status_code >= 500:
             raise
-        async with unit_of_work(factory) as session:
+        async with unit_of_work(buying.factory) as session:
             rows = await listings.shop_catalogue(session, store_id=None)
         return _render_shop(request, rows, error=exc)
     return RedirectResponse(url, status_code=303)
@@ -130,22 +131,14 @@ async def buy(
 async def buy_listing(
     request: Request,
     listing_id: ObjectId,
-    user: CallerDep,
-    factory: Factory,
-    settings: SettingsDep,
-    stripe: StripeDep,
+    buying: PurchaseDep,
     quantity: Annotated[str, Form(max_length=12)] = "1",
     email: Annotated[str, Form(max_length=320)] = "",
     idempotency_key: Annotated[str | None, Form(max_length=255)] = None,
 ) -> Response:
     """Buy from a listing's page; a refusal shows the page again with what was typed."""
     try:
-        url = await _purchase(
-            request,
-            factory,
-            stripe,
-            settings,
-            user,
+        url = await buying.start(
             listing_id=listing_id,
             quantity=service.parse_quantity(quantity),
             email=email,
@@ -154,9 +147,9 @@ async def buy_listing(
     except SouqError as exc:
         if exc.status_code >= 500:
             raise
-        async with unit_of_work(factory) as session:
+        async with unit_of_work(buying.factory) as session:
             return await render_listing(
-                request, session, listing_id, user, error=exc, email=email, quantity=quantity
+                request, session, listing_id, buying.user, error=exc, email=email, quantity=quantity
             )
     return RedirectResponse(url, status_code=303)
 

@@ -149,9 +149,7 @@ async def remove_member(
     store_id: StoreId, user_id: UserId, user: CurrentUser, session: SessionDep
 ) -> Response:
     """Remove a member (owner or admin), or leave the store (yourself)."""
-    roles = service.READ_STORE if user_id == user.id else service.MANAGE_STORE
-    store, actor = await service.require_store_role(session, store_id, user, roles)
-    await service.remove_member(session, store=store, actor=actor, user_id=user_id)
+    await service.remove_or_leave(session, store_id, user, user_id)
     target = "/dashboard" if user_id == user.id else f"/dashboard/stores/{store_id}#members"
     return RedirectResponse(target, status_code=303)
 

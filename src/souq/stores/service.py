@@ -385,6 +385,15 @@ async def remove_member(
     await session.flush()
 
 
+async def remove_or_leave(
+    session: AsyncSession, store_id: int, user: User | None, user_id: int
+) -> None:
+    """Remove a member (owners and admins), or leave the store (any member, oneself)."""
+    roles = READ_STORE if user is not None and user_id == user.id else MANAGE_STORE
+    store, actor = await require_store_role(session, store_id, user, roles)
+    await remove_member(session, store=store, actor=actor, user_id=user_id)
+
+
 def _last_owner() -> Conflict:
     return Conflict("a store must keep at least one owner", code="last_owner")
 
