@@ -92,6 +92,11 @@ class Browsing:
     def url(self, path: str) -> str:
         return self.live.url + path
 
+    async def another_browser(self) -> BrowserContext:
+        """A second person's browser (or the same person's second one); close it after."""
+        assert self.context.browser is not None
+        return await new_context(self.context.browser, self.live)
+
     async def check(self, page: Page, name: str) -> None:
         """Accessibility (axe-core: nothing serious or critical), then the same at a phone's
         width (375 px: nothing wider than the screen), with a screenshot of each."""
@@ -132,19 +137,24 @@ async def assert_accessible(page: Page) -> None:
     assert not blocking, f"{page.url}: " + json.dumps(blocking, indent=1)
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def browsing(
-    request: pytest.FixtureRequest, live: LiveServer, browser: Browser
-) -> AsyncIterator[Browsing]:
-    # Each test is a client of its own address: the per-address throttles never meet.
-    context = await browser.new_context(
+async def new_context(browser: Browser, live: LiveServer) -> BrowserContext:
+    """A browser context (its own cookies) pointed at `live`."""
+    return await browser.new_context(
         viewport=DESKTOP,
         base_url=live.url,
+        # Each context is a client of its own address: the per-address throttles never meet.
         extra_http_headers={"X-Forwarded-For": fake_address()},
         locale="en-US",
         # The app forbids every script (CSP): only axe-core, injected by the test, needs one.
         bypass_csp=True,
     )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def browsing(
+    request: pytest.FixtureRequest, live: LiveServer, browser: Browser
+) -> AsyncIterator[Browsing]:
+    context = await new_context(browser, live)
     try:
         yield Browsing(live=live, context=context, test_name=request.node.name)
     finally:

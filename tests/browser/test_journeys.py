@@ -238,7 +238,7 @@ async def test_account_tokens_and_logging_out_everywhere(
         assert api.get("/api/me").status_code == 401
 
     # A second browser logged in as the same person is logged out by "everywhere".
-    other = await browsing.context.browser.new_context(base_url=live.url)  # type: ignore[union-attr]
+    other = await browsing.another_browser()
     try:
         elsewhere = await other.new_page()
         await _log_in(elsewhere, user.email)
@@ -288,3 +288,63 @@ async def test_the_back_office_shows_stores_and_resolves_an_order_under_review(
     await row.get_by_role("button", name=re.compile("^Cancel")).click()
     await expect(page.locator(f'tr[data-order-id="{order_id}"]')).to_have_count(0)
     assert live.scalar("SELECT payment_status FROM orders WHERE id = :i", i=order_id) == "canceled"
+
+
+async def test_an_owner_manages_members_and_a_listings_stock(
+    browsing: Browsing, live: LiveServer
+) -> None:
+    owner = await asyncio.to_thread(api_user, live, name="Olga Owner")
+    invitee = await asyncio.to_thread(api_user, live, name="Ines Invitee")
+    owner.close()
+    invitee.close()
+    store_name = _name("Fez Leather")
+    page = await browsing.page()
+    await _log_in(page, owner.email)
+    await page.get_by_label("Store name").fill(store_name)
+    await page.get_by_role("button", name="Open store").click()
+    await page.get_by_label("Email").fill(invitee.email)
+    await page.get_by_label("Role", exact=True).select_option("admin")
+    await page.get_by_role("button", name="Send invitation").click()
+    await expect(page.locator("#invitations + .table-wrap")).to_contain_text(invitee.email)
+
+    # The invitee joins from their own dashboard, in a browser of their own.
+    other = await browsing.another_browser()
+    try:
+        theirs = await other.new_page()
+        await _log_in(theirs, invitee.email)
+        await expect(theirs.locator("#invitations")).to_contain_text(store_name)
+        await browsing.check(theirs, "an invitation to answer")
+        await theirs.get_by_role("button", name=f"Join {store_name}").click()
+        await expect(theirs.locator("#stores")).to_contain_text(store_name)
+    finally:
+        await other.close()
+
+    await page.reload()
+    member = page.locator(f'tr[data-user-id="{invitee.id}"]')
+    await expect(member.get_by_label("Role of Ines Invitee")).to_have_value("admin")
+    await member.get_by_label("Role of Ines Invitee").select_option("seller")
+    await member.get_by_role("button", name="Change role of Ines Invitee").click()
+    await expect(member.get_by_label("Role of Ines Invitee")).to_have_value("seller")
+    await browsing.check(page, "members")
+    await member.get_by_role("button", name="Remove Ines Invitee").click()
+    await expect(page.locator(f'tr[data-user-id="{invitee.id}"]')).to_have_count(0)
+
+    # A listing: sold out once its stock is 0, gone from the shop once deactivated.
+    await page.get_by_role("link", name="Add a listing").click()
+    await page.get_by_label("Name").fill("Pouf")
+    await page.get_by_label("Price").fill("80")
+    await page.get_by_role("button", name="Add listing").click()
+    await page.get_by_role("link", name="Edit Pouf").click()
+    await expect(page.get_by_label("Price")).to_have_value("80.00")
+    await page.get_by_label("Stock").fill("0")
+    await page.get_by_role("button", name="Save").click()
+    row = page.locator("tr", has_text="Pouf")
+    await expect(row.locator("td").nth(2)).to_have_text("0")
+    await row.get_by_role("link", name="Pouf", exact=True).click()
+    await expect(page.locator("#stock")).to_have_attribute("data-state", "sold_out")
+    await expect(page.get_by_role("button", name="Buy now")).to_have_count(0)
+    await page.go_back()
+    await row.get_by_role("button", name="Deactivate Pouf").click()
+    await expect(row).to_contain_text("inactive")
+    listing_id = int(await row.get_attribute("data-listing-id") or 0)
+    assert live.scalar("SELECT active FROM listing WHERE id = :i", i=listing_id) in (False, 0)

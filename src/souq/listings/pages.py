@@ -82,12 +82,14 @@ async def store_page(
 
 def stock_state(listing: Listing, can_pay: bool) -> str:
     """What a buyer is told about a listing's availability."""
-    if not listing.active or not can_pay:
+    if not listing.active:
+        return "unavailable"
+    if listing.stock == 0:
+        return "sold_out"
+    if not can_pay:
         return "unavailable"
     if listing.stock is None:
         return "in_stock"
-    if listing.stock == 0:
-        return "sold_out"
     return "low_stock" if listing.stock <= 5 else "in_stock"
 
 
