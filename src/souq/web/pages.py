@@ -12,10 +12,16 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from souq.auth.deps import CSRF_FORM_FIELD, Authentication, authenticate_request, csrf_token
+from souq.auth.deps import (
+    CSRF_FORM_FIELD,
+    SESSION_KEY,
+    Authentication,
+    authenticate_request,
+    csrf_token,
+)
 from souq.db import unit_of_work
-from souq.deps import SessionFactoryDep
 from souq.errors import NotAuthenticated, SouqError
 from souq.money import display
 
@@ -39,9 +45,13 @@ templates.env.filters["money"] = lambda minor, currency: display(int(minor), str
 router = APIRouter(include_in_schema=False)
 
 
-async def identify(request: Request, factory: SessionFactoryDep) -> None:
+async def identify(request: Request) -> None:
     """Who is asking, in a unit of work of its own (pages that call Stripe hold no transaction
-    open across the call); the answer is kept on the request for the route and the header."""
+    open across the call); the answer is kept on the request for the route and the header. A
+    visitor with no credential at all costs no database work."""
+    if "authorization" not in request.headers and not request.session.get(SESSION_KEY):
+        return
+    factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with unit_of_work(factory) as session:
         await authenticate_request(request, session)
 
