@@ -8,7 +8,7 @@ PORT ?= 8000
 # Test worker processes (pytest-xdist): `auto` is one per CPU; 0 runs the suite in this process.
 TEST_WORKERS ?= auto
 
-.PHONY: install run test lint typecheck format clean bench
+.PHONY: install run test lint typecheck format clean bench chromium
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit("Souq needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -39,8 +39,22 @@ typecheck: install
 # other engine starts a second server once and keeps both (tests/conftest.py), nothing is
 # rebuilt. It balances uneven tests (1 ms to 15 s) better than `load`, and unlike
 # `loadgroup`/`loadscope` by engine or module it keeps every worker busy however many there are.
-test: lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal --durations=25
+test: lint typecheck chromium
+	SOUQ_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal --durations=25
+
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright; they are part of
+# every run, never skipped. Installed here when missing and we are root, else a clear failure.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Chromium for the browser tests (apt-get install chromium)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "The browser tests need Chromium at $(CHROMIUM): run 'sudo apt-get install -y chromium'" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 
 # Benchmarks (not part of `make test`): PostgreSQL on 127.0.0.1, see BENCHMARKS.md.
 bench: install
@@ -51,4 +65,4 @@ format: install
 	$(BIN)/ruff check --fix src tests bench
 
 clean:
-	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache test-artifacts

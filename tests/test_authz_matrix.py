@@ -86,6 +86,7 @@ class Case:
     path: str
     body: Any = None
     snapshot: Callable[[], Any] = lambda: None
+    form: dict[str, str] | None = None  # a page's form fields (pages take forms, not JSON)
 
 
 @dataclass
@@ -468,6 +469,148 @@ def test_store_scoped_route(world: World, route: Route, actor: str) -> None:
         assert set(response.json()) == {"error"}
         assert case.snapshot() == before, f"{route.name} by {actor} changed state"
     elif case.method != "GET" and route.writes:
+        assert case.snapshot() != before, f"{route.name} by {actor} changed nothing"
+
+
+# The same rules on the pages: a refusal is an HTML page with the same status, except that an
+# anonymous visitor is sent to the login page (303); an allowed form post redirects (303).
+
+
+def page_expected(expected: dict[str, int], method: str) -> dict[str, int]:
+    allowed = 200 if method == "GET" else 303
+    return {
+        actor: 303 if actor == "anonymous" else (allowed if code == 200 else code)
+        for actor, code in expected.items()
+    }
+
+
+def _page_listing(w: World) -> int:
+    listing_id: int = create_listing(w.team.owner, w.team.id)["id"]
+    return listing_id
+
+
+def _page(method: str, path: str, form: dict[str, str] | None = None, snap: Any = None) -> Case:
+    return Case(method, path, None, snap or (lambda: None), form=form or {})
+
+
+def _on_page(
+    api: Callable[[World], Case],
+    suffix: str,
+    form: dict[str, str] | None = None,
+    *,
+    prefix: tuple[str, str] = ("/api/", "/dashboard/"),
+) -> Callable[[World], Case]:
+    """The page twin of an API case: the same object and snapshot, posted as a form."""
+
+    def prepare(w: World) -> Case:
+        case = api(w)
+        path = case.path.replace(*prefix) + suffix
+        return Case("POST", path, None, case.snapshot, form=form or {})
+
+    return prepare
+
+
+LISTING_FORM = {"name": "Paged", "price": "7.00", "currency": "usd", "stock": "4"}
+PAGE_ROUTES = [
+    Route(
+        "GET /dashboard/stores/{id}",
+        READ,
+        lambda w: _page("GET", f"/dashboard/stores/{w.team.id}"),
+    ),
+    Route(
+        "POST /dashboard/stores/{id}/invitations",
+        MANAGE,
+        lambda w: _page(
+            "POST",
+            f"/dashboard/stores/{w.team.id}/invitations",
+            {"email": unique_email("invitee"), "role": "seller"},
+            lambda: _invitations(w),
+        ),
+    ),
+    Route(
+        "POST /dashboard/stores/{id}/invitations/{invitationId}/withdraw",
+        MANAGE,
+        _on_page(withdraw_invitation, "/withdraw"),
+    ),
+    Route(
+        "POST /dashboard/stores/{id}/members/{userId}/role",
+        MANAGE,
+        _on_page(change_member_role, "/role", {"role": "admin"}),
+    ),
+    Route(
+        "POST /dashboard/stores/{id}/members/{userId}/remove",
+        MANAGE,
+        _on_page(remove_store_member, "/remove"),
+    ),
+    Route(
+        "GET /dashboard/stores/{id}/listings/new",
+        READ,
+        lambda w: _page("GET", f"/dashboard/stores/{w.team.id}/listings/new"),
+    ),
+    Route(
+        "POST /dashboard/stores/{id}/listings",
+        READ,
+        _on_page(create_store_listing, "", LISTING_FORM),
+    ),
+    Route(
+        "GET /dashboard/listings/{id}/edit",
+        READ,
+        lambda w: _page("GET", f"/dashboard/listings/{_page_listing(w)}/edit"),
+    ),
+    Route(
+        "POST /dashboard/listings/{id}/edit",
+        READ,
+        _on_page(update_listing, "/edit", {**LISTING_FORM, "name": "Edited"}),
+    ),
+    Route(
+        "POST /dashboard/listings/{id}/deactivate",
+        READ,
+        _on_page(update_listing, "/deactivate"),
+    ),
+    Route(
+        "GET /dashboard/orders?storeId",
+        READ,
+        lambda w: _page("GET", f"/dashboard/orders?storeId={w.team.id}"),
+    ),
+    Route(
+        "GET /dashboard/settings/payments?storeId",
+        READ,
+        lambda w: _page("GET", f"/dashboard/settings/payments?storeId={w.team.id}"),
+    ),
+    Route("GET /admin", PLATFORM, lambda w: _page("GET", "/admin")),
+    Route("GET /admin/orders", PLATFORM, lambda w: _page("GET", "/admin/orders")),
+    Route(
+        "POST /admin/orders/{id}/resolve",
+        PLATFORM,
+        _on_page(
+            resolve_order,
+            "",
+            {"resolution": "canceled", "note": "refunded in Stripe"},
+            prefix=("/api/admin/", "/admin/"),
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize("route", PAGE_ROUTES, ids=lambda r: r.name)
+def test_store_scoped_page(world: World, route: Route, actor: str) -> None:
+    case = route.prepare(world)
+    before = case.snapshot()
+    if actor == "anonymous":
+        with anonymous(world.live) as client:
+            response = client.request(case.method, case.path, data=case.form)
+    else:
+        response = world.client(actor).request(case.method, case.path, data=case.form)
+    expected = page_expected(route.expected, case.method)[actor]
+    assert response.status_code == expected, (route.name, actor, response.text[:500])
+    if actor == "anonymous":
+        assert response.headers["location"].startswith("/login?next="), response.headers
+    if expected >= 400:
+        assert response.headers["content-type"].startswith("text/html")
+    if expected >= 400 or actor == "anonymous":
+        assert case.snapshot() == before, f"{route.name} by {actor} changed state"
+    elif case.method != "GET":
         assert case.snapshot() != before, f"{route.name} by {actor} changed nothing"
 
 

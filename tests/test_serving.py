@@ -29,7 +29,7 @@ async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def _get(conn: socket.socket) -> bytes:
-    conn.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+    conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
     return conn.recv(4096)
 
 

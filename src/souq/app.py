@@ -196,6 +196,7 @@ def _include_routers(app: FastAPI) -> None:
     from souq.auth.pages import router as auth_pages
     from souq.integrations.api import router as integrations_api
     from souq.listings.api import router as listings_api
+    from souq.listings.pages import router as listings_pages
     from souq.notifications.api import router as notifications_api
     from souq.notifications.pages import router as notifications_pages
     from souq.orders.api import router as orders_api
@@ -203,6 +204,7 @@ def _include_routers(app: FastAPI) -> None:
     from souq.payments.api import router as payments_api
     from souq.payments.pages import router as payments_pages
     from souq.stores.api import router as stores_api
+    from souq.stores.pages import router as stores_pages
     from souq.web.pages import router as web_router
 
     app.include_router(auth_api)
@@ -216,4 +218,6 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(notifications_pages)
     app.include_router(payments_pages)
     app.include_router(orders_pages)
+    app.include_router(stores_pages)
+    app.include_router(listings_pages)
     app.include_router(web_router)

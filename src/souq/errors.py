@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -117,9 +118,37 @@ def _allowed_methods(request: Request) -> list[str]:
     ]
 
 
+NOT_PAGES = ("/api/", "/_sandbox", "/docs", "/redoc", "/openapi.json", "/healthz")
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a page (not the JSON API): it gets an error page, not JSON."""
+    return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith(
+        NOT_PAGES
+    )
+
+
+def _answer(request: Request, response: JSONResponse) -> Response:
+    """The JSON error, or the same error as a page for a browser."""
+    if not wants_page(request):
+        return response
+    from souq.web.pages import error_page  # the pages import this module
+
+    error = json.loads(bytes(response.body))["error"]
+    failure = SouqError(error["message"], code=error["code"], status_code=response.status_code)
+    page = error_page(request, failure)
+    for name in ("Retry-After", "Allow"):
+        if name in response.headers:
+            page.headers[name] = response.headers[name]
+    return page
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SouqError)
-    async def _souq_error(_request: Request, exc: SouqError) -> JSONResponse:
+    async def _souq_error(request: Request, exc: SouqError) -> Response:
+        return _answer(request, _souq_json(exc))
+
+    def _souq_json(exc: SouqError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
         return JSONResponse(
             error_body(exc.code, exc.message, exc.details),
@@ -128,15 +157,21 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         details = _validation_details(exc)
         summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details[:5])
-        return JSONResponse(
-            error_body("invalid_input", summary or "invalid request", details), status_code=422
+        return _answer(
+            request,
+            JSONResponse(
+                error_body("invalid_input", summary or "invalid request", details), status_code=422
+            ),
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _answer(request, _http_json(request, exc))
+
+    def _http_json(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {
             404: "not_found",
             405: "method_not_allowed",
@@ -167,8 +202,11 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(
-            error_body("internal_error", "something went wrong on our side"), status_code=500
+        return _answer(
+            request,
+            JSONResponse(
+                error_body("internal_error", "something went wrong on our side"), status_code=500
+            ),
         )

@@ -1,29 +1,32 @@
-"""The browser pages for accounts: log in, register, log out, and the dashboard of one's stores."""
+"""The browser pages for accounts: log in, register, log out (here or everywhere), API tokens,
+and the dashboard of one's stores."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
-from urllib.parse import quote
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from souq.auth import service
 from souq.auth.deps import (
-    CSRF_FORM_FIELD,
+    CurrentAuthentication,
+    CurrentUser,
     OptionalUser,
     check_credentials,
-    csrf_token,
     end_session,
     register_user,
     start_session,
     verify_form_csrf,
 )
 from souq.deps import SessionDep
-from souq.errors import SouqError
+from souq.errors import InvalidInput, SouqError
 from souq.stores import service as stores
-from souq.web.pages import error_page, templates
+from souq.web.pages import PAGE_DEPENDENCIES, PageRoute, render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute, dependencies=PAGE_DEPENDENCIES)
+
+TOKEN_DAYS_MAX = 3650
 
 
 def _safe_next(target: str | None) -> str:
@@ -33,35 +36,11 @@ def _safe_next(target: str | None) -> str:
     return "/dashboard"
 
 
-def _form_page(
-    request: Request,
-    template: str,
-    *,
-    error: SouqError | None = None,
-    **context: Any,
-) -> HTMLResponse:
-    headers = None
-    if error is not None and error.retry_after is not None:
-        headers = {"Retry-After": str(error.retry_after)}
-    return templates.TemplateResponse(
-        request,
-        template,
-        {
-            "csrf_token": csrf_token(request),
-            "csrf_field": CSRF_FORM_FIELD,
-            "error": error.message if error else None,
-            **context,
-        },
-        status_code=error.status_code if error else 200,
-        headers=headers,
-    )
-
-
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, user: OptionalUser, next: str | None = None) -> Response:
     if user is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
-    return _form_page(request, "auth/login.html", next=_safe_next(next), email="")
+    return render(request, "auth/login.html", next=_safe_next(next), email="")
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -76,20 +55,14 @@ async def login_submit(
         await verify_form_csrf(request)
         user = await check_credentials(request, session, email=email, password=password)
     except SouqError as exc:
-        return _form_page(
-            request,
-            "auth/login.html",
-            error=exc,
-            next=_safe_next(next),
-            email=email,
-        )
+        return render(request, "auth/login.html", error=exc, next=_safe_next(next), email=email)
     await start_session(request, session, user)
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
 @router.get("/register", response_class=HTMLResponse)
 async def register_page(request: Request) -> Response:
-    return _form_page(request, "auth/register.html", email="", name="")
+    return render(request, "auth/register.html", email="", name="")
 
 
 @router.post("/register", response_class=HTMLResponse)
@@ -104,13 +77,7 @@ async def register_submit(
         await verify_form_csrf(request)
         user = await register_user(request, session, email=email, password=password, name=name)
     except SouqError as exc:
-        return _form_page(
-            request,
-            "auth/register.html",
-            error=exc,
-            email=email,
-            name=name,
-        )
+        return render(request, "auth/register.html", error=exc, email=email, name=name)
     await start_session(request, session, user)
     return RedirectResponse("/dashboard", status_code=303)
 
@@ -122,41 +89,111 @@ async def logout_submit(request: Request, session: SessionDep) -> Response:
     return RedirectResponse("/", status_code=303)
 
 
+@router.post("/account/logout-everywhere")
+async def logout_everywhere(
+    request: Request, session: SessionDep, auth: CurrentAuthentication
+) -> Response:
+    """Ends every browser session of the account, this one included (as the API does)."""
+    await service.end_user_sessions(session, auth.user)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+async def _account_page(
+    request: Request,
+    session: SessionDep,
+    auth: CurrentAuthentication,
+    *,
+    error: SouqError | None = None,
+    new_token: str | None = None,
+    token_name: str = "",
+    expires_in_days: str = "",
+) -> Response:
+    return render(
+        request,
+        "auth/account.html",
+        error=error,
+        tokens=await service.list_api_tokens(session, auth.user),
+        new_token=new_token,
+        token_name=token_name,
+        expires_in_days=expires_in_days,
+    )
+
+
+@router.get("/account", response_class=HTMLResponse)
+async def account(request: Request, session: SessionDep, auth: CurrentAuthentication) -> Response:
+    """Who you are, log out everywhere, and your API tokens."""
+    return await _account_page(request, session, auth)
+
+
+def _token_days(text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= TOKEN_DAYS_MAX:
+        message = f"a whole number of days from 1 to {TOKEN_DAYS_MAX}, or empty for never"
+        raise InvalidInput(
+            f"expires_in_days: {message}",
+            details=[{"field": "expires_in_days", "message": message}],
+        )
+    return int(text)
+
+
+@router.post("/account/tokens", response_class=HTMLResponse)
+async def create_token(
+    request: Request,
+    session: SessionDep,
+    auth: CurrentAuthentication,
+    name: Annotated[str, Form(max_length=100)] = "",
+    expires_in_days: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """A new API token, shown once on the page that answers."""
+    try:
+        days = _token_days(expires_in_days)
+    except SouqError as exc:
+        return await _account_page(
+            request, session, auth, error=exc, token_name=name, expires_in_days=expires_in_days
+        )
+    token, _row = await service.create_api_token(
+        session, user=auth.user, name=name, expires_in_days=days
+    )
+    return await _account_page(request, session, auth, new_token=token)
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+async def revoke_token(
+    session: SessionDep,
+    user: CurrentUser,
+    token_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+) -> Response:
+    await service.revoke_api_token_by_id(session, user, token_id)
+    return RedirectResponse("/account", status_code=303)
+
+
 @router.get("/dashboard", response_class=HTMLResponse)
-async def dashboard(request: Request, user: OptionalUser, session: SessionDep) -> Response:
-    if user is None:
-        return RedirectResponse("/login?next=" + quote("/dashboard"), status_code=303)
-    my_stores = await stores.list_user_stores(session, user)
-    return templates.TemplateResponse(
+async def dashboard(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    """My stores, the invitations waiting for me, and a form to open a store."""
+    return render(
         request,
         "auth/dashboard.html",
-        {
-            "user": user,
-            "stores": my_stores,
-            "invitations": await stores.list_my_invitations(session, user),
-            "csrf_token": csrf_token(request),
-            "csrf_field": CSRF_FORM_FIELD,
-        },
+        stores=await stores.list_user_stores(session, user),
+        invitations=await stores.list_my_invitations(session, user),
+        store_name="",
+        country="US",
+        default_currency="usd",
     )
 
 
 @router.post("/dashboard/invitations/{invitation_id}/{action}")
 async def answer_invitation(
-    request: Request,
-    user: OptionalUser,
+    user: CurrentUser,
     session: SessionDep,
     invitation_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     action: Literal["accept", "decline"],
 ) -> Response:
     """Join or decline from the dashboard: the same service as the API."""
-    if user is None:
-        return RedirectResponse("/login?next=" + quote("/dashboard"), status_code=303)
-    try:
-        await verify_form_csrf(request)
-        if action == "accept":
-            await stores.accept_invitation(session, user, invitation_id)
-        else:
-            await stores.decline_invitation(session, user, invitation_id)
-    except SouqError as exc:
-        return error_page(request, exc)
+    if action == "accept":
+        await stores.accept_invitation(session, user, invitation_id)
+    else:
+        await stores.decline_invitation(session, user, invitation_id)
     return RedirectResponse("/dashboard", status_code=303)

@@ -203,3 +203,54 @@ async def shop_catalogue(
     if store_id is not None:
         query = query.where(Store.id == store_id)
     return [(listing, store) for listing, store in (await session.execute(query)).tuples()]
+
+
+@dataclass(frozen=True)
+class CataloguePage:
+    rows: list[tuple[Listing, Store]]
+    page: int
+    has_more: bool
+
+
+async def search_catalogue(
+    session: AsyncSession,
+    *,
+    text: str = "",
+    store_id: int | None = None,
+    currency: str | None = None,
+    page: int = 1,
+    per_page: int = 12,
+) -> CataloguePage:
+    """The storefront: active listings of stores that can take payments, newest first, whose
+    name or description contains `text` (case-insensitive), optionally of one store or
+    currency; page `page` (from 1) of `per_page`."""
+    query = (
+        select(Listing, Store)
+        .join(Store, Store.id == Listing.store_id)
+        .where(Listing.active.is_(True), Store.stripe_charges_enabled.is_(True))
+    )
+    text = text.strip()
+    if text:
+        query = query.where(
+            Listing.name.icontains(text, autoescape=True)
+            | Listing.description.icontains(text, autoescape=True)
+        )
+    if store_id is not None:
+        query = query.where(Store.id == store_id)
+    if currency:
+        query = query.where(Listing.currency == currency.lower())
+    query = query.order_by(Listing.id.desc()).offset((page - 1) * per_page).limit(per_page + 1)
+    rows = [(listing, store) for listing, store in (await session.execute(query)).tuples()]
+    return CataloguePage(rows=rows[:per_page], page=page, has_more=len(rows) > per_page)
+
+
+async def catalogue_currencies(session: AsyncSession) -> list[str]:
+    """The currencies active listings are priced in (the storefront's currency filter)."""
+    query = select(Listing.currency).where(Listing.active.is_(True)).distinct()
+    return sorted((await session.execute(query)).scalars())
+
+
+async def store_listings(session: AsyncSession, store_id: int) -> list[Listing]:
+    """All of a store's listings, inactive ones too (for its members), newest first."""
+    query = select(Listing).where(Listing.store_id == store_id).order_by(Listing.id.desc())
+    return list((await session.execute(query)).scalars())

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.auth.models import User
 from souq.db import utcnow
-from souq.errors import Conflict, Forbidden, NotAuthenticated, NotFound
+from souq.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from souq.listings.models import Listing
 from souq.notifications import triggers
 from souq.orders.models import OPEN_STATES, Order, OrderPayment, PaymentStatus
@@ -278,3 +278,18 @@ async def resolve_review(
         await triggers.order_closed(session, order)
     log.warning("order %s review resolved as %s by %s", order.id, resolution, admin.email)
     return order
+
+
+async def list_buyer_orders(session: AsyncSession, user: User, *, limit: int) -> Sequence[Order]:
+    """The orders `user` placed while logged in, newest first."""
+    query = select(Order).where(Order.user_id == user.id).order_by(Order.id.desc()).limit(limit)
+    return (await session.execute(query)).scalars().all()
+
+
+def parse_quantity(text: str, field: str = "quantity") -> int:
+    """A quantity typed in a form: a whole number of at least 1; a 422 naming the field."""
+    text = text.strip()
+    if not text.isdigit() or int(text) < 1:
+        message = "a whole number, at least 1"
+        raise InvalidInput(f"{field}: {message}", details=[{"field": field, "message": message}])
+    return int(text)

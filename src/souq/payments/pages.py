@@ -8,30 +8,26 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from souq.auth.deps import CSRF_FORM_FIELD, OptionalUser, csrf_token
+from souq.auth.deps import OptionalUser
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.payments import checkout, onboarding
 from souq.payments.deps import StripeDep
 from souq.stores.models import Store
-from souq.web.pages import PageRoute, templates
+from souq.web.pages import PAGE_DEPENDENCIES, PageRoute, render
 
-router = APIRouter(include_in_schema=False, route_class=PageRoute)
+router = APIRouter(include_in_schema=False, route_class=PageRoute, dependencies=PAGE_DEPENDENCIES)
 
 StoreIdQuery = Annotated[int, Query(alias="storeId", gt=0)]
 
 
 def _render_status(request: Request, store: Store, *, can_manage: bool, title: str) -> Response:
-    return templates.TemplateResponse(
+    return render(
         request,
         "payments/settings.html",
-        {
-            "store": store,
-            "step": onboarding.next_step(store),
-            "can_manage": can_manage,
-            "title": title,
-            "csrf_field": CSRF_FORM_FIELD,
-            "csrf_token": csrf_token(request),
-        },
+        store=store,
+        step=onboarding.next_step(store),
+        can_manage=can_manage,
+        title=title,
     )
 
 
@@ -117,15 +113,13 @@ async def checkout_success(
     """The buyer's landing page: the order as Souq knows it, or, while the payment is still
     being confirmed, a page that says so and refreshes itself."""
     status = await checkout.checkout_status(factory, stripe, settings, session_id)
-    return templates.TemplateResponse(
+    return render(
         request,
         "checkout/success.html",
-        {
-            "order": status.order,
-            "store": status.store,
-            "confirming": status.confirming,
-            "refresh_seconds": max(int(settings.checkout_status_poll_seconds), 2),
-        },
+        order=status.order,
+        store=status.store,
+        confirming=status.confirming,
+        refresh_seconds=max(int(settings.checkout_status_poll_seconds), 2),
     )
 
 
@@ -141,6 +135,4 @@ async def checkout_cancel(
     """The buyer backed out of Stripe's page: expire the session, release the stock, and
     offer to try again. Only a link from our own session (signed token) cancels anything."""
     order, store = await checkout.cancel_checkout(factory, stripe, settings, order_id, token)
-    return templates.TemplateResponse(
-        request, "checkout/cancel.html", {"order": order, "store": store}
-    )
+    return render(request, "checkout/cancel.html", order=order, store=store)

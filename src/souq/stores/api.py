@@ -203,6 +203,4 @@ async def remove_member(
     store_id: StoreId, user_id: UserId, user: CurrentUser, session: SessionDep
 ) -> None:
     """Remove a member (owner or admin), or leave the store (any member, yourself)."""
-    roles = service.READ_STORE if user_id == user.id else service.MANAGE_STORE
-    store, actor = await service.require_store_role(session, store_id, user, roles)
-    await service.remove_member(session, store=store, actor=actor, user_id=user_id)
+    await service.remove_or_leave(session, store_id, user, user_id)

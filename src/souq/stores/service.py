@@ -385,5 +385,38 @@ async def remove_member(
     await session.flush()
 
 
+async def remove_or_leave(
+    session: AsyncSession, store_id: int, user: User | None, user_id: int
+) -> None:
+    """Remove a member (owners and admins), or leave the store (any member, oneself)."""
+    roles = READ_STORE if user is not None and user_id == user.id else MANAGE_STORE
+    store, actor = await require_store_role(session, store_id, user, roles)
+    await remove_member(session, store=store, actor=actor, user_id=user_id)
+
+
 def _last_owner() -> Conflict:
     return Conflict("a store must keep at least one owner", code="last_owner")
+
+
+def parse_role(text: str) -> StoreRole:
+    """A role named in a form; a 422 naming the roles there are."""
+    try:
+        return StoreRole(text)
+    except ValueError:
+        names = ", ".join(role.value for role in StoreRole)
+        raise InvalidInput(
+            f"role: one of {names}", details=[{"field": "role", "message": f"one of {names}"}]
+        ) from None
+
+
+async def get_store(session: AsyncSession, store_id: int) -> Store:
+    """A store, for the public storefront (its name and listings are public)."""
+    store = await session.get(Store, store_id)
+    if store is None:
+        raise NotFound("store not found")
+    return store
+
+
+async def list_stores(session: AsyncSession, limit: int = 500) -> list[Store]:
+    """Stores by name: the storefront's filter, and the back office's list."""
+    return list((await session.execute(select(Store).order_by(Store.name).limit(limit))).scalars())

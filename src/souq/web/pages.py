@@ -1,4 +1,5 @@
-"""Shared page plumbing: the templates and the home page."""
+"""Shared page plumbing: the templates (with the header's who-is-logged-in), form rendering with
+inline errors, the route class that turns errors into pages, and the health check."""
 
 from __future__ import annotations
 
@@ -7,18 +8,56 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from souq.auth.deps import (
+    CSRF_FORM_FIELD,
+    SESSION_KEY,
+    Authentication,
+    authenticate_request,
+    csrf_token,
+)
+from souq.db import unit_of_work
 from souq.errors import NotAuthenticated, SouqError
 from souq.money import display
 
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+def _page_context(request: Request) -> dict[str, Any]:
+    """What every page's layout needs: who is logged in (for the header's links) and the CSRF
+    field every form carries."""
+    auth: Authentication | None = getattr(request.state, "authentication", None)
+    return {
+        "current_user": auth.user if auth is not None else None,
+        "csrf_field": CSRF_FORM_FIELD,
+        "csrf_token": csrf_token(request),
+    }
+
+
+templates = Jinja2Templates(
+    directory=Path(__file__).parent / "templates", context_processors=[_page_context]
+)
 templates.env.filters["money"] = lambda minor, currency: display(int(minor), str(currency))
 
 router = APIRouter(include_in_schema=False)
+
+
+async def identify(request: Request) -> None:
+    """Who is asking, in a unit of work of its own (pages that call Stripe hold no transaction
+    open across the call); the answer is kept on the request for the route and the header. A
+    visitor with no credential at all costs no database work."""
+    if "authorization" not in request.headers and not request.session.get(SESSION_KEY):
+        return
+    factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with unit_of_work(factory) as session:
+        await authenticate_request(request, session)
+
+
+# Page routers resolve the caller first, so the header knows who is logged in on every page.
+PAGE_DEPENDENCIES = [Depends(identify)]
 
 
 @router.get("/healthz")
@@ -26,9 +65,41 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/", response_class=HTMLResponse)
-async def home(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "home.html", {})
+def field_errors(error: SouqError | None) -> dict[str, str]:
+    """An error's per-field messages (InvalidInput's details), to show beside each input."""
+    if error is None or not error.details:
+        return {}
+    return {
+        str(detail.get("field", "")): str(detail.get("message", ""))
+        for detail in error.details
+        if detail.get("field")
+    }
+
+
+def render(
+    request: Request,
+    template: str,
+    *,
+    error: SouqError | None = None,
+    status_code: int | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """A page; with `error`, the same form again with the message on top, each field's own
+    message beside it, and the values the visitor typed (passed in `context`)."""
+    headers = None
+    if error is not None and error.retry_after is not None:
+        headers = {"Retry-After": str(error.retry_after)}
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "error": error.message if error else None,
+            "field_errors": field_errors(error),
+            **context,
+        },
+        status_code=status_code or (error.status_code if error else 200),
+        headers=headers,
+    )
 
 
 class PageRoute(APIRoute):
@@ -57,6 +128,4 @@ def error_page(request: Request, exc: SouqError) -> Response:
     """Errors on HTML pages: the login page for anonymous visitors, else a page that says why."""
     if isinstance(exc, NotAuthenticated):
         return login_redirect(request)
-    return templates.TemplateResponse(
-        request, "error.html", {"error": exc}, status_code=exc.status_code
-    )
+    return render(request, "error.html", status_code=exc.status_code, failure=exc)
