@@ -268,6 +268,16 @@ def resolve_order(w: World) -> Case:
     return Case("POST", path, body, lambda: _order_status(w, order_id))
 
 
+def _commission(w: World) -> Any:
+    return w.live.scalar("SELECT platform_fee_bps FROM store WHERE id = :s", s=w.team.id)
+
+
+def set_store_commission(w: World) -> Case:
+    body = {"bps": (_commission(w) or 0) + 1}
+    path = f"/api/admin/stores/{w.team.id}/commission"
+    return Case("PATCH", path, body, lambda: _commission(w))
+
+
 ROUTES = [
     Route("GET /api/stores/{storeId}", READ, get_store),
     Route("PATCH /api/stores/{storeId}", MANAGE, patch_store),
@@ -293,6 +303,7 @@ ROUTES = [
     Route("GET /api/stores/{storeId}/orders", READ, list_store_orders),
     Route("GET /api/admin/orders", PLATFORM, list_all_orders),
     Route("POST /api/admin/orders/{orderId}/resolve", PLATFORM, resolve_order),
+    Route("PATCH /api/admin/stores/{storeId}/commission", PLATFORM, set_store_commission),
 ]
 
 

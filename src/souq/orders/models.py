@@ -49,7 +49,19 @@ class Order(Base):
     currency: Mapped[str] = mapped_column(String(3))
     subtotal_amount: Mapped[int] = mapped_column(Integer)
     total_amount: Mapped[int] = mapped_column(Integer)
+    # The application fee: the store's commission plus the buyer's service fee.
     platform_fee_amount: Mapped[int] = mapped_column(Integer)
+    # The fee rule that priced this order, as values copied when it was made (never a
+    # reference to a rule that may change): basis points, the fixed amount and the minimum in
+    # the order's minor units, and the buyer's service fee. NULL on orders made before rules
+    # were recorded (their fee was the store's or the platform's bps of the total).
+    commission_bps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    commission_fixed_amount: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    commission_minimum_amount: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    buyer_fee_bps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Charged to the buyer on top of the subtotal (total = subtotal + buyer fee); the store's
+    # commission is platform_fee_amount - buyer_fee_amount.
+    buyer_fee_amount: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     payment_status: Mapped[PaymentStatus] = mapped_column(
         Enum(PaymentStatus, name="payment_status", native_enum=False, length=30),
         default=PaymentStatus.pending,
@@ -78,6 +90,11 @@ class Order(Base):
     payments: Mapped[list[OrderPayment]] = relationship(
         back_populates="order", order_by="OrderPayment.id", lazy="selectin"
     )
+
+    @property
+    def commission_amount(self) -> int:
+        """What the store pays the platform for this sale."""
+        return self.platform_fee_amount - self.buyer_fee_amount
 
     @property
     def payment(self) -> OrderPayment | None:

@@ -31,6 +31,15 @@ class OrderPaymentOut(ApiModel):
     created_at: datetime
 
 
+class FeeRuleOut(ApiModel):
+    """The rule that priced the order's fees, frozen when the order was made."""
+
+    bps: int
+    fixed: str
+    minimum: str
+    buyer_fee_bps: int
+
+
 class OrderOut(ApiModel):
     id: int
     store_id: int
@@ -39,6 +48,11 @@ class OrderOut(ApiModel):
     subtotal: str
     total: str
     platform_fee: str
+    commission: str
+    buyer_fee: str
+    fee_rule: FeeRuleOut | None = Field(
+        description="Null for orders made before fee rules were recorded."
+    )
     net_to_store: str
     payment_status: PaymentStatus
     stripe_checkout_session_id: str | None
@@ -59,6 +73,16 @@ class OrderOut(ApiModel):
             subtotal=format_amount(order.subtotal_amount, c),
             total=format_amount(order.total_amount, c),
             platform_fee=format_amount(order.platform_fee_amount, c),
+            commission=format_amount(order.commission_amount, c),
+            buyer_fee=format_amount(order.buyer_fee_amount, c),
+            fee_rule=None
+            if order.commission_bps is None
+            else FeeRuleOut(
+                bps=order.commission_bps,
+                fixed=format_amount(order.commission_fixed_amount or 0, c),
+                minimum=format_amount(order.commission_minimum_amount or 0, c),
+                buyer_fee_bps=order.buyer_fee_bps or 0,
+            ),
             net_to_store=format_amount(order.total_amount - order.platform_fee_amount, c),
             payment_status=order.payment_status,
             stripe_checkout_session_id=order.stripe_checkout_session_id,
@@ -118,6 +142,7 @@ class BuyerOrderOut(ApiModel):
     customer_email: str
     currency: str
     subtotal: str
+    buyer_fee: str
     total: str
     payment_status: str
     paid_at: datetime | None

@@ -24,7 +24,7 @@ from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict, InvalidInput, NotFound, SouqError
 from souq.listings.models import Listing
-from souq.money import MAX_AMOUNT, format_amount, minimum_charge, platform_fee
+from souq.money import MAX_AMOUNT, format_amount, minimum_charge, order_fees
 from souq.orders import service as orders
 from souq.orders.models import (
     CLOSED_UNPAID,
@@ -46,10 +46,13 @@ from souq.payments.stripe import (
 )
 from souq.payments.webhooks import Ignored
 from souq.stores.models import Store
+from souq.stores.service import commission_rule
 
 log = logging.getLogger(__name__)
 
-MAX_LINE_ITEMS = 100  # Stripe's limit for a Checkout Session in payment mode.
+# Stripe's limit for a Checkout Session in payment mode is 100 line items; one is kept for the
+# buyer's service fee.
+MAX_LINE_ITEMS = 99
 # Stripe wants expires_at at least 30 minutes after it creates the session, by its clock; the
 # session is created a moment after the order, so the expiry gets this much slack on top.
 EXPIRY_SLACK = timedelta(minutes=2)
@@ -112,6 +115,22 @@ def verify_cancel_token(settings: Settings, order_id: int, token: str) -> bool:
     return hmac.compare_digest(cancel_token(settings, order_id), token)
 
 
+def check_charge_limits(total: int, currency: str) -> None:
+    """Stripe's smallest and largest charge in the currency; outside them is a 422."""
+    if total < minimum_charge(currency):
+        raise InvalidInput(
+            f"the total {format_amount(total, currency)} {currency.upper()} is below the "
+            f"minimum charge of {format_amount(minimum_charge(currency), currency)}",
+            code="amount_too_small",
+        )
+    if total > MAX_AMOUNT:
+        raise InvalidInput(
+            f"the total {format_amount(total, currency)} {currency.upper()} is above the "
+            f"maximum of {format_amount(MAX_AMOUNT, currency)}",
+            code="amount_too_large",
+        )
+
+
 async def _create_order(
     session: AsyncSession,
     settings: Settings,
@@ -166,19 +185,10 @@ async def _create_order(
                 line_total=line,
             )
         )
-    total = sum(item.line_total for item in items)
-    if total < minimum_charge(currency):
-        raise InvalidInput(
-            f"the total {format_amount(total, currency)} {currency.upper()} is below the "
-            f"minimum charge of {format_amount(minimum_charge(currency), currency)}",
-            code="amount_too_small",
-        )
-    if total > MAX_AMOUNT:
-        raise InvalidInput(
-            f"the total {format_amount(total, currency)} {currency.upper()} is above the "
-            f"maximum of {format_amount(MAX_AMOUNT, currency)}",
-            code="amount_too_large",
-        )
+    subtotal = sum(item.line_total for item in items)
+    rule = commission_rule(store, settings, currency)
+    fees = order_fees(subtotal, rule, currency)
+    check_charge_limits(subtotal + fees.buyer_fee, currency)
     counted = {i: q for i, q in cart.items() if listings[i].stock is not None}
     short = await orders.reserve_stock(session, counted)
     if short:
@@ -186,18 +196,20 @@ async def _create_order(
         raise Conflict(f"not enough stock left for {names}", code="out_of_stock")
     buyer = limits.Buyer(customer_email, user.id if user else None, client_address)
     await limits.check_holding(session, settings, buyer, counted)
-    bps = (
-        store.platform_fee_bps if store.platform_fee_bps is not None else settings.platform_fee_bps
-    )
     order = Order(
         store_id=store.id,
         user_id=user.id if user else None,
         customer_email=customer_email,
         client_address=client_address,
         currency=currency,
-        subtotal_amount=total,
-        total_amount=total,
-        platform_fee_amount=platform_fee(total, bps, currency),
+        subtotal_amount=subtotal,
+        total_amount=subtotal + fees.buyer_fee,
+        platform_fee_amount=fees.application_fee,
+        commission_bps=rule.bps,
+        commission_fixed_amount=rule.fixed,
+        commission_minimum_amount=rule.minimum,
+        buyer_fee_bps=rule.buyer_bps,
+        buyer_fee_amount=fees.buyer_fee,
         payment_status=PaymentStatus.pending,
         destination_account_id=store.stripe_account_id,
         holds_stock=True,
@@ -206,6 +218,25 @@ async def _create_order(
     session.add(order)
     await session.flush()
     return order, store
+
+
+SERVICE_FEE_NAME = "Service fee"
+
+
+def buyer_fee_line(order: Order) -> list[dict[str, Any]]:
+    """The buyer's service fee as a line of its own on Stripe's page (none when zero)."""
+    if order.buyer_fee_amount <= 0:
+        return []
+    return [
+        {
+            "quantity": 1,
+            "price_data": {
+                "currency": order.currency,
+                "unit_amount": order.buyer_fee_amount,
+                "product_data": {"name": SERVICE_FEE_NAME},
+            },
+        }
+    ]
 
 
 def session_params(settings: Settings, order: Order, store: Store) -> dict[str, Any]:
@@ -233,7 +264,8 @@ def session_params(settings: Settings, order: Order, store: Store) -> dict[str, 
                 },
             }
             for item in order.items
-        ],
+        ]
+        + buyer_fee_line(order),
         "customer_email": order.customer_email,
         "client_reference_id": str(order.id),
         "metadata": metadata,
