@@ -304,6 +304,9 @@ ROUTES = [
     Route("GET /api/admin/orders", PLATFORM, list_all_orders),
     Route("POST /api/admin/orders/{orderId}/resolve", PLATFORM, resolve_order),
     Route("PATCH /api/admin/stores/{storeId}/commission", PLATFORM, set_store_commission),
+    Route(
+        "GET /api/admin/transfers", PLATFORM, lambda w: Case("GET", "/api/admin/transfers?limit=5")
+    ),
 ]
 
 

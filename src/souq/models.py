@@ -3,10 +3,11 @@
 from sqlalchemy import Index
 
 from souq.auth.models import ApiToken, User, UserSession
+from souq.carts.models import Cart, CartItem, CheckoutGroup
 from souq.db import Base
 from souq.listings.models import Listing
 from souq.orders.models import Order, OrderItem, OrderPayment, PaymentStatus
-from souq.payments.models import StripeEvent
+from souq.payments.models import StoreTransfer, StripeEvent
 from souq.stores.models import Store, StoreInvitation, StoreMember, StoreRole
 from souq.throttle import Throttle
 
@@ -22,7 +23,7 @@ QUERY_INDEXES = (
 )
 
 __all__ = [
-    "QUERY_INDEXES", "ApiToken", "Base", "Listing", "Order", "OrderItem", "OrderPayment",
-    "PaymentStatus", "Store", "StoreInvitation", "StoreMember", "StoreRole", "StripeEvent",
-    "Throttle", "User", "UserSession",
+    "QUERY_INDEXES", "ApiToken", "Base", "Cart", "CartItem", "CheckoutGroup", "Listing", "Order",
+    "OrderItem", "OrderPayment", "PaymentStatus", "Store", "StoreInvitation", "StoreMember",
+    "StoreRole", "StoreTransfer", "StripeEvent", "Throttle", "User", "UserSession",
 ]  # fmt: skip

@@ -2,11 +2,15 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from souq.db import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from souq.payments.models import StoreTransfer
 
 
 class PaymentStatus(enum.StrEnum):
@@ -73,6 +77,11 @@ class Order(Base):
     # The connected account the order pays, as it was when the order was made: a payment to
     # any other destination is not this order's payment.
     destination_account_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The checkout group whose one payment pays this order with the other stores' orders of
+    # the same cart (NULL: the order has its own destination-charge Checkout Session).
+    checkout_group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkout_group.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     # Whether the order's items are taken off the shelf right now; every reservation and
     # release flips it under the order's row lock, so stock moves exactly once either way.
     holds_stock: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -89,6 +98,10 @@ class Order(Base):
     )
     payments: Mapped[list[OrderPayment]] = relationship(
         back_populates="order", order_by="OrderPayment.id", lazy="selectin"
+    )
+    # A checkout group's order: the store's share of the group's payment, once it is paid.
+    transfer: Mapped[StoreTransfer | None] = relationship(
+        "StoreTransfer", lazy="selectin", viewonly=True, uselist=False
     )
 
     @property

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from souq.money import format_amount
 from souq.orders.models import Order, OrderPayment, PaymentStatus
+from souq.payments.models import StoreTransfer, TransferStatus
 from souq.schemas import ApiInput, ApiModel
 
 
@@ -40,6 +41,32 @@ class FeeRuleOut(ApiModel):
     buyer_fee_bps: int
 
 
+class TransferOut(ApiModel):
+    """A checkout group's order: the store's share, sent by its own Stripe transfer."""
+
+    status: TransferStatus = Field(
+        description="pending: not sent yet; failed: Stripe refused, retried by reconcile; sent"
+    )
+    amount: str
+    currency: str
+    stripe_transfer_id: str | None
+    failure_reason: str | None
+    attempts: int
+    sent_at: datetime | None
+
+    @classmethod
+    def of(cls, transfer: StoreTransfer) -> TransferOut:
+        return cls(
+            status=transfer.status,
+            amount=format_amount(transfer.amount, transfer.currency),
+            currency=transfer.currency,
+            stripe_transfer_id=transfer.stripe_transfer_id,
+            failure_reason=transfer.failure_reason,
+            attempts=transfer.attempts,
+            sent_at=transfer.sent_at,
+        )
+
+
 class OrderOut(ApiModel):
     id: int
     store_id: int
@@ -60,6 +87,11 @@ class OrderOut(ApiModel):
     created_at: datetime
     items: list[OrderItemOut]
     payment: OrderPaymentOut | None
+    checkout_group_id: int | None = Field(
+        description="Paid with other stores' orders in one payment (then `transfer` says "
+        "whether the store's share was sent)"
+    )
+    transfer: TransferOut | None
 
     @classmethod
     def of(cls, order: Order) -> OrderOut:
@@ -86,6 +118,8 @@ class OrderOut(ApiModel):
             net_to_store=format_amount(order.total_amount - order.platform_fee_amount, c),
             payment_status=order.payment_status,
             stripe_checkout_session_id=order.stripe_checkout_session_id,
+            checkout_group_id=order.checkout_group_id,
+            transfer=None if order.transfer is None else TransferOut.of(order.transfer),
             paid_at=order.paid_at,
             created_at=order.created_at,
             items=[

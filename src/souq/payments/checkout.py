@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 
 # Stripe's limit for a Checkout Session in payment mode is 100 line items; one is kept for the
 # buyer's service fee.
-MAX_LINE_ITEMS = 99
+STRIPE_MAX_LINE_ITEMS = 100
+MAX_LINE_ITEMS = STRIPE_MAX_LINE_ITEMS - 1
 # Stripe wants expires_at at least 30 minutes after it creates the session, by its clock; the
 # session is created a moment after the order, so the expiry gets this much slack on top.
 EXPIRY_SLACK = timedelta(minutes=2)
@@ -131,7 +132,7 @@ def check_charge_limits(total: int, currency: str) -> None:
         )
 
 
-async def _create_order(
+async def create_order(
     session: AsyncSession,
     settings: Settings,
     *,
@@ -223,6 +224,21 @@ async def _create_order(
 SERVICE_FEE_NAME = "Service fee"
 
 
+def order_lines(order: Order) -> list[dict[str, Any]]:
+    """The order's items as Checkout Session line items, priced from the order."""
+    return [
+        {
+            "quantity": item.quantity,
+            "price_data": {
+                "currency": item.currency,
+                "unit_amount": item.unit_price,
+                "product_data": {"name": item.title},
+            },
+        }
+        for item in order.items
+    ]
+
+
 def buyer_fee_line(order: Order) -> list[dict[str, Any]]:
     """The buyer's service fee as a line of its own on Stripe's page (none when zero)."""
     if order.buyer_fee_amount <= 0:
@@ -254,18 +270,7 @@ def session_params(settings: Settings, order: Order, store: Store) -> dict[str, 
         payment_intent_data["application_fee_amount"] = order.platform_fee_amount
     return {
         "mode": "payment",
-        "line_items": [
-            {
-                "quantity": item.quantity,
-                "price_data": {
-                    "currency": item.currency,
-                    "unit_amount": item.unit_price,
-                    "product_data": {"name": item.title},
-                },
-            }
-            for item in order.items
-        ]
-        + buyer_fee_line(order),
+        "line_items": order_lines(order) + buyer_fee_line(order),
         "customer_email": order.customer_email,
         "client_reference_id": str(order.id),
         "metadata": metadata,
@@ -306,7 +311,7 @@ async def start_checkout(
     buyer = limits.Buyer(customer_email, user.id if user else None, client_address)
     await limits.check_checkout_rate(factory, settings, buyer)
     async with unit_of_work(factory) as session:
-        order, store = await _create_order(
+        order, store = await create_order(
             session,
             settings,
             store_id=store_id,
@@ -528,25 +533,6 @@ async def sync_checkout_session(
     checkout = await gateway.retrieve_checkout_session(session_id)
     async with unit_of_work(factory) as session:
         return await apply_checkout_session(session, checkout)
-
-
-async def on_checkout_session(
-    session: AsyncSession, gateway: StripeGateway, event: Event
-) -> Ignored | None:
-    """The event says which session changed; its current state is read back from Stripe, so
-    duplicates and out-of-order events all end in the same place."""
-    try:
-        checkout = await gateway.retrieve_checkout_session(event.object_id)
-    except StripeFailed as exc:
-        if exc.is_missing:
-            return Ignored(f"Stripe does not know checkout session {event.object_id}")
-        raise
-    order = await apply_checkout_session(
-        session, checkout, failed=event.type == "checkout.session.async_payment_failed"
-    )
-    if order is None:
-        return Ignored(f"checkout session {checkout.id} is not for an order of ours")
-    return None
 
 
 async def on_charge(session: AsyncSession, gateway: StripeGateway, event: Event) -> Ignored | None:
