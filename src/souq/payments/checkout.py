@@ -423,19 +423,29 @@ def _payment_row(order: Order, checkout: CheckoutSession) -> OrderPayment:
     )
 
 
+def session_problems(
+    checkout: CheckoutSession, whose: str, own_session: str | None, total: int, currency: str
+) -> list[str]:
+    """How a paid session differs from the one an order (or checkout group) asked for: another
+    session than its own, another amount or currency."""
+    problems: list[str] = []
+    if own_session not in (None, checkout.id):
+        problems.append(
+            f"paid through checkout session {checkout.id}, not the {whose}'s own {own_session}"
+        )
+    if checkout.amount_total != total:
+        problems.append(f"amount {checkout.amount_total} instead of {total}")
+    if checkout.currency != currency:
+        problems.append(f"currency {checkout.currency} instead of {currency}")
+    return problems
+
+
 def mismatch(order: Order, checkout: CheckoutSession) -> str | None:
     """Why a paid session is not exactly the payment the order asked for, or None: its own
     session, its total, currency, application fee and destination account."""
-    problems: list[str] = []
-    if order.stripe_checkout_session_id not in (None, checkout.id):
-        problems.append(
-            f"paid through checkout session {checkout.id}, not the order's own "
-            f"{order.stripe_checkout_session_id}"
-        )
-    if checkout.amount_total != order.total_amount:
-        problems.append(f"amount {checkout.amount_total} instead of {order.total_amount}")
-    if checkout.currency != order.currency:
-        problems.append(f"currency {checkout.currency} instead of {order.currency}")
+    problems = session_problems(
+        checkout, "order", order.stripe_checkout_session_id, order.total_amount, order.currency
+    )
     intent = checkout.payment_intent
     if intent is None:
         problems.append("no payment intent")

@@ -200,16 +200,13 @@ async def _close_group(session: AsyncSession, group_id: int, status: GroupStatus
 
 def group_mismatch(group: CheckoutGroup, checkout_session: CheckoutSession) -> str | None:
     """Why a paid session is not the payment the group asked for, or None."""
-    problems: list[str] = []
-    if group.stripe_checkout_session_id not in (None, checkout_session.id):
-        problems.append(
-            f"paid through checkout session {checkout_session.id}, not the group's own "
-            f"{group.stripe_checkout_session_id}"
-        )
-    if checkout_session.amount_total != group.total_amount:
-        problems.append(f"amount {checkout_session.amount_total} instead of {group.total_amount}")
-    if checkout_session.currency != group.currency:
-        problems.append(f"currency {checkout_session.currency} instead of {group.currency}")
+    problems = checkout.session_problems(
+        checkout_session,
+        "group",
+        group.stripe_checkout_session_id,
+        group.total_amount,
+        group.currency,
+    )
     intent = checkout_session.payment_intent
     if intent is None or intent.latest_charge_id is None:
         problems.append("no charge to transfer from")
