@@ -268,14 +268,16 @@ def test_cart_input_is_checked(live: LiveServer) -> None:
         for body, status in (
             ({"listingId": 2147483647}, 404),
             ({"listingId": item, "quantity": 0}, 422),
-            ({"listingId": item, "quantity": 100}, 422),
+            ({"listingId": item, "quantity": 100}, 409),
             ({"listingId": item, "price": "0.01"}, 422),
         ):
             assert buyer.post("/api/cart/items", json=body).status_code == status, body
         assert buyer.patch(f"/api/cart/items/{item}", json={"quantity": 1}).status_code == 404
         assert error_code(checkout(buyer)) == "empty_cart"
         add(buyer, item, 99)
-        assert buyer.post("/api/cart/items", json={"listingId": item}).status_code == 422
+        assert error_code(buyer.post("/api/cart/items", json={"listingId": item})) == (
+            "quantity_limit"
+        )
         assert error_code(checkout(buyer, email=None)) == "email_required"
 
 

@@ -114,7 +114,7 @@ async def get_cart(
     return await _cart_out(session, settings, cart)
 
 
-@router.post("/api/cart/items", responses=error_responses(401, 403, 404, 422))
+@router.post("/api/cart/items", responses=error_responses(401, 403, 404, 409, 422))
 async def add_cart_item(
     body: CartItemIn,
     request: Request,
@@ -129,7 +129,7 @@ async def add_cart_item(
     return await _cart_out(session, settings, cart)
 
 
-@router.patch("/api/cart/items/{listingId}", responses=error_responses(401, 403, 404, 422))
+@router.patch("/api/cart/items/{listingId}", responses=error_responses(401, 403, 404, 409, 422))
 async def update_cart_item(
     listing_id: ListingId,
     body: CartQuantityIn,

@@ -112,11 +112,13 @@ async def _listing(session: AsyncSession, listing_id: int) -> Listing:
 
 
 def _check_quantity(quantity: int, settings: Settings) -> None:
-    if not 1 <= quantity <= settings.checkout_max_quantity:
-        raise InvalidInput(
-            f"quantity must be a whole number from 1 to {settings.checkout_max_quantity}",
-            code="invalid_quantity",
-            details=[{"field": "quantity", "message": "out of range"}],
+    """At most CHECKOUT_MAX_QUANTITY of a listing per cart: a limit of this marketplace's
+    configuration (and of what the cart already holds), so a 409, not a schema error."""
+    if quantity > settings.checkout_max_quantity:
+        raise Conflict(
+            f"at most {settings.checkout_max_quantity} of a listing per cart "
+            f"(this would make {quantity})",
+            code="quantity_limit",
         )
 
 
@@ -270,7 +272,7 @@ async def checkout_cart(
         cart = await load_cart(session, settings, cookie, user, create=False)
         judged = await view(session, cart)
         if not judged.lines:
-            raise InvalidInput("the cart is empty", code="empty_cart")
+            raise Conflict("the cart is empty: add items first", code="empty_cart")
         if judged.problems:
             raise Conflict(
                 "the cart changed since items were added: "
