@@ -131,27 +131,33 @@ def cli_for(live: LiveServer, *, columns: int = 200) -> Cli:
     terminal `columns` wide."""
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "DATABASE_URL": live.settings.database_url,
-            "SOUQ_DATA_DIR": str(live.settings.data_dir),
-            "APP_URL": live.url,
-            "SECRET_KEY": live.settings.secret_key.get_secret_value(),
-            "COLUMNS": str(columns),
-            **{name.upper(): str(value) for name, value in FAST_HASHING.items()},
-        }
-        for name in ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "NEXT_PUBLIC_APP_URL"):
-            env.pop(name, None)
         return subprocess.run(
             [sys.executable, "-m", "souq.cli", *args],
             capture_output=True,
             text=True,
-            env=env,
+            env=cli_env(live, COLUMNS=str(columns)),
             timeout=120,
             check=False,
         )
 
     return run
+
+
+def cli_env(live: LiveServer, **extra: str) -> dict[str, str]:
+    """The environment of a `souq` command against `live`'s database and Stripe (the embedded
+    sandbox), with `extra` variables."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": live.settings.database_url,
+        "SOUQ_DATA_DIR": str(live.settings.data_dir),
+        "APP_URL": live.url,
+        "SECRET_KEY": live.settings.secret_key.get_secret_value(),
+        **{name.upper(): str(value) for name, value in FAST_HASHING.items()},
+        **extra,
+    }
+    for name in ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "NEXT_PUBLIC_APP_URL"):
+        env.pop(name, None)
+    return env
 
 
 class Databases:
@@ -243,8 +249,9 @@ def serve_in_thread(app: FastAPI, sock: socket.socket) -> tuple[uvicorn.Server, 
     return server, thread
 
 
-def start_server(database_url: str, folder: Path) -> RunningServer:
-    """The app on a free port of 127.0.0.1, on `database_url`, its sandbox in `folder`."""
+def start_server(database_url: str, folder: Path, **overrides: Any) -> RunningServer:
+    """The app on a free port of 127.0.0.1, on `database_url`, its sandbox in `folder`, with
+    `overrides` to its settings."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -262,10 +269,14 @@ def start_server(database_url: str, folder: Path) -> RunningServer:
         checkout_rate_per_email=10_000,
         checkout_rate_per_address=10_000,
         stripe_timeout_seconds=3,
+        # On PostgreSQL the server runs a procrastinate worker of its own; periodic jobs only
+        # where a test asks for them (they would repair what other tests leave broken).
+        jobs_in_web=True,
+        jobs_periodic=False,
         password_hash_time_cost=FAST_HASHING["password_hash_time_cost"],
         password_hash_memory_kib=FAST_HASHING["password_hash_memory_kib"],
         password_hash_parallelism=FAST_HASHING["password_hash_parallelism"],
-    )
+    ).model_copy(update=overrides)
     app = create_app(settings)
     server, thread = serve_in_thread(app, sock)
     live = LiveServer(
@@ -301,8 +312,8 @@ class Servers:
         return self._shared[engine].live
 
     @contextmanager
-    def fresh(self, engine: str) -> Iterator[LiveServer]:
-        running = self._start(engine)
+    def fresh(self, engine: str, **overrides: Any) -> Iterator[LiveServer]:
+        running = self._start(engine, **overrides)
         try:
             yield running.live
         finally:
@@ -318,11 +329,11 @@ class Servers:
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _start(self, engine: str) -> RunningServer:
+    def _start(self, engine: str, **overrides: Any) -> RunningServer:
         self._count += 1
         folder = self.folder / f"server-{self._count}"
         folder.mkdir()
-        return start_server(self.databases.create(engine), folder)
+        return start_server(self.databases.create(engine), folder, **overrides)
 
 
 @contextmanager

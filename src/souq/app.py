@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import SecretStr
 from starlette.middleware.sessions import SessionMiddleware
 
+from souq import jobs
 from souq.auth.service import SESSION_LIFETIME, configure_password_hashing
 from souq.config import Settings, get_settings
 from souq.db import engine_for, session_factory
@@ -93,7 +94,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if sandbox is not None:
             await sandbox.start()
         try:
-            yield
+            # The job queue: deferring always works; jobs run here on SQLite, or on
+            # PostgreSQL with JOBS_IN_WEB (otherwise `souq worker` runs them).
+            context = jobs.JobContext(settings, app.state.sessionmaker, app.state.stripe)
+            async with jobs.running(context, worker=jobs.runs_in_process(settings)):
+                yield
         finally:
             if sandbox is not None:
                 await sandbox.stop()

@@ -139,6 +139,36 @@ def serve(
 
 
 @app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Jobs at once (default: JOBS_CONCURRENCY).")
+    ] = None,
+) -> None:
+    """Run background jobs (PostgreSQL): start as many as you like, on as many hosts."""
+    from souq import jobs
+
+    settings = get_settings()
+    if not jobs.is_postgres(settings):
+        console.print(
+            "[red]on SQLite `souq serve` runs the jobs itself; `souq worker` needs PostgreSQL[/red]"
+        )
+        raise typer.Exit(1)
+    if concurrency is not None:
+        settings = settings.model_copy(update={"jobs_concurrency": concurrency})
+
+    async def main(ctx: Context) -> None:
+        from souq.jobs_postgres import ProcrastinateQueue
+
+        context = jobs.JobContext(ctx.settings, ctx.factory, ctx.gateway)
+        async with jobs.running(context, worker=False) as queue:
+            assert isinstance(queue, ProcrastinateQueue)
+            console.print(f"souq worker: {ctx.settings.jobs_concurrency} job(s) at once")
+            await queue.run_worker(install_signal_handlers=True)
+
+    run(main, settings)
+
+
+@app.command()
 def sandbox(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 12111,
@@ -363,6 +393,43 @@ def events_replay(
         console.print(f"[red]{event_id} failed again: {exc}[/red]")
         raise typer.Exit(1) from None
     console.print(f"{event_id}: {status}")
+
+
+@events_app.command("sweep")
+def events_sweep(
+    settle: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Only events at least this many seconds old (default: "
+            "EVENTS_SWEEP_SETTLE_SECONDS; younger ones may still be on their way).",
+        ),
+    ] = None,
+) -> None:
+    """Find events Stripe made that never reached the inbox (every account), record them and
+    process them now: what the periodic sweep job does."""
+    from souq.payments.handlers import HANDLERS
+    from souq.payments.sweep import sweep
+    from souq.payments.webhooks import process_event
+
+    settings = get_settings()
+    if settle is not None:
+        settings = settings.model_copy(update={"events_sweep_settle_seconds": settle})
+
+    async def main(ctx: Context) -> list[str]:
+        lines = []
+        for event_id in await sweep(ctx.factory, ctx.gateway, ctx.settings):
+            try:
+                outcome = await process_event(ctx.factory, ctx.gateway, HANDLERS, event_id)
+                lines.append(f"{event_id}: {outcome.status}")
+            except Exception as exc:
+                lines.append(f"{event_id}: failed ({type(exc).__name__}), left for the jobs")
+        return lines
+
+    found = run(main, settings)
+    for line in found:
+        console.print(line)
+    console.print(f"{len(found)} missed event(s) recorded")
 
 
 if __name__ == "__main__":

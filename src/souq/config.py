@@ -102,6 +102,23 @@ class Settings(BaseSettings):
     checkout_max_held_per_listing: int = Field(default=99, ge=1)
     store_invitation_ttl_days: int = Field(default=7, ge=1, le=90)
     webhook_tolerance_seconds: int = 300
+    # Background jobs (souq/jobs.py). On PostgreSQL `souq worker` runs them; JOBS_IN_WEB makes
+    # each `souq serve` process run a worker too (a one-host deployment). On SQLite the web
+    # process always runs them itself.
+    jobs_in_web: bool = False
+    jobs_concurrency: int = Field(default=4, ge=1)
+    # Periodic jobs (reconcile, account sync, the missed-event sweep) on or off, and one period
+    # for all of them instead of each job's own (tests use a second).
+    jobs_periodic: bool = True
+    jobs_period_seconds: int | None = Field(default=None, ge=1)
+    # A worker writes a heartbeat this often; one silent for jobs_stalled_seconds is taken for
+    # dead and its jobs are queued again.
+    jobs_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    jobs_stalled_seconds: float = Field(default=60.0, gt=0)
+    # The missed-event sweep reads Stripe's events older than this (younger ones are still
+    # being delivered), and on its first run looks back this far (Stripe keeps 30 days).
+    events_sweep_settle_seconds: int = Field(default=60, ge=0)
+    events_sweep_lookback_hours: int = Field(default=72, ge=1, le=30 * 24)
     # argon2id cost (argon2-cffi's RFC 9106 low-memory profile); the test suite lowers it.
     password_hash_time_cost: int = Field(default=3, ge=1)
     password_hash_memory_kib: int = Field(default=65_536, ge=8)

@@ -29,8 +29,26 @@ def control(live: LiveServer, path: str, body: dict[str, Any] | None = None) -> 
 
 
 def flush(live: LiveServer) -> dict[str, Any]:
-    """Deliver every webhook that is due now, synchronously."""
-    return control(live, "/webhooks/flush")
+    """Deliver every webhook that is due now, synchronously, and wait until the app's jobs
+    have handled them (the endpoints only record events)."""
+    delivered = control(live, "/webhooks/flush")
+    settle(live)
+    return delivered
+
+
+def settle(live: LiveServer, timeout: float = 30) -> None:
+    """Wait until every event in the inbox has been tried at least once: processed, or failed
+    with its error recorded. Polls the inbox itself, so it returns as soon as that is true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        waiting = live.scalar(
+            "SELECT count(*) FROM stripe_event WHERE processed_at IS NULL AND last_error IS NULL"
+        )
+        if waiting == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{waiting} event(s) still unprocessed after {timeout} s")
+        time.sleep(0.005)
 
 
 def advance_clock(live: LiveServer, seconds: int) -> None:
@@ -188,12 +206,15 @@ def sign(payload: bytes, secret: str, t: int | None = None) -> str:
 
 
 def deliver(live: LiveServer, event: Any, *, connect: bool = False) -> httpx.Response:
-    """POST a signed event (any JSON) to one of the app's webhook endpoints."""
+    """POST a signed event (any JSON) to one of the app's webhook endpoints, then wait until
+    the app's jobs have tried it."""
     body = json.dumps(event).encode()
     secret = live.connect_webhook_secret if connect else live.webhook_secret
     path = "/api/stripe/connect/webhook" if connect else "/api/stripe/webhook"
     with anonymous(live) as client:
-        return client.post(path, content=body, headers={"Stripe-Signature": sign(body, secret)})
+        response = client.post(path, content=body, headers={"Stripe-Signature": sign(body, secret)})
+    settle(live)
+    return response
 
 
 def completed_event(live: LiveServer, session_id: str) -> dict[str, Any]:

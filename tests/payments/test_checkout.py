@@ -31,6 +31,7 @@ from tests.payments.stripe_helpers import (
     sdk,
     session_id_of,
     set_faults,
+    settle,
     sign,
     start,
     stock,
@@ -752,6 +753,7 @@ def test_a_charge_event_fills_in_stripes_fee_when_it_was_not_known_yet(live: Liv
                 headers={"Stripe-Signature": sign(body, secret)},
             )
         assert response.status_code == 200, response.text
+        settle(live)
         payment = api_order(team, started["orderId"])["payment"]
         assert payment["stripeFee"] == "0.88"  # 2.9% of 20.00 + 0.30
         assert payment["platformMargin"] == "0.12"  # 1.00 commission - 0.88

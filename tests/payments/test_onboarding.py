@@ -24,6 +24,7 @@ from tests.payments.stripe_helpers import (
     payments_status,
     sdk,
     set_faults,
+    settle,
 )
 from tests.servers import Cli, LiveServer
 
@@ -212,6 +213,7 @@ def test_events_for_unknown_accounts_are_recorded_and_acknowledged(live: LiveSer
             headers={"Stripe-Signature": _sign(body, secret)},
         )
     assert response.status_code == 200, response.text
+    settle(live)
     assert (
         live.scalar(
             "SELECT count(*) FROM stripe_event WHERE stripe_event_id = 'evt_unknown_account_1' "

@@ -4,6 +4,7 @@ migrate its database without the source tree. Alembic is configured here in code
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -23,13 +24,23 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Migrate up to `revision`; a new SQLite database's folder is created first."""
+    """Migrate up to `revision`; a new SQLite database's folder is created first. On
+    PostgreSQL the job engine's schema (procrastinate's tables and functions) is created too,
+    once: it is procrastinate's, versioned with its package, not part of Souq's history."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(database_url), revision)
+    if url.get_backend_name() == "postgresql":
+        from souq.jobs_postgres import apply_schema
+
+        asyncio.run(apply_schema(database_url))
 
 
 def downgrade(database_url: str, revision: str) -> None:
-    """Migrate down to `revision` (`"base"` drops every table)."""
+    """Migrate down to `revision` (`"base"` drops every table, the job engine's too)."""
     command.downgrade(alembic_config(database_url), revision)
+    if revision == "base" and make_url(database_url).get_backend_name() == "postgresql":
+        from souq.jobs_postgres import drop_schema
+
+        asyncio.run(drop_schema(database_url))

@@ -13,7 +13,6 @@ from souq.errors import NotAuthenticated
 from souq.middleware import client_address
 from souq.payments import checkout, checkout_requests, onboarding, webhooks
 from souq.payments.deps import CallerDep, StripeDep
-from souq.payments.handlers import HANDLERS
 from souq.payments.schemas import (
     MAX_ID,
     CheckoutIn,
@@ -25,6 +24,7 @@ from souq.payments.schemas import (
     StoreRef,
     WebhookAck,
 )
+from souq.payments.tasks import enqueue_event
 from souq.schemas import currency_input, error_responses
 from souq.stores.models import Store
 
@@ -117,7 +117,7 @@ async def _receive(
     outcome = await webhooks.receive(
         factory,
         stripe,
-        HANDLERS,
+        enqueue_event,
         await request.body(),
         request.headers.get("stripe-signature"),
         connect=connect,

@@ -37,6 +37,7 @@ from souq.orders.models import (
 from souq.payments import limits
 from souq.payments.models import CheckoutRequest
 from souq.payments.stripe import (
+    Charge,
     CheckoutSession,
     Event,
     StripeDataError,
@@ -44,7 +45,7 @@ from souq.payments.stripe import (
     StripeGateway,
     StripeUnavailable,
 )
-from souq.payments.webhooks import Ignored
+from souq.payments.webhooks import Apply, Ignored, read_or_ignore
 from souq.stores.models import Store
 from souq.stores.service import commission_rule
 
@@ -545,37 +546,50 @@ async def sync_checkout_session(
         return await apply_checkout_session(session, checkout)
 
 
-async def on_charge(session: AsyncSession, gateway: StripeGateway, event: Event) -> Ignored | None:
+async def _payment_for_intent(
+    session: AsyncSession, payment_intent_id: str, *, lock: bool
+) -> OrderPayment | None:
+    query = select(OrderPayment).where(OrderPayment.stripe_payment_intent_id == payment_intent_id)
+    return (await session.execute(query.with_for_update() if lock else query)).scalar_one_or_none()
+
+
+async def on_charge(
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, event: Event
+) -> Apply | Ignored:
     """Store Stripe's processing fee from the charge's balance transaction on the payment row,
     so the platform's real margin is known per order. With asynchronous capture the balance
-    transaction arrives later, in charge.updated."""
+    transaction arrives later, in charge.updated. The charge is read from Stripe only for a
+    payment of ours, and before the payment row is locked."""
     charge = event.charge()
-    if charge.payment_intent_id is None:
+    intent_id = charge.payment_intent_id
+    if intent_id is None:
         return Ignored(f"charge {charge.id} has no payment intent")
-    payment = (
-        await session.execute(
-            select(OrderPayment)
-            .where(OrderPayment.stripe_payment_intent_id == charge.payment_intent_id)
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
-    if payment is None:
+    async with unit_of_work(factory) as session:
+        known = await _payment_for_intent(session, intent_id, lock=False) is not None
+    if not known:
         # Not Souq's, or not paid yet in our books: the session's completion reads the fee.
-        return Ignored(f"no payment of ours for payment intent {charge.payment_intent_id} (yet)")
-    if charge.balance_transaction_id is None:
-        payment.stripe_charge_id = payment.stripe_charge_id or charge.id
+        return Ignored(f"no payment of ours for payment intent {intent_id} (yet)")
+    full: Charge | None = None
+    if charge.balance_transaction_id is not None:
+        read = await read_or_ignore(gateway.retrieve_charge(charge.id), f"charge {charge.id}")
+        if isinstance(read, Ignored):
+            return read
+        full = read
+
+    async def apply(session: AsyncSession) -> Ignored | None:
+        payment = await _payment_for_intent(session, intent_id, lock=True)
+        if payment is None:
+            return Ignored(f"no payment of ours for payment intent {intent_id} (yet)")
+        if full is None:
+            payment.stripe_charge_id = payment.stripe_charge_id or charge.id
+            return None
+        payment.stripe_charge_id = full.id
+        if full.balance_transaction is not None:
+            payment.stripe_fee_amount = full.balance_transaction.fee
+        await session.flush()
         return None
-    try:
-        full = await gateway.retrieve_charge(charge.id)
-    except StripeFailed as exc:
-        if exc.is_missing:
-            return Ignored(f"Stripe does not know charge {charge.id}")
-        raise
-    payment.stripe_charge_id = full.id
-    if full.balance_transaction is not None:
-        payment.stripe_fee_amount = full.balance_transaction.fee
-    await session.flush()
-    return None
+
+    return apply
 
 
 async def cancel_checkout(

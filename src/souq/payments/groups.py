@@ -32,7 +32,7 @@ from souq.payments.stripe import (
     StripeGateway,
     StripeUnavailable,
 )
-from souq.payments.webhooks import Ignored
+from souq.payments.webhooks import Apply, Ignored, read_or_ignore
 
 log = logging.getLogger(__name__)
 
@@ -296,26 +296,29 @@ async def apply_group_session(
 
 
 async def on_checkout_session(
-    session: AsyncSession, gateway: StripeGateway, event: Event
-) -> Ignored | None:
-    """checkout.session.*: a group's session moves the group, any other the order
-    (`checkout.on_checkout_session`)."""
-    try:
-        found = await gateway.retrieve_checkout_session(event.object_id)
-    except StripeFailed as exc:
-        if exc.is_missing:
-            return Ignored(f"Stripe does not know checkout session {event.object_id}")
-        raise
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, event: Event
+) -> Apply | Ignored:
+    """checkout.session.*: the session is read from Stripe first (no transaction open); a
+    group's session then moves the group and sends its transfers, any other moves its order
+    (`checkout.apply_checkout_session`)."""
+    found = await read_or_ignore(
+        gateway.retrieve_checkout_session(event.object_id),
+        f"checkout session {event.object_id}",
+    )
+    if isinstance(found, Ignored):
+        return found
     group_id = group_id_of(found)
     failed = event.type == "checkout.session.async_payment_failed"
-    if group_id is None:
-        order = await checkout.apply_checkout_session(session, found, failed=failed)
-        if order is None:
-            return Ignored(f"checkout session {found.id} is not for an order of ours")
+
+    async def apply(session: AsyncSession) -> Ignored | None:
+        if group_id is None:
+            if await checkout.apply_checkout_session(session, found, failed=failed) is None:
+                return Ignored(f"checkout session {found.id} is not for an order of ours")
+        elif await apply_group_session(session, gateway, found, group_id, failed=failed) is None:
+            return Ignored(f"checkout session {found.id} is for no checkout group of ours")
         return None
-    if await apply_group_session(session, gateway, found, group_id, failed=failed) is None:
-        return Ignored(f"checkout session {found.id} is for no checkout group of ours")
-    return None
+
+    return apply
 
 
 async def groups_to_reconcile(factory: async_sessionmaker[AsyncSession]) -> list[int]:

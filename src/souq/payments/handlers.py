@@ -2,8 +2,10 @@
 
 Souq's webhook endpoints subscribe to exactly the keys of HANDLERS (SUBSCRIBED_EVENTS), so an
 event type is either handled here or never sent. Every handler has the same signature,
-`(session, gateway, event) -> Ignored | None`, runs inside the caller's unit of work, and is
-idempotent and order-independent.
+`(factory, gateway, event) -> Apply | Ignored`: it reads Stripe with no transaction open and
+returns the step that applies what it read, which `webhooks.process_event` runs in the one
+short transaction that marks the event processed. Handlers are idempotent and
+order-independent.
 """
 
 from __future__ import annotations

@@ -97,3 +97,14 @@ class StoreTransfer(Base):
             f"checkout-group-{self.checkout_group_id}-store-{self.store_id}-transfer-"
             f"{self.refusals}"
         )
+
+
+class StripeEventCursor(Base):
+    """How far the missed-event sweep has read Stripe's event list, per account ("platform"
+    or a connected account's id): events created before `created` were all seen."""
+
+    __tablename__ = "stripe_event_cursor"
+
+    account: Mapped[str] = mapped_column(String(255), primary_key=True)
+    created: Mapped[int] = mapped_column(Integer)
+    swept_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

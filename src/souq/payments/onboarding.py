@@ -9,14 +9,14 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.auth.models import User
 from souq.config import Settings
-from souq.db import utcnow
+from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict
-from souq.payments.stripe import AccountStatus, Event, StripeFailed, StripeGateway
-from souq.payments.webhooks import Ignored
+from souq.payments.stripe import AccountStatus, Event, StripeGateway
+from souq.payments.webhooks import Apply, Ignored, read_or_ignore
 from souq.stores.models import Store, StoreMember, StoreRole
 from souq.stores.service import READ_STORE, require_store_role
 
@@ -159,6 +159,13 @@ async def refresh_from_stripe(
     if not store.stripe_account_id:
         return []
     account = await gateway.retrieve_account(store.stripe_account_id)
+    return await apply_account(session, store, account, as_of=as_of)
+
+
+async def apply_account(
+    session: AsyncSession, store: Store, account: AccountStatus, *, as_of: int | None = None
+) -> list[str]:
+    """Apply an account read from Stripe to its (locked) store; the fields that changed."""
     changes = apply_account_status(store, account)
     if as_of is not None and (store.stripe_account_synced_at or 0) < as_of:
         store.stripe_account_synced_at = as_of
@@ -180,59 +187,66 @@ async def sync_store(
     return store
 
 
-async def _store_for_account(session: AsyncSession, account_id: str | None) -> Store | None:
+async def _store_for_account(
+    session: AsyncSession, account_id: str | None, *, lock: bool = True
+) -> Store | None:
     if not account_id:
         return None
-    return (
-        await session.execute(
-            select(Store).where(Store.stripe_account_id == account_id).with_for_update()
-        )
-    ).scalar_one_or_none()
+    query = select(Store).where(Store.stripe_account_id == account_id)
+    return (await session.execute(query.with_for_update() if lock else query)).scalar_one_or_none()
 
 
 async def on_account_updated(
-    session: AsyncSession, gateway: StripeGateway, event: Event
-) -> Ignored | None:
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, event: Event
+) -> Apply | Ignored:
     """Events can arrive twice or out of order, so the event only says *that* the account
-    changed: an event older than the last one applied is skipped, and otherwise the account
-    is re-read from Stripe, so the store always ends at Stripe's current state."""
+    changed: the account is re-read from Stripe (no transaction open), then applied unless an
+    event newer than this one was applied meanwhile, so the store always ends at Stripe's
+    current state."""
     account_id = event.account or event.object_id
-    store = await _store_for_account(session, account_id)
-    if store is None:
+    async with unit_of_work(factory) as session:
+        known = await _store_for_account(session, account_id, lock=False) is not None
+    if not known:
         return Ignored(f"no store of ours has Stripe account {account_id}")
-    if (
-        store.stripe_account_synced_at is not None
-        and event.created < store.stripe_account_synced_at
-    ):
+    account = await read_or_ignore(gateway.retrieve_account(account_id), f"account {account_id}")
+    if isinstance(account, Ignored):
+        log.warning("Stripe account %s is gone at Stripe", account_id)
+        return account
+
+    async def apply(session: AsyncSession) -> Ignored | None:
+        store = await _store_for_account(session, account_id)
+        if store is None:
+            return Ignored(f"no store of ours has Stripe account {account_id}")
+        synced = store.stripe_account_synced_at
+        if synced is None or event.created >= synced:
+            await apply_account(session, store, account, as_of=event.created)
         return None
-    try:
-        await refresh_from_stripe(session, gateway, store, as_of=event.created)
-    except StripeFailed as exc:
-        if not exc.is_missing:
-            raise
-        log.warning("store %s: account %s is gone at Stripe", store.id, account_id)
-        return Ignored(f"Stripe does not know account {account_id}")
-    return None
+
+    return apply
 
 
 async def on_deauthorized(
-    session: AsyncSession, gateway: StripeGateway, event: Event
-) -> Ignored | None:
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, event: Event
+) -> Apply | Ignored:
     """The seller disconnected the platform: the store can no longer take payments."""
-    store = await _store_for_account(session, event.account)
-    if store is None:
-        return Ignored(f"no store of ours has Stripe account {event.account}")
-    log.warning("store %s: Stripe account %s deauthorized", store.id, store.stripe_account_id)
-    store.stripe_account_id = None
-    store.stripe_onboarding_complete = False
-    store.stripe_charges_enabled = False
-    store.stripe_payouts_enabled = False
-    store.stripe_requirements_due = []
-    store.stripe_disabled_reason = None
-    store.stripe_account_synced_at = None
-    store.stripe_deauthorized_at = utcnow()
-    await session.flush()
-    return None
+
+    async def apply(session: AsyncSession) -> Ignored | None:
+        store = await _store_for_account(session, event.account)
+        if store is None:
+            return Ignored(f"no store of ours has Stripe account {event.account}")
+        log.warning("store %s: Stripe account %s deauthorized", store.id, store.stripe_account_id)
+        store.stripe_account_id = None
+        store.stripe_onboarding_complete = False
+        store.stripe_charges_enabled = False
+        store.stripe_payouts_enabled = False
+        store.stripe_requirements_due = []
+        store.stripe_disabled_reason = None
+        store.stripe_account_synced_at = None
+        store.stripe_deauthorized_at = utcnow()
+        await session.flush()
+        return None
+
+    return apply
 
 
 NextAction = Literal[

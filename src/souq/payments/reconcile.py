@@ -210,19 +210,31 @@ async def sync_accounts(
     """Re-read every connected store's account; returns the fields that changed per store."""
     changed: dict[int, list[str]] = {}
     for store_id in await connected_store_ids(factory):
+        if progress:
+            progress(1)
         try:
+            async with unit_of_work(factory) as session:
+                account_id = (
+                    await session.execute(
+                        select(Store.stripe_account_id).where(Store.id == store_id)
+                    )
+                ).scalar_one_or_none()
+            if not account_id:
+                continue
+            # Read with no transaction open, then apply to the locked store if it still has
+            # that account (it may have been disconnected meanwhile).
+            account = await gateway.retrieve_account(account_id)
             async with unit_of_work(factory) as session:
                 store = (
                     await session.execute(
                         select(Store).where(Store.id == store_id).with_for_update()
                     )
                 ).scalar_one()
-                changes = await onboarding.refresh_from_stripe(session, gateway, store)
-                if changes:
-                    changed[store_id] = changes
+                if store.stripe_account_id == account_id:
+                    changes = await onboarding.apply_account(session, store, account)
+                    if changes:
+                        changed[store_id] = changes
         except StripeFailed as exc:
             log.warning("store %s: could not read its account: %s", store_id, exc.message)
             changed[store_id] = [f"error: {exc.message}"]
-        if progress:
-            progress(1)
     return changed

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 from urllib.parse import quote
@@ -464,6 +464,31 @@ class StripeGateway:
             "create transfer", "post", "/v1/transfers", params, idempotency_key=idempotency_key
         )
         return _field(_object(transfer, "transfer"), "id", str, "transfer")
+
+    # Events
+
+    async def list_events(
+        self, *, account: str | None, created_gte: int, created_lte: int, types: Sequence[str]
+    ) -> list[Event]:
+        """Every event of `types` created in [created_gte, created_lte] on the platform, or on
+        a connected account (Stripe-Account), newest first, all pages."""
+        events: list[Event] = []
+        params: dict[str, Any] = {
+            "created": {"gte": created_gte, "lte": created_lte},
+            "types": list(types),
+            "limit": 100,
+        }
+        options = {"stripe_account": account} if account else {}
+        while True:
+            page = await self._request("list events", "get", "/v1/events", params, **options)
+            data = _field(_object(page, "list"), "data", list, "event list")
+            for item in data:
+                if account and isinstance(item, dict) and not item.get("account"):
+                    item["account"] = account
+                events.append(Event.parse(item))
+            if not page.get("has_more") or not data:
+                return events
+            params["starting_after"] = events[-1].id
 
     # Webhooks
 

@@ -1,11 +1,13 @@
-"""The webhook inbox: verify with the SDK, store once by event id, handle idempotently.
+"""The webhook inbox, and the work queue it feeds.
 
-A delivery is recorded in its own transaction, then handled in another that locks the inbox row,
-so a duplicate delivery, concurrent or late, finds the event already processed. Handlers are
-themselves idempotent and order-independent (they lock the row they change and read current
-state), because Stripe may also send two events for one change, and pages and `souq reconcile`
-apply the same transitions. The table of handlers is given by the caller
-(`payments/handlers.py:HANDLERS`), so nothing registers itself by being imported.
+A delivery is verified, recorded once by event id (a duplicate is ignored) and acknowledged:
+the request never calls Stripe. Recording defers the job `payments.process_stripe_event`
+(payments/tasks.py), which runs the event's handler in two steps: the handler reads what it
+needs from Stripe with no transaction open, then its apply step runs in one short transaction
+that locks the inbox row (a duplicate job finds the event processed) and the rows it changes.
+Handlers are idempotent and order-independent, because Stripe may also send two events for one
+change, and pages and `souq reconcile` apply the same transitions. The table of handlers is given
+by the caller (`payments/handlers.py:HANDLERS`), so nothing registers itself by being imported.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -22,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.db import unit_of_work, utcnow
 from souq.payments.models import StripeEvent
-from souq.payments.stripe import Event, StripeGateway
+from souq.payments.stripe import Event, StripeFailed, StripeGateway
 
 
 @dataclass(frozen=True)
@@ -33,11 +35,28 @@ class Ignored:
     reason: str
 
 
-Handler = Callable[[AsyncSession, StripeGateway, Event], Awaitable[Ignored | None]]
+# A handler's second step: applied inside the transaction that marks the event processed.
+Apply = Callable[[AsyncSession], Awaitable[Ignored | None]]
+# A handler's first step: reads Stripe (and, in short transactions of its own, the database)
+# and returns what to apply, or that the event is ignored.
+Handler = Callable[
+    [async_sessionmaker[AsyncSession], StripeGateway, Event], Awaitable[Apply | Ignored]
+]
 Handlers = Mapping[str, Handler]
-OutcomeStatus = Literal["processed", "duplicate", "ignored"]
+OutcomeStatus = Literal["received", "processed", "duplicate", "ignored"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def read_or_ignore(read: Awaitable[T], what: str) -> T | Ignored:
+    """A handler's Stripe read: an object Stripe does not know makes the event ignored."""
+    try:
+        return await read
+    except StripeFailed as exc:
+        if exc.is_missing:
+            return Ignored(f"Stripe does not know {what}")
+        raise
 
 
 @dataclass(frozen=True)
@@ -47,8 +66,9 @@ class Outcome:
     reason: str | None = None
 
 
-async def record_event(factory: async_sessionmaker[AsyncSession], event: Event) -> None:
-    """Store a verified event in the inbox unless it is already there."""
+async def record_event(factory: async_sessionmaker[AsyncSession], event: Event) -> bool:
+    """Store a verified event in the inbox unless it is already there. True when the event
+    still waits to be processed (new, or recorded earlier and not processed yet)."""
     values = {
         "stripe_event_id": event.id,
         "type": event.type,
@@ -62,7 +82,17 @@ async def record_event(factory: async_sessionmaker[AsyncSession], event: Event) 
         dialect = session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         statement = insert(StripeEvent).values(**values)
-        await session.execute(statement.on_conflict_do_nothing(index_elements=["stripe_event_id"]))
+        inserted = await session.execute(
+            statement.on_conflict_do_nothing(index_elements=["stripe_event_id"]).returning(
+                StripeEvent.id
+            )
+        )
+        if inserted.first() is not None:
+            return True
+        processed = await session.execute(
+            select(StripeEvent.processed_at).where(StripeEvent.stripe_event_id == event.id)
+        )
+        return processed.scalar_one_or_none() is None
 
 
 async def process_event(
@@ -74,28 +104,40 @@ async def process_event(
     force: bool = False,
 ) -> Outcome:
     """Run the event's handler once. A failure leaves an unprocessed event unprocessed, with
-    the error recorded, and re-raises so the delivery gets a non-2xx answer and Stripe
-    retries; an event that was already processed keeps its clean record."""
+    the error recorded, and re-raises so the job is retried; an event that was already
+    processed keeps its clean record. Raises NoResultFound for an event not in the inbox."""
+    async with unit_of_work(factory) as session:
+        row = (
+            await session.execute(
+                select(StripeEvent.type, StripeEvent.payload, StripeEvent.processed_at).where(
+                    StripeEvent.stripe_event_id == stripe_event_id
+                )
+            )
+        ).one()
+    if row.processed_at is not None and not force:
+        return Outcome(stripe_event_id, "duplicate")
     try:
+        handler = handlers.get(row.type)
+        prepared: Apply | Ignored = (
+            Ignored(f"Souq does not handle {row.type} events")
+            if handler is None
+            else await handler(factory, gateway, Event.parse(row.payload))
+        )
         async with unit_of_work(factory) as session:
-            row = (
+            inbox = (
                 await session.execute(
                     select(StripeEvent)
                     .where(StripeEvent.stripe_event_id == stripe_event_id)
                     .with_for_update()
                 )
             ).scalar_one()
-            if row.processed_at is not None and not force:
+            if inbox.processed_at is not None and not force:
                 return Outcome(stripe_event_id, "duplicate")
-            row.attempts += 1
-            handler = handlers.get(row.type)
-            if handler is None:
-                result: Ignored | None = Ignored(f"Souq does not handle {row.type} events")
-            else:
-                result = await handler(session, gateway, Event.parse(row.payload))
-            row.processed_at = utcnow()
-            row.last_error = None
-            row.ignored_reason = result.reason[:2000] if result else None
+            inbox.attempts += 1
+            result = prepared if isinstance(prepared, Ignored) else await prepared(session)
+            inbox.processed_at = utcnow()
+            inbox.last_error = None
+            inbox.ignored_reason = result.reason[:2000] if result else None
             if result is not None:
                 log.info("Stripe event %s ignored: %s", stripe_event_id, result.reason)
                 return Outcome(stripe_event_id, "ignored", result.reason)
@@ -117,17 +159,22 @@ async def process_event(
         raise
 
 
+Enqueue = Callable[[str], Awaitable[None]]
+
+
 async def receive(
     factory: async_sessionmaker[AsyncSession],
     gateway: StripeGateway,
-    handlers: Handlers,
+    enqueue: Enqueue,
     payload: bytes,
     signature: str | None,
     *,
     connect: bool,
 ) -> Outcome:
     """A webhook delivery: verify (SignatureInvalid or EventInvalid → 400, nothing stored),
-    record, handle."""
+    record, queue its processing. Stripe is not called."""
     event = gateway.verify_event(payload, signature, connect=connect)
-    await record_event(factory, event)
-    return await process_event(factory, gateway, handlers, event.id)
+    if not await record_event(factory, event):
+        return Outcome(event.id, "duplicate")
+    await enqueue(event.id)
+    return Outcome(event.id, "received")

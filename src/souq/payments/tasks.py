@@ -1,0 +1,90 @@
+"""The payments jobs: processing recorded Stripe events, finding the ones that were never
+delivered, and the periodic recovery of orders and accounts. Each is idempotent."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from souq.db import unit_of_work, utcnow
+from souq.jobs import JobContext, task
+from souq.payments import reconcile, sweep, webhooks
+from souq.payments.handlers import HANDLERS
+from souq.payments.models import StripeEvent
+
+log = logging.getLogger(__name__)
+
+EVENT_ATTEMPTS = 8
+# An unprocessed event younger than this may still have its job waiting in the queue.
+REQUEUE_AFTER = timedelta(minutes=1)
+
+
+def event_lock(stripe_event_id: str) -> str:
+    return f"stripe-event-{stripe_event_id}"
+
+
+@task("payments.process_stripe_event", max_attempts=EVENT_ATTEMPTS)
+async def process_stripe_event(ctx: JobContext, *, event_id: str) -> None:
+    await webhooks.process_event(ctx.factory, ctx.gateway, HANDLERS, event_id)
+
+
+async def enqueue_event(stripe_event_id: str) -> None:
+    """Queue the processing of a recorded event (one waiting job per event)."""
+    await process_stripe_event.defer(lock=event_lock(stripe_event_id), event_id=stripe_event_id)
+
+
+@task("payments.requeue_stripe_events", every_seconds=60)
+async def requeue_stripe_events(ctx: JobContext) -> None:
+    """Events recorded but never processed, with tries left, whose job was lost (a process
+    died between recording and queueing)."""
+    await _requeue(ctx, REQUEUE_AFTER)
+
+
+@task("payments.resume_stripe_events", at_start=True)
+async def resume_stripe_events(ctx: JobContext) -> None:
+    """At the start of a process that runs jobs in-process (SQLite): whatever the inbox holds
+    unprocessed was left by a process that died, as this one's queue is new and empty."""
+    await _requeue(ctx, timedelta(0))
+
+
+async def _requeue(ctx: JobContext, min_age: timedelta) -> None:
+    async with unit_of_work(ctx.factory) as session:
+        ids = (
+            await session.execute(
+                select(StripeEvent.stripe_event_id)
+                .where(
+                    StripeEvent.processed_at.is_(None),
+                    StripeEvent.attempts < EVENT_ATTEMPTS,
+                    StripeEvent.received_at <= utcnow() - min_age,
+                )
+                .order_by(StripeEvent.id)
+            )
+        ).scalars()
+        pending = list(ids)
+    for stripe_event_id in pending:
+        await enqueue_event(stripe_event_id)
+    if pending:
+        log.info("%s unprocessed Stripe event(s) queued again", len(pending))
+
+
+@task("payments.sweep_missed_events", every_seconds=300)
+async def sweep_missed_events(ctx: JobContext) -> None:
+    found = await sweep.sweep(ctx.factory, ctx.gateway, ctx.settings)
+    for stripe_event_id in found:
+        await enqueue_event(stripe_event_id)
+
+
+@task("payments.reconcile_orders", every_seconds=900)
+async def reconcile_orders(ctx: JobContext) -> None:
+    summary = await reconcile.reconcile_orders(ctx.factory, ctx.gateway, ctx.settings)
+    if summary:
+        log.info("reconcile: %s", dict(summary))
+
+
+@task("payments.sync_accounts", every_seconds=3600)
+async def sync_accounts(ctx: JobContext) -> None:
+    changed = await reconcile.sync_accounts(ctx.factory, ctx.gateway)
+    if changed:
+        log.info("account sync: %s store(s) changed", len(changed))
