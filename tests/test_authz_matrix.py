@@ -386,6 +386,16 @@ def retry_message(w: World) -> Case:
     return Case("POST", path, None, lambda: _message_status(w, message_id))
 
 
+def _commission(w: World) -> Any:
+    return w.live.scalar("SELECT platform_fee_bps FROM store WHERE id = :s", s=w.team.id)
+
+
+def set_store_commission(w: World) -> Case:
+    body = {"bps": (_commission(w) or 0) + 1}
+    path = f"/api/admin/stores/{w.team.id}/commission"
+    return Case("PATCH", path, body, lambda: _commission(w))
+
+
 ROUTES = [
     Route("GET /api/stores/{storeId}", READ, get_store),
     Route("PATCH /api/stores/{storeId}", MANAGE, patch_store),
@@ -429,6 +439,10 @@ ROUTES = [
     ),
     Route("GET /api/admin/outbox", PLATFORM, list_outbox),
     Route("POST /api/admin/outbox/{id}/retry", PLATFORM, retry_message),
+    Route("PATCH /api/admin/stores/{storeId}/commission", PLATFORM, set_store_commission),
+    Route(
+        "GET /api/admin/transfers", PLATFORM, lambda w: Case("GET", "/api/admin/transfers?limit=5")
+    ),
 ]
 
 

@@ -8,12 +8,14 @@ import pytest
 
 from souq.money import (
     CURRENCIES,
+    FeeRule,
     MoneyError,
     display,
     exponent,
     format_amount,
     minimum_charge,
     normalize_currency,
+    order_fees,
     parse_amount,
     platform_fee,
 )
@@ -187,3 +189,33 @@ def test_the_sandbox_applies_the_same_currency_rules() -> None:
         if _sandbox_accepts_currency(code):
             gaps.add(f"unsupported:{code}")
     assert gaps == set()
+
+
+@pytest.mark.parametrize(
+    ("subtotal", "code", "rule", "commission", "buyer_fee"),
+    [
+        # The worked table in README.md ("Commission and fees").
+        (1009, "usd", FeeRule(bps=500), 50, 0),  # 50.45 → 50
+        (1010, "usd", FeeRule(bps=500, buyer_bps=250), 51, 25),  # 50.5 → 51; 25.25 → 25
+        (2005, "usd", FeeRule(bps=800, fixed=30, minimum=100), 190, 0),  # 160.4 → 160, + 30
+        (500, "usd", FeeRule(bps=800, fixed=30, minimum=100), 100, 0),  # 40 + 30 → minimum
+        (60, "usd", FeeRule(bps=0, minimum=100), 60, 0),  # never above the subtotal
+        (1235, "jpy", FeeRule(bps=1000, fixed=30), 154, 0),  # 123.5 → 124, + 30
+        (2350, "kwd", FeeRule(bps=1000, fixed=150), 390, 0),  # 235 → 240 (steps of 10), + 150
+        (2350, "kwd", FeeRule(bps=0, buyer_bps=300), 0, 70),  # 70.5 → 70
+        (500000, "isk", FeeRule(bps=333), 16700, 0),  # 16650 → 16700 (steps of 100)
+    ],
+)
+def test_order_fees(
+    subtotal: int, code: str, rule: FeeRule, commission: int, buyer_fee: int
+) -> None:
+    fees = order_fees(subtotal, rule, code)
+    assert (fees.commission, fees.buyer_fee) == (commission, buyer_fee)
+    assert fees.application_fee == commission + buyer_fee
+
+
+def test_order_fees_refuse_negative_amounts() -> None:
+    with pytest.raises(ValueError):
+        order_fees(1000, FeeRule(bps=500, fixed=-1), "usd")
+    with pytest.raises(ValueError):
+        order_fees(1000, FeeRule(bps=500, minimum=-1), "usd")

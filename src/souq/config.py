@@ -62,6 +62,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("APP_URL", "NEXT_PUBLIC_APP_URL", "app_url"),
     )
     platform_fee_bps: int = Field(default=500, ge=0, le=10_000)
+    # A service fee charged to the buyer on top of the subtotal, in basis points (0: none).
+    buyer_fee_bps: int = Field(default=0, ge=0, le=10_000)
     # Empty: outside production, a random key generated once and kept in the data folder.
     secret_key: SecretStr = SecretStr("")
     # The embedded sandbox's API key; unset: a random sk_test_ key kept in the data folder.

@@ -3,6 +3,7 @@
 from sqlalchemy import Index
 
 from souq.auth.models import ApiToken, User, UserSession
+from souq.carts.models import Cart, CartItem, CheckoutGroup
 from souq.db import Base
 from souq.integrations.models import (
     WebhookAttempt,
@@ -13,7 +14,7 @@ from souq.integrations.models import (
 from souq.listings.models import Listing
 from souq.notifications.models import MailMessage, NotificationPreference
 from souq.orders.models import Order, OrderItem, OrderPayment, PaymentStatus
-from souq.payments.models import StripeEvent
+from souq.payments.models import StoreTransfer, StripeEvent
 from souq.stores.models import Store, StoreInvitation, StoreMember, StoreRole
 from souq.throttle import Throttle
 
@@ -29,9 +30,9 @@ QUERY_INDEXES = (
 )
 
 __all__ = [
-    "QUERY_INDEXES", "ApiToken", "Base", "Listing", "MailMessage", "NotificationPreference",
-    "Order", "OrderItem", "OrderPayment",
-    "PaymentStatus", "Store", "StoreInvitation", "StoreMember", "StoreRole", "StripeEvent",
-    "Throttle", "User", "UserSession", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint",
-    "WebhookEvent",
+    "QUERY_INDEXES", "ApiToken", "Base", "Cart", "CartItem", "CheckoutGroup", "Listing",
+    "MailMessage", "NotificationPreference", "Order", "OrderItem", "OrderPayment",
+    "PaymentStatus", "Store", "StoreInvitation", "StoreMember", "StoreRole", "StoreTransfer",
+    "StripeEvent", "Throttle", "User", "UserSession", "WebhookAttempt", "WebhookDelivery",
+    "WebhookEndpoint", "WebhookEvent",
 ]  # fmt: skip

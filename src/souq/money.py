@@ -192,3 +192,41 @@ def platform_fee(total: int, bps: int, code: str) -> int:
 def minimum_charge(code: str) -> int:
     """Stripe's smallest chargeable amount in minor units (see Currency.minimum_charge)."""
     return currency_rule(code).minimum_charge
+
+
+@dataclass(frozen=True)
+class FeeRule:
+    """The values that price one order's fees, copied onto the order when it is made so a
+    later change of the platform's or the store's rule never reprices it. Amounts are minor
+    units of the order's currency, already multiples of its step."""
+
+    bps: int
+    fixed: int = 0
+    minimum: int = 0
+    buyer_bps: int = 0
+
+
+@dataclass(frozen=True)
+class Fees:
+    """What a buyer pays on top of the subtotal, and what the platform keeps of it all."""
+
+    commission: int
+    buyer_fee: int
+
+    @property
+    def application_fee(self) -> int:
+        """The platform's share of the charge: the store's commission and the buyer's fee."""
+        return self.commission + self.buyer_fee
+
+
+def order_fees(subtotal: int, rule: FeeRule, code: str) -> Fees:
+    """The commission is bps of the subtotal (rounded half up to the currency's step, as in
+    `platform_fee`) plus the fixed amount, at least the minimum, never above the subtotal;
+    the buyer's service fee is buyer_bps of the subtotal, rounded the same way, charged on
+    top. 10.09 USD at 500 bps + 0.30 fixed, minimum 0.60 → 0.50 + 0.30 = 0.80."""
+    if rule.fixed < 0 or rule.minimum < 0:
+        raise ValueError("fixed and minimum fees must be non-negative")
+    commission = min(
+        subtotal, max(platform_fee(subtotal, rule.bps, code) + rule.fixed, rule.minimum)
+    )
+    return Fees(commission=commission, buyer_fee=platform_fee(subtotal, rule.buyer_bps, code))

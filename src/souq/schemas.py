@@ -184,6 +184,8 @@ def currency_input(code: str, field: str = "currency") -> str:
 class ErrorDetail(BaseModel):
     field: str
     message: str
+    # What is wrong with the field, where a client may act on it (a cart's problems).
+    code: str | None = None
 
 
 class ErrorInfo(BaseModel):

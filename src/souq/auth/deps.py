@@ -22,6 +22,8 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FORM_FIELD = "csrf_token"
 SESSION_KEY = "sid"
 SESSION_CSRF = "csrf"
+# The guest cart's key (souq.carts.service reads it).
+CART_SESSION_KEY = "cart"
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,11 @@ def csrf_token(request: Request) -> str:
 async def start_session(request: Request, session: AsyncSession, user: User) -> str:
     """Log `user` in on this browser: a new server-side session and a fresh cookie (no
     fixation) with a new CSRF token. Any session the browser had before is ended."""
+    # A guest's cart survives logging in: the cart routes merge it into the user's.
+    guest_cart = request.session.get(CART_SESSION_KEY)
     await end_session(request, session)
+    if guest_cart:
+        request.session[CART_SESSION_KEY] = guest_cart
     request.session[SESSION_KEY] = await service.start_user_session(session, user)
     return csrf_token(request)
 

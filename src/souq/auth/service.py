@@ -20,6 +20,7 @@ from souq.config import Settings
 from souq.db import utcnow
 from souq.errors import (
     Conflict,
+    Forbidden,
     InvalidInput,
     NotAuthenticated,
     NotFound,
@@ -133,6 +134,14 @@ async def create_user(
             await session.flush()
     except IntegrityError:
         raise _email_taken() from None
+    return user
+
+
+def require_platform_admin(user: User | None) -> User:
+    if user is None:
+        raise NotAuthenticated("log in, or send an API token as 'Authorization: Bearer <token>'")
+    if not user.is_platform_admin:
+        raise Forbidden("only platform admins can do this", code="platform_admin_only")
     return user
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from souq.auth.deps import CurrentUser, OptionalUser
+from souq.auth.service import require_platform_admin
 from souq.deps import SessionDep
 from souq.errors import Conflict, NotFound
 from souq.notifications import service
@@ -16,7 +17,6 @@ from souq.notifications.schemas import (
     PreferencesIn,
 )
 from souq.orders.api import BeforeQuery, LimitQuery, OrderId, page_of
-from souq.orders.service import require_platform_admin
 from souq.outbox import OutboxStatus, retry_now
 from souq.schemas import error_responses
 

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from souq.auth.deps import OptionalUser
+from souq.auth.service import require_platform_admin
 from souq.deps import SessionDep
 from souq.notifications import service
-from souq.orders.service import require_platform_admin
 from souq.web.pages import PageRoute, templates
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)

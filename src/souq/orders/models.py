@@ -2,11 +2,15 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from souq.db import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from souq.payments.models import StoreTransfer
 
 
 class PaymentStatus(enum.StrEnum):
@@ -49,7 +53,19 @@ class Order(Base):
     currency: Mapped[str] = mapped_column(String(3))
     subtotal_amount: Mapped[int] = mapped_column(Integer)
     total_amount: Mapped[int] = mapped_column(Integer)
+    # The application fee: the store's commission plus the buyer's service fee.
     platform_fee_amount: Mapped[int] = mapped_column(Integer)
+    # The fee rule that priced this order, as values copied when it was made (never a
+    # reference to a rule that may change): basis points, the fixed amount and the minimum in
+    # the order's minor units, and the buyer's service fee. NULL on orders made before rules
+    # were recorded (their fee was the store's or the platform's bps of the total).
+    commission_bps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    commission_fixed_amount: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    commission_minimum_amount: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    buyer_fee_bps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Charged to the buyer on top of the subtotal (total = subtotal + buyer fee); the store's
+    # commission is platform_fee_amount - buyer_fee_amount.
+    buyer_fee_amount: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     payment_status: Mapped[PaymentStatus] = mapped_column(
         Enum(PaymentStatus, name="payment_status", native_enum=False, length=30),
         default=PaymentStatus.pending,
@@ -61,6 +77,11 @@ class Order(Base):
     # The connected account the order pays, as it was when the order was made: a payment to
     # any other destination is not this order's payment.
     destination_account_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The checkout group whose one payment pays this order with the other stores' orders of
+    # the same cart (NULL: the order has its own destination-charge Checkout Session).
+    checkout_group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkout_group.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     # Whether the order's items are taken off the shelf right now; every reservation and
     # release flips it under the order's row lock, so stock moves exactly once either way.
     holds_stock: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -78,6 +99,15 @@ class Order(Base):
     payments: Mapped[list[OrderPayment]] = relationship(
         back_populates="order", order_by="OrderPayment.id", lazy="selectin"
     )
+    # A checkout group's order: the store's share of the group's payment, once it is paid.
+    transfer: Mapped[StoreTransfer | None] = relationship(
+        "StoreTransfer", lazy="selectin", viewonly=True, uselist=False
+    )
+
+    @property
+    def commission_amount(self) -> int:
+        """What the store pays the platform for this sale."""
+        return self.platform_fee_amount - self.buyer_fee_amount
 
     @property
     def payment(self) -> OrderPayment | None:

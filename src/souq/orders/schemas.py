@@ -7,6 +7,7 @@ from pydantic import Field
 
 from souq.money import format_amount
 from souq.orders.models import Order, OrderPayment, PaymentStatus
+from souq.payments.models import StoreTransfer, TransferStatus
 from souq.schemas import ApiInput, ApiModel
 
 
@@ -31,6 +32,41 @@ class OrderPaymentOut(ApiModel):
     created_at: datetime
 
 
+class FeeRuleOut(ApiModel):
+    """The rule that priced the order's fees, frozen when the order was made."""
+
+    bps: int
+    fixed: str
+    minimum: str
+    buyer_fee_bps: int
+
+
+class TransferOut(ApiModel):
+    """A checkout group's order: the store's share, sent by its own Stripe transfer."""
+
+    status: TransferStatus = Field(
+        description="pending: not sent yet; failed: Stripe refused, retried by reconcile; sent"
+    )
+    amount: str
+    currency: str
+    stripe_transfer_id: str | None
+    failure_reason: str | None
+    attempts: int
+    sent_at: datetime | None
+
+    @classmethod
+    def of(cls, transfer: StoreTransfer) -> TransferOut:
+        return cls(
+            status=transfer.status,
+            amount=format_amount(transfer.amount, transfer.currency),
+            currency=transfer.currency,
+            stripe_transfer_id=transfer.stripe_transfer_id,
+            failure_reason=transfer.failure_reason,
+            attempts=transfer.attempts,
+            sent_at=transfer.sent_at,
+        )
+
+
 class OrderOut(ApiModel):
     id: int
     store_id: int
@@ -39,6 +75,11 @@ class OrderOut(ApiModel):
     subtotal: str
     total: str
     platform_fee: str
+    commission: str
+    buyer_fee: str
+    fee_rule: FeeRuleOut | None = Field(
+        description="Null for orders made before fee rules were recorded."
+    )
     net_to_store: str
     payment_status: PaymentStatus
     stripe_checkout_session_id: str | None
@@ -46,6 +87,11 @@ class OrderOut(ApiModel):
     created_at: datetime
     items: list[OrderItemOut]
     payment: OrderPaymentOut | None
+    checkout_group_id: int | None = Field(
+        description="Paid with other stores' orders in one payment (then `transfer` says "
+        "whether the store's share was sent)"
+    )
+    transfer: TransferOut | None
 
     @classmethod
     def of(cls, order: Order) -> OrderOut:
@@ -59,9 +105,21 @@ class OrderOut(ApiModel):
             subtotal=format_amount(order.subtotal_amount, c),
             total=format_amount(order.total_amount, c),
             platform_fee=format_amount(order.platform_fee_amount, c),
+            commission=format_amount(order.commission_amount, c),
+            buyer_fee=format_amount(order.buyer_fee_amount, c),
+            fee_rule=None
+            if order.commission_bps is None
+            else FeeRuleOut(
+                bps=order.commission_bps,
+                fixed=format_amount(order.commission_fixed_amount or 0, c),
+                minimum=format_amount(order.commission_minimum_amount or 0, c),
+                buyer_fee_bps=order.buyer_fee_bps or 0,
+            ),
             net_to_store=format_amount(order.total_amount - order.platform_fee_amount, c),
             payment_status=order.payment_status,
             stripe_checkout_session_id=order.stripe_checkout_session_id,
+            checkout_group_id=order.checkout_group_id,
+            transfer=None if order.transfer is None else TransferOut.of(order.transfer),
             paid_at=order.paid_at,
             created_at=order.created_at,
             items=[
@@ -118,6 +176,7 @@ class BuyerOrderOut(ApiModel):
     customer_email: str
     currency: str
     subtotal: str
+    buyer_fee: str
     total: str
     payment_status: str
     paid_at: datetime | None

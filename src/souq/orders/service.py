@@ -10,8 +10,9 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.auth.models import User
+from souq.auth.service import require_platform_admin
 from souq.db import utcnow
-from souq.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from souq.errors import Conflict, InvalidInput, NotFound
 from souq.listings.models import Listing
 from souq.notifications import triggers
 from souq.orders.models import OPEN_STATES, Order, OrderPayment, PaymentStatus
@@ -198,14 +199,6 @@ async def list_store_orders(
     if before is not None:
         query = query.where(Order.id < before)
     return (await session.execute(query.order_by(Order.id.desc()).limit(limit))).scalars().all()
-
-
-def require_platform_admin(user: User | None) -> User:
-    if user is None:
-        raise NotAuthenticated("log in, or send an API token as 'Authorization: Bearer <token>'")
-    if not user.is_platform_admin:
-        raise Forbidden("only platform admins can do this", code="platform_admin_only")
-    return user
 
 
 async def list_orders(

@@ -24,7 +24,7 @@ from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict, InvalidInput, NotFound, SouqError
 from souq.listings.models import Listing
-from souq.money import MAX_AMOUNT, format_amount, minimum_charge, platform_fee
+from souq.money import MAX_AMOUNT, format_amount, minimum_charge, order_fees
 from souq.notifications import triggers
 from souq.orders import service as orders
 from souq.orders.models import (
@@ -48,10 +48,14 @@ from souq.payments.stripe import (
 )
 from souq.payments.webhooks import Apply, Ignored, read_or_ignore
 from souq.stores.models import Store
+from souq.stores.service import commission_rule
 
 log = logging.getLogger(__name__)
 
-MAX_LINE_ITEMS = 100  # Stripe's limit for a Checkout Session in payment mode.
+# Stripe's limit for a Checkout Session in payment mode is 100 line items; one is kept for the
+# buyer's service fee.
+STRIPE_MAX_LINE_ITEMS = 100
+MAX_LINE_ITEMS = STRIPE_MAX_LINE_ITEMS - 1
 # Stripe wants expires_at at least 30 minutes after it creates the session, by its clock; the
 # session is created a moment after the order, so the expiry gets this much slack on top.
 EXPIRY_SLACK = timedelta(minutes=2)
@@ -114,7 +118,23 @@ def verify_cancel_token(settings: Settings, order_id: int, token: str) -> bool:
     return hmac.compare_digest(cancel_token(settings, order_id), token)
 
 
-async def _create_order(
+def check_charge_limits(total: int, currency: str) -> None:
+    """Stripe's smallest and largest charge in the currency; outside them is a 422."""
+    if total < minimum_charge(currency):
+        raise InvalidInput(
+            f"the total {format_amount(total, currency)} {currency.upper()} is below the "
+            f"minimum charge of {format_amount(minimum_charge(currency), currency)}",
+            code="amount_too_small",
+        )
+    if total > MAX_AMOUNT:
+        raise InvalidInput(
+            f"the total {format_amount(total, currency)} {currency.upper()} is above the "
+            f"maximum of {format_amount(MAX_AMOUNT, currency)}",
+            code="amount_too_large",
+        )
+
+
+async def create_order(
     session: AsyncSession,
     settings: Settings,
     *,
@@ -168,19 +188,10 @@ async def _create_order(
                 line_total=line,
             )
         )
-    total = sum(item.line_total for item in items)
-    if total < minimum_charge(currency):
-        raise InvalidInput(
-            f"the total {format_amount(total, currency)} {currency.upper()} is below the "
-            f"minimum charge of {format_amount(minimum_charge(currency), currency)}",
-            code="amount_too_small",
-        )
-    if total > MAX_AMOUNT:
-        raise InvalidInput(
-            f"the total {format_amount(total, currency)} {currency.upper()} is above the "
-            f"maximum of {format_amount(MAX_AMOUNT, currency)}",
-            code="amount_too_large",
-        )
+    subtotal = sum(item.line_total for item in items)
+    rule = commission_rule(store, settings, currency)
+    fees = order_fees(subtotal, rule, currency)
+    check_charge_limits(subtotal + fees.buyer_fee, currency)
     counted = {i: q for i, q in cart.items() if listings[i].stock is not None}
     short = await orders.reserve_stock(session, counted)
     if short:
@@ -188,18 +199,20 @@ async def _create_order(
         raise Conflict(f"not enough stock left for {names}", code="out_of_stock")
     buyer = limits.Buyer(customer_email, user.id if user else None, client_address)
     await limits.check_holding(session, settings, buyer, counted)
-    bps = (
-        store.platform_fee_bps if store.platform_fee_bps is not None else settings.platform_fee_bps
-    )
     order = Order(
         store_id=store.id,
         user_id=user.id if user else None,
         customer_email=customer_email,
         client_address=client_address,
         currency=currency,
-        subtotal_amount=total,
-        total_amount=total,
-        platform_fee_amount=platform_fee(total, bps, currency),
+        subtotal_amount=subtotal,
+        total_amount=subtotal + fees.buyer_fee,
+        platform_fee_amount=fees.application_fee,
+        commission_bps=rule.bps,
+        commission_fixed_amount=rule.fixed,
+        commission_minimum_amount=rule.minimum,
+        buyer_fee_bps=rule.buyer_bps,
+        buyer_fee_amount=fees.buyer_fee,
         payment_status=PaymentStatus.pending,
         destination_account_id=store.stripe_account_id,
         holds_stock=True,
@@ -210,6 +223,40 @@ async def _create_order(
     await session.flush()
     await triggers.order_created(session, order)
     return order, store
+
+
+SERVICE_FEE_NAME = "Service fee"
+
+
+def order_lines(order: Order) -> list[dict[str, Any]]:
+    """The order's items as Checkout Session line items, priced from the order."""
+    return [
+        {
+            "quantity": item.quantity,
+            "price_data": {
+                "currency": item.currency,
+                "unit_amount": item.unit_price,
+                "product_data": {"name": item.title},
+            },
+        }
+        for item in order.items
+    ]
+
+
+def buyer_fee_line(order: Order) -> list[dict[str, Any]]:
+    """The buyer's service fee as a line of its own on Stripe's page (none when zero)."""
+    if order.buyer_fee_amount <= 0:
+        return []
+    return [
+        {
+            "quantity": 1,
+            "price_data": {
+                "currency": order.currency,
+                "unit_amount": order.buyer_fee_amount,
+                "product_data": {"name": SERVICE_FEE_NAME},
+            },
+        }
+    ]
 
 
 def session_params(settings: Settings, order: Order, store: Store) -> dict[str, Any]:
@@ -227,17 +274,7 @@ def session_params(settings: Settings, order: Order, store: Store) -> dict[str, 
         payment_intent_data["application_fee_amount"] = order.platform_fee_amount
     return {
         "mode": "payment",
-        "line_items": [
-            {
-                "quantity": item.quantity,
-                "price_data": {
-                    "currency": item.currency,
-                    "unit_amount": item.unit_price,
-                    "product_data": {"name": item.title},
-                },
-            }
-            for item in order.items
-        ],
+        "line_items": order_lines(order) + buyer_fee_line(order),
         "customer_email": order.customer_email,
         "client_reference_id": str(order.id),
         "metadata": metadata,
@@ -278,7 +315,7 @@ async def start_checkout(
     buyer = limits.Buyer(customer_email, user.id if user else None, client_address)
     await limits.check_checkout_rate(factory, settings, buyer)
     async with unit_of_work(factory) as session:
-        order, store = await _create_order(
+        order, store = await create_order(
             session,
             settings,
             store_id=store_id,
@@ -390,19 +427,29 @@ def _payment_row(order: Order, checkout: CheckoutSession) -> OrderPayment:
     )
 
 
+def session_problems(
+    checkout: CheckoutSession, whose: str, own_session: str | None, total: int, currency: str
+) -> list[str]:
+    """How a paid session differs from the one an order (or checkout group) asked for: another
+    session than its own, another amount or currency."""
+    problems: list[str] = []
+    if own_session not in (None, checkout.id):
+        problems.append(
+            f"paid through checkout session {checkout.id}, not the {whose}'s own {own_session}"
+        )
+    if checkout.amount_total != total:
+        problems.append(f"amount {checkout.amount_total} instead of {total}")
+    if checkout.currency != currency:
+        problems.append(f"currency {checkout.currency} instead of {currency}")
+    return problems
+
+
 def mismatch(order: Order, checkout: CheckoutSession) -> str | None:
     """Why a paid session is not exactly the payment the order asked for, or None: its own
     session, its total, currency, application fee and destination account."""
-    problems: list[str] = []
-    if order.stripe_checkout_session_id not in (None, checkout.id):
-        problems.append(
-            f"paid through checkout session {checkout.id}, not the order's own "
-            f"{order.stripe_checkout_session_id}"
-        )
-    if checkout.amount_total != order.total_amount:
-        problems.append(f"amount {checkout.amount_total} instead of {order.total_amount}")
-    if checkout.currency != order.currency:
-        problems.append(f"currency {checkout.currency} instead of {order.currency}")
+    problems = session_problems(
+        checkout, "order", order.stripe_checkout_session_id, order.total_amount, order.currency
+    )
     intent = checkout.payment_intent
     if intent is None:
         problems.append("no payment intent")
@@ -500,30 +547,6 @@ async def sync_checkout_session(
     checkout = await gateway.retrieve_checkout_session(session_id)
     async with unit_of_work(factory) as session:
         return await apply_checkout_session(session, checkout)
-
-
-async def on_checkout_session(
-    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, event: Event
-) -> Apply | Ignored:
-    """The event says which session changed; its current state is read back from Stripe
-    (before any transaction), so duplicates and out-of-order events all end in the same
-    place."""
-    checkout = await read_or_ignore(
-        gateway.retrieve_checkout_session(event.object_id),
-        f"checkout session {event.object_id}",
-    )
-    if isinstance(checkout, Ignored):
-        return checkout
-
-    async def apply(session: AsyncSession) -> Ignored | None:
-        order = await apply_checkout_session(
-            session, checkout, failed=event.type == "checkout.session.async_payment_failed"
-        )
-        if order is None:
-            return Ignored(f"checkout session {checkout.id} is not for an order of ours")
-        return None
-
-    return apply
 
 
 async def _payment_for_intent(

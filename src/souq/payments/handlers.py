@@ -10,14 +10,14 @@ order-independent.
 
 from __future__ import annotations
 
-from souq.payments import checkout, onboarding
+from souq.payments import checkout, groups, onboarding
 from souq.payments.webhooks import Handler
 
 HANDLERS: dict[str, Handler] = {
-    "checkout.session.completed": checkout.on_checkout_session,
-    "checkout.session.async_payment_succeeded": checkout.on_checkout_session,
-    "checkout.session.async_payment_failed": checkout.on_checkout_session,
-    "checkout.session.expired": checkout.on_checkout_session,
+    "checkout.session.completed": groups.on_checkout_session,
+    "checkout.session.async_payment_succeeded": groups.on_checkout_session,
+    "checkout.session.async_payment_failed": groups.on_checkout_session,
+    "checkout.session.expired": groups.on_checkout_session,
     "charge.succeeded": checkout.on_charge,
     "charge.updated": checkout.on_charge,
     "account.updated": onboarding.on_account_updated,

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from souq.db import Base, UTCDateTime, utcnow
@@ -48,6 +49,54 @@ class CheckoutRequest(Base):
     url: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class TransferStatus(enum.StrEnum):
+    # Waiting for Stripe: to be sent (again) by the payment's handler or `souq reconcile`.
+    pending = "pending"
+    # Stripe refused it (e.g. the account cannot receive transfers): retried by reconcile.
+    failed = "failed"
+    sent = "sent"
+
+
+class StoreTransfer(Base):
+    """A store's share of a checkout group's payment: one row per order (so per group and
+    store), one Stripe transfer with key `checkout-group-{g}-store-{s}-transfer-{refusals}`,
+    so no store is ever paid twice however often it is retried."""
+
+    __tablename__ = "store_transfer"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), unique=True)
+    checkout_group_id: Mapped[int] = mapped_column(
+        ForeignKey("checkout_group.id", ondelete="CASCADE"), index=True
+    )
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id"), index=True)
+    destination_account_id: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[TransferStatus] = mapped_column(
+        Enum(TransferStatus, name="transfer_status", native_enum=False, length=20),
+        default=TransferStatus.pending,
+        index=True,
+    )
+    stripe_transfer_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Stripe's reason for the last refusal (its code and message), for the platform admin.
+    failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # How many times Stripe refused it. A refusal means no transfer was made, and Stripe
+    # replays a key's first answer (errors included) for 24 hours, so the retry after a
+    # refusal uses the next key; a call that got no answer is retried with the same key.
+    refusals: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    @property
+    def idempotency_key(self) -> str:
+        return (
+            f"checkout-group-{self.checkout_group_id}-store-{self.store_id}-transfer-"
+            f"{self.refusals}"
+        )
 
 
 class StripeEventCursor(Base):

@@ -31,7 +31,7 @@ from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.orders import service as orders
 from souq.orders.models import CLOSED_UNPAID, Order, OrderPayment, PaymentStatus
-from souq.payments import checkout, onboarding
+from souq.payments import checkout, groups, onboarding, transfers
 from souq.payments.stripe import StripeFailed, StripeGateway, StripeUnavailable
 from souq.stores.models import Store
 
@@ -56,6 +56,8 @@ async def orders_to_reconcile(
         ids = (
             await session.execute(
                 select(Order.id)
+                # A checkout group's orders follow their group's session (groups.py).
+                .where(Order.checkout_group_id.is_(None))
                 .where(
                     or_(
                         Order.payment_status.in_(
@@ -167,7 +169,31 @@ async def reconcile_orders(
             summary["error"] += 1
         if progress:
             progress(1)
+    await _reconcile_groups(factory, gateway, settings, summary)
     return summary
+
+
+async def _reconcile_groups(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    summary: Counter[str],
+) -> None:
+    """Open checkout groups to their session's state, then every store transfer not sent
+    yet (pending, or refused before: the same idempotency key, so never twice)."""
+    for group_id in await groups.groups_to_reconcile(factory):
+        try:
+            summary[
+                f"group {await groups.reconcile_group(factory, gateway, settings, group_id)}"
+            ] += 1
+        except StripeUnavailable:
+            summary["stripe_unavailable"] += 1
+        except Exception:
+            log.exception("checkout group %s could not be reconciled", group_id)
+            summary["error"] += 1
+    for transfer_id in await transfers.unsent_transfer_ids(factory):
+        status = await transfers.retry_transfer(factory, gateway, transfer_id)
+        summary[f"transfer {status.value}"] += 1
 
 
 async def connected_store_ids(factory: async_sessionmaker[AsyncSession]) -> list[int]:

@@ -456,6 +456,15 @@ class StripeGateway:
         )
         return Charge.parse(charge)
 
+    # Transfers
+
+    async def create_transfer(self, params: dict[str, Any], *, idempotency_key: str) -> str:
+        """Money from the platform's balance to a connected account; returns the transfer id."""
+        transfer = await self._request(
+            "create transfer", "post", "/v1/transfers", params, idempotency_key=idempotency_key
+        )
+        return _field(_object(transfer, "transfer"), "id", str, "transfer")
+
     # Events
 
     async def list_events(

@@ -7,11 +7,15 @@ from fastapi import APIRouter, Path, status
 
 from souq.auth.deps import CurrentUser
 from souq.auth.models import User
+from souq.config import Settings
 from souq.deps import SessionDep, SettingsDep
+from souq.money import format_amount
 from souq.schemas import error_responses
 from souq.stores import service
-from souq.stores.models import StoreMember
+from souq.stores.models import Store, StoreMember
 from souq.stores.schemas import (
+    CommissionOut,
+    CommissionUpdate,
     InvitationInput,
     InvitationOut,
     MemberOut,
@@ -204,3 +208,35 @@ async def remove_member(
 ) -> None:
     """Remove a member (owner or admin), or leave the store (any member, yourself)."""
     await service.remove_or_leave(session, store_id, user, user_id)
+
+
+def _commission_out(store: Store, settings: Settings) -> CommissionOut:
+    def shown(amounts: dict[str, int]) -> dict[str, str]:
+        return {code: format_amount(amount, code) for code, amount in sorted(amounts.items())}
+
+    return CommissionOut(
+        store_id=store.id,
+        bps=store.platform_fee_bps,
+        effective_bps=service.commission_rule(store, settings, store.default_currency).bps,
+        fixed=shown(store.commission_fixed or {}),
+        minimum=shown(store.commission_minimum or {}),
+        buyer_fee_bps=settings.buyer_fee_bps,
+    )
+
+
+@router.patch(
+    "/api/admin/stores/{storeId}/commission", responses=error_responses(401, 403, 404, 422)
+)
+async def set_commission(
+    store_id: StoreId,
+    body: CommissionUpdate,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> CommissionOut:
+    """Set a store's commission: basis points, a fixed amount and a minimum per order and
+    currency (platform admins only). Orders already made keep the rule they were made with."""
+    store = await service.set_commission(
+        session, store_id, user, body.model_dump(include=body.model_fields_set)
+    )
+    return _commission_out(store, settings)

@@ -32,7 +32,16 @@ class Store(Base):
     # The `created` time of the newest account.updated applied, so older events never win.
     stripe_account_synced_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
     stripe_deauthorized_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The store's commission, set by a platform admin; NULL: the platform's PLATFORM_FEE_BPS.
     platform_fee_bps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Per currency (lower-case code → minor units): a fixed amount added to each order's
+    # commission, and the least commission an order pays.
+    commission_fixed: Mapped[dict[str, int]] = mapped_column(
+        JSON, default=dict, server_default="{}"
+    )
+    commission_minimum: Mapped[dict[str, int]] = mapped_column(
+        JSON, default=dict, server_default="{}"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from souq.auth.deps import CurrentUser
+from souq.auth.service import require_platform_admin
 from souq.deps import SessionDep, SettingsDep
 from souq.errors import SouqError
 from souq.listings import service as listings
-from souq.orders.service import require_platform_admin
 from souq.payments import onboarding
 from souq.stores import service
 from souq.stores.models import StoreRole

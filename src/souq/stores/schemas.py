@@ -67,3 +67,38 @@ class MemberOut(ApiModel):
     email: str
     name: str
     role: StoreRole
+
+
+AMOUNTS_DOC = (
+    'Currency code → amount as a decimal string in that currency (e.g. {"usd": "0.30"}); '
+    "replaces the whole map; null or {} removes it."
+)
+
+
+class CommissionUpdate(ApiInput):
+    """Fields left out stay as they are."""
+
+    bps: int | None = Field(
+        default=None,
+        ge=0,
+        le=10_000,
+        description="Commission in basis points of each order's subtotal; null: the platform's "
+        "PLATFORM_FEE_BPS.",
+    )
+    fixed: dict[str, str] | None = Field(
+        default=None, max_length=200, description="Added to each order's commission. " + AMOUNTS_DOC
+    )
+    minimum: dict[str, str] | None = Field(
+        default=None, max_length=200, description="The least commission of an order. " + AMOUNTS_DOC
+    )
+
+
+class CommissionOut(ApiModel):
+    """A store's commission rule as the next order will be charged it."""
+
+    store_id: int
+    bps: int | None = Field(description="The store's own rate; null: the platform's.")
+    effective_bps: int
+    fixed: dict[str, str]
+    minimum: dict[str, str]
+    buyer_fee_bps: int = Field(description="The platform's service fee charged to buyers.")

@@ -18,15 +18,18 @@ import secrets
 import unicodedata
 from collections.abc import Collection
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.auth.models import User
-from souq.auth.service import normalize_email
+from souq.auth.service import normalize_email, require_platform_admin
+from souq.config import Settings
 from souq.db import utcnow
 from souq.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from souq.money import MAX_AMOUNT, FeeRule, MoneyError, format_amount, parse_amount
 from souq.schemas import STRIPE_CONNECT_COUNTRIES, clean_name, currency_input
 from souq.stores.models import Store, StoreInvitation, StoreMember, StoreRole
 
@@ -420,3 +423,58 @@ async def get_store(session: AsyncSession, store_id: int) -> Store:
 async def list_stores(session: AsyncSession, limit: int = 500) -> list[Store]:
     """Stores by name: the storefront's filter, and the back office's list."""
     return list((await session.execute(select(Store).order_by(Store.name).limit(limit))).scalars())
+
+
+def _amounts(field: str, given: dict[str, str] | None) -> dict[str, int]:
+    """Currency → decimal string from a request → currency → minor units; a 422 naming the
+    entry for a code Stripe cannot charge in or an amount it cannot charge."""
+    amounts: dict[str, int] = {}
+    for code, text in (given or {}).items():
+        currency = currency_input(code, f"{field}.{code}")
+        try:
+            amount = parse_amount(text, currency)
+        except MoneyError as exc:
+            raise InvalidInput(
+                f"{field}.{code}: {exc}",
+                details=[{"field": f"{field}.{code}", "message": str(exc)}],
+            ) from None
+        if not 0 <= amount <= MAX_AMOUNT:
+            problem = f"must be from 0 to {format_amount(MAX_AMOUNT, currency)}"
+            raise InvalidInput(
+                f"{field}.{code}: {problem}",
+                details=[{"field": f"{field}.{code}", "message": problem}],
+            )
+        amounts[currency] = amount
+    return amounts
+
+
+async def set_commission(
+    session: AsyncSession, store_id: int, user: User | None, changes: dict[str, Any]
+) -> Store:
+    """A platform admin sets a store's commission; only orders made afterwards are charged it
+    (each order keeps the rule it was made with)."""
+    require_platform_admin(user)
+    store = (
+        await session.execute(select(Store).where(Store.id == store_id).with_for_update())
+    ).scalar_one_or_none()
+    if store is None:
+        raise NotFound("store not found", code="store_not_found")
+    if "bps" in changes:
+        store.platform_fee_bps = changes["bps"]
+    if "fixed" in changes:
+        store.commission_fixed = _amounts("fixed", changes["fixed"])
+    if "minimum" in changes:
+        store.commission_minimum = _amounts("minimum", changes["minimum"])
+    await session.flush()
+    return store
+
+
+def commission_rule(store: Store, settings: Settings, currency: str) -> FeeRule:
+    """The rule an order of this store in this currency is made with, now."""
+    bps = store.platform_fee_bps
+    return FeeRule(
+        bps=settings.platform_fee_bps if bps is None else bps,
+        fixed=(store.commission_fixed or {}).get(currency, 0),
+        minimum=(store.commission_minimum or {}).get(currency, 0),
+        buyer_bps=settings.buyer_fee_bps,
+    )

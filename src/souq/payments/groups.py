@@ -1,0 +1,363 @@
+"""One payment for a cart across stores (separate charges and transfers): one pending order per
+store, grouped in a checkout group, one Checkout Session on the platform's account for the
+whole cart with `payment_intent_data.transfer_group`; when it is paid, every order is paid and
+each store gets one Transfer of its total minus its commission, from the charge
+(`source_transaction`). See https://docs.stripe.com/connect/separate-charges-and-transfers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from souq.auth.models import User
+from souq.carts.models import CheckoutGroup, GroupStatus
+from souq.config import Settings
+from souq.db import unit_of_work, utcnow
+from souq.errors import Conflict, InvalidInput
+from souq.orders import service as orders
+from souq.orders.models import CLOSED_UNPAID, Order, PaymentStatus
+from souq.payments import checkout, limits, transfers
+from souq.payments.models import StoreTransfer
+from souq.payments.stripe import (
+    CheckoutSession,
+    Event,
+    StripeDataError,
+    StripeFailed,
+    StripeGateway,
+    StripeUnavailable,
+)
+from souq.payments.webhooks import Apply, Ignored, read_or_ignore
+
+log = logging.getLogger(__name__)
+
+GROUP_METADATA = "checkoutGroupId"
+
+
+@dataclass(frozen=True)
+class StoreLines:
+    store_id: int
+    lines: Sequence[checkout.CartLine]
+
+
+@dataclass(frozen=True)
+class GroupStarted:
+    group_id: int
+    url: str
+    order_ids: list[int]
+
+
+def group_key(group_id: int) -> str:
+    """The Stripe idempotency key of a group's one Checkout Session."""
+    return f"checkout-group-{group_id}-checkout"
+
+
+def group_id_of(checkout_session: CheckoutSession) -> int | None:
+    raw = checkout_session.metadata.get(GROUP_METADATA)
+    return int(raw) if raw is not None and raw.isdigit() and len(raw) < 10 else None
+
+
+def group_session_params(
+    settings: Settings, group: CheckoutGroup, group_orders: Sequence[Order]
+) -> dict[str, Any]:
+    """The platform's Checkout Session for the whole cart: every store's lines and service
+    fee, no destination (the money stays with the platform until the transfers)."""
+    metadata = {GROUP_METADATA: str(group.id)}
+    ttl = timedelta(minutes=settings.checkout_session_ttl_minutes)
+    back = f"{settings.app_url}/shop?checkoutGroup={group.id}"
+    return {
+        "mode": "payment",
+        "line_items": [
+            line
+            for order in group_orders
+            for line in checkout.order_lines(order) + checkout.buyer_fee_line(order)
+        ],
+        "customer_email": group.customer_email,
+        "metadata": metadata,
+        "payment_intent_data": {"transfer_group": group.transfer_group, "metadata": metadata},
+        "success_url": back,
+        "cancel_url": back,
+        "expires_at": int((group.created_at + ttl + checkout.EXPIRY_SLACK).timestamp()),
+    }
+
+
+async def start_group_checkout(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    *,
+    currency: str,
+    stores: Sequence[StoreLines],
+    customer_email: str,
+    user: User | None,
+    client_address: str | None = None,
+) -> GroupStarted:
+    """As `checkout.start_checkout`, for several stores at once: (1) the group and one order
+    per store, stock reserved, all or nothing; (2) one Checkout Session; (3) its id saved, or
+    every order failed (Stripe refused) or held as session_unknown (no answer)."""
+    buyer = limits.Buyer(customer_email, user.id if user else None, client_address)
+    await limits.check_checkout_rate(factory, settings, buyer)
+    async with unit_of_work(factory) as session:
+        group = CheckoutGroup(
+            user_id=user.id if user else None,
+            customer_email=customer_email,
+            currency=currency,
+            total_amount=0,
+        )
+        session.add(group)
+        await session.flush()
+        made: list[Order] = []
+        for part in stores:
+            order, _ = await checkout.create_order(
+                session,
+                settings,
+                store_id=part.store_id,
+                currency=currency,
+                lines=part.lines,
+                customer_email=customer_email,
+                user=user,
+                client_address=client_address,
+            )
+            order.checkout_group_id = group.id
+            made.append(order)
+        group.total_amount = sum(order.total_amount for order in made)
+        checkout.check_charge_limits(group.total_amount, currency)
+        lines = sum(len(o.items) + (o.buyer_fee_amount > 0) for o in made)
+        if lines > checkout.STRIPE_MAX_LINE_ITEMS:
+            raise InvalidInput(
+                f"at most {checkout.MAX_LINE_ITEMS} different listings per checkout",
+                code="too_many_items",
+            )
+        await session.flush()
+        params = group_session_params(settings, group, made)
+        group_id, order_ids = group.id, [order.id for order in made]
+    try:
+        found = await gateway.create_checkout_session(params, idempotency_key=group_key(group_id))
+    except (StripeUnavailable, StripeDataError) as exc:
+        async with unit_of_work(factory) as session:
+            await _close_group(session, group_id, GroupStatus.session_unknown)
+        raise checkout.CheckoutUnconfirmed(
+            "Our payment provider did not answer in time. Nothing has been charged; your "
+            "orders are held for you while we check. Please try again in a moment."
+        ) from exc
+    except StripeFailed:
+        async with unit_of_work(factory) as session:
+            await _close_group(session, group_id, GroupStatus.failed)
+        raise
+    async with unit_of_work(factory) as session:
+        group = await _lock_group(session, group_id)
+        if group.stripe_checkout_session_id is None:
+            group.stripe_checkout_session_id = found.id
+        if group.status == GroupStatus.session_unknown:
+            group.status = GroupStatus.pending
+    if found.url is None:
+        raise Conflict("the payment page is closed: start a new checkout", code="checkout_closed")
+    return GroupStarted(group_id=group_id, url=found.url, order_ids=order_ids)
+
+
+async def _lock_group(session: AsyncSession, group_id: int) -> CheckoutGroup:
+    return (
+        await session.execute(
+            select(CheckoutGroup)
+            .where(CheckoutGroup.id == group_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+
+
+async def _group_orders(session: AsyncSession, group_id: int) -> list[Order]:
+    """The group's orders, each locked, in id order (so concurrent handlers never deadlock)."""
+    ids = (
+        await session.execute(
+            select(Order.id).where(Order.checkout_group_id == group_id).order_by(Order.id)
+        )
+    ).scalars()
+    locked = [await orders.lock_order(session, order_id) for order_id in ids]
+    return [order for order in locked if order is not None]
+
+
+async def _close_group(session: AsyncSession, group_id: int, status: GroupStatus) -> None:
+    """An unpaid group closes: failed or canceled orders give their stock back (once);
+    session_unknown keeps it until reconcile learns what Stripe did."""
+    group = await _lock_group(session, group_id)
+    if group.status not in (GroupStatus.pending, GroupStatus.session_unknown):
+        return
+    group.status = status
+    for order in await _group_orders(session, group_id):
+        if status == GroupStatus.session_unknown:
+            if order.payment_status == PaymentStatus.pending:
+                order.payment_status = PaymentStatus.session_unknown
+        else:
+            await orders.close_unpaid(session, order, PaymentStatus(status.value))
+    await session.flush()
+
+
+def group_mismatch(group: CheckoutGroup, checkout_session: CheckoutSession) -> str | None:
+    """Why a paid session is not the payment the group asked for, or None."""
+    problems = checkout.session_problems(
+        checkout_session,
+        "group",
+        group.stripe_checkout_session_id,
+        group.total_amount,
+        group.currency,
+    )
+    intent = checkout_session.payment_intent
+    if intent is None or intent.latest_charge_id is None:
+        problems.append("no charge to transfer from")
+    return "; ".join(problems) or None
+
+
+async def _pay_group(
+    session: AsyncSession, group: CheckoutGroup, checkout_session: CheckoutSession
+) -> None:
+    """Mark the group and its orders paid, and make each order's transfer row (pending)."""
+    intent = checkout_session.payment_intent
+    assert intent is not None
+    group.status = GroupStatus.paid
+    group.stripe_checkout_session_id = checkout_session.id
+    group.stripe_payment_intent_id = intent.id
+    group.stripe_charge_id = intent.latest_charge_id
+    group.paid_at = utcnow()
+    for order in await _group_orders(session, group.id):
+        if order.payment_status in CLOSED_UNPAID and not await orders.retake_stock(session, order):
+            order.payment_status = PaymentStatus.needs_review
+            order.review_reason = (
+                f"paid in checkout group {group.id} after its stock was given back, and too "
+                "little is left to fill it; its store is not paid until an admin decides"
+            )
+            continue
+        order.payment_status = PaymentStatus.paid
+        order.paid_at = order.paid_at or group.paid_at
+        assert order.destination_account_id is not None
+        session.add(
+            StoreTransfer(
+                order_id=order.id,
+                checkout_group_id=group.id,
+                store_id=order.store_id,
+                destination_account_id=order.destination_account_id,
+                amount=order.total_amount - order.platform_fee_amount,
+                currency=order.currency,
+            )
+        )
+    await session.flush()
+
+
+async def apply_group_session(
+    session: AsyncSession,
+    gateway: StripeGateway,
+    checkout_session: CheckoutSession,
+    group_id: int,
+    *,
+    failed: bool = False,
+) -> CheckoutGroup | None:
+    """Bring a group and its orders to the state of its Checkout Session, then send every
+    store's transfer not sent yet. Safe to run any number of times, concurrently, in any
+    order: the group row is locked, orders and transfers move once."""
+    group = await session.get(CheckoutGroup, group_id)
+    if group is None:
+        return None
+    group = await _lock_group(session, group_id)
+    if checkout_session.paid:
+        if group.status not in (GroupStatus.paid, GroupStatus.needs_review):
+            reason = group_mismatch(group, checkout_session)
+            if reason is None:
+                await _pay_group(session, group, checkout_session)
+            else:
+                group.status = GroupStatus.needs_review
+                group.review_reason = reason[:1000]
+                for order in await _group_orders(session, group.id):
+                    order.payment_status = PaymentStatus.needs_review
+                    order.review_reason = f"checkout group {group.id}: {reason}"[:1000]
+                log.warning("checkout group %s needs review: %s", group.id, reason)
+        if group.status == GroupStatus.paid:
+            await transfers.send_group_transfers(session, gateway, group)
+    elif group.stripe_checkout_session_id in (None, checkout_session.id):
+        group.stripe_checkout_session_id = checkout_session.id
+        unpaid = (
+            GroupStatus.failed
+            if group.status == GroupStatus.session_unknown
+            else GroupStatus.canceled
+        )
+        intent = checkout_session.payment_intent
+        if checkout_session.status == "expired":
+            await _close_group(session, group.id, unpaid)
+        elif checkout_session.status == "complete" and (
+            failed or (intent is not None and intent.failed)
+        ):
+            await _close_group(session, group.id, GroupStatus.failed)
+    await session.flush()
+    return group
+
+
+async def on_checkout_session(
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, event: Event
+) -> Apply | Ignored:
+    """checkout.session.*: the session is read from Stripe first (no transaction open); a
+    group's session then moves the group and sends its transfers, any other moves its order
+    (`checkout.apply_checkout_session`)."""
+    found = await read_or_ignore(
+        gateway.retrieve_checkout_session(event.object_id),
+        f"checkout session {event.object_id}",
+    )
+    if isinstance(found, Ignored):
+        return found
+    group_id = group_id_of(found)
+    failed = event.type == "checkout.session.async_payment_failed"
+
+    async def apply(session: AsyncSession) -> Ignored | None:
+        if group_id is None:
+            if await checkout.apply_checkout_session(session, found, failed=failed) is None:
+                return Ignored(f"checkout session {found.id} is not for an order of ours")
+        elif await apply_group_session(session, gateway, found, group_id, failed=failed) is None:
+            return Ignored(f"checkout session {found.id} is for no checkout group of ours")
+        return None
+
+    return apply
+
+
+async def groups_to_reconcile(factory: async_sessionmaker[AsyncSession]) -> list[int]:
+    """Open groups (their session may have been paid or expired without a webhook)."""
+    async with unit_of_work(factory) as session:
+        query = select(CheckoutGroup.id).where(
+            CheckoutGroup.status.in_([GroupStatus.pending, GroupStatus.session_unknown])
+        )
+        return list((await session.execute(query.order_by(CheckoutGroup.id))).scalars())
+
+
+async def reconcile_group(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    group_id: int,
+) -> str:
+    """Read (or, when its creation never answered, replay) the group's session and apply it;
+    an open session whose creation never answered is expired (the buyer never saw it)."""
+    async with unit_of_work(factory) as session:
+        group = await session.get(CheckoutGroup, group_id)
+        assert group is not None
+        session_id, before = group.stripe_checkout_session_id, group.status
+        group_orders = await _group_orders(session, group_id)
+        params = group_session_params(settings, group, group_orders)
+    if session_id is None:
+        try:
+            session_id = (
+                await gateway.create_checkout_session(params, idempotency_key=group_key(group_id))
+            ).id
+        except StripeFailed:
+            async with unit_of_work(factory) as session:
+                await _close_group(session, group_id, GroupStatus.failed)
+            return "failed"
+    found = await gateway.retrieve_checkout_session(session_id)
+    if before == GroupStatus.session_unknown and found.status == "open":
+        found = await gateway.expire_checkout_session(session_id)
+        found = await gateway.retrieve_checkout_session(session_id)
+    async with unit_of_work(factory) as session:
+        group_after = await apply_group_session(session, gateway, found, group_id)
+        after = group_after.status if group_after else before
+    return after.value if after != before else "unchanged"

@@ -1,0 +1,127 @@
+"""Sending each store its share of a checkout group's payment: one Stripe Transfer per group
+and store, from the group's charge (`source_transaction`), in its `transfer_group`.
+
+`send_transfer` is a plain service function (it flushes, never commits) called from the
+payment's webhook handler and from `souq reconcile`, so a background job can call it later.
+The idempotency key derives from the group, the store and the number of refusals so far, so
+however often it runs, and however concurrently, Stripe makes one transfer; a refusal (no
+transfer made) is recorded with Stripe's reason and retried by the next reconcile under the
+next key."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from souq.carts.models import CheckoutGroup
+from souq.db import unit_of_work, utcnow
+from souq.payments.models import StoreTransfer, TransferStatus
+from souq.payments.stripe import StripeFailed, StripeGateway, StripeUnavailable
+
+log = logging.getLogger(__name__)
+
+UNSENT = (TransferStatus.pending, TransferStatus.failed)
+
+
+async def send_transfer(
+    session: AsyncSession, gateway: StripeGateway, transfer: StoreTransfer, group: CheckoutGroup
+) -> TransferStatus:
+    """Ask Stripe for the store's transfer (the caller holds the transfer row's lock) and
+    record the answer: sent, refused (with Stripe's reason), or still pending (no answer)."""
+    if transfer.status == TransferStatus.sent:
+        return transfer.status
+    if group.stripe_charge_id is None:
+        transfer.failure_reason = "the payment's charge is not known yet"
+        return transfer.status
+    transfer.attempts += 1
+    params = {
+        "amount": transfer.amount,
+        "currency": transfer.currency,
+        "destination": transfer.destination_account_id,
+        "source_transaction": group.stripe_charge_id,
+        "transfer_group": group.transfer_group,
+        "metadata": {
+            "orderId": str(transfer.order_id),
+            "storeId": str(transfer.store_id),
+            "checkoutGroupId": str(group.id),
+        },
+    }
+    try:
+        transfer_id = await gateway.create_transfer(
+            params, idempotency_key=transfer.idempotency_key
+        )
+    except StripeUnavailable as exc:
+        transfer.failure_reason = f"no answer from Stripe: {exc.message}"
+        log.warning("transfer for order %s: Stripe did not answer", transfer.order_id)
+    except StripeFailed as exc:
+        transfer.status = TransferStatus.failed
+        transfer.refusals += 1
+        transfer.failure_reason = f"{exc.stripe_code or 'error'}: {exc.message}"[:2000]
+        log.warning(
+            "transfer for order %s refused by Stripe: %s", transfer.order_id, exc.stripe_code
+        )
+    else:
+        transfer.status = TransferStatus.sent
+        transfer.stripe_transfer_id = transfer_id
+        transfer.failure_reason = None
+        transfer.sent_at = utcnow()
+        log.info("order %s: transfer %s sent", transfer.order_id, transfer_id)
+    await session.flush()
+    return transfer.status
+
+
+async def send_group_transfers(
+    session: AsyncSession, gateway: StripeGateway, group: CheckoutGroup
+) -> None:
+    """Every unsent transfer of a paid group, each under its row lock."""
+    rows = (
+        await session.execute(
+            select(StoreTransfer)
+            .where(StoreTransfer.checkout_group_id == group.id)
+            .where(StoreTransfer.status.in_(UNSENT))
+            .order_by(StoreTransfer.id)
+            .with_for_update()
+        )
+    ).scalars()
+    for transfer in rows:
+        await send_transfer(session, gateway, transfer, group)
+
+
+async def unsent_transfer_ids(factory: async_sessionmaker[AsyncSession]) -> list[int]:
+    async with unit_of_work(factory) as session:
+        query = select(StoreTransfer.id).where(StoreTransfer.status.in_(UNSENT))
+        return list((await session.execute(query.order_by(StoreTransfer.id))).scalars())
+
+
+async def retry_transfer(
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, transfer_id: int
+) -> TransferStatus:
+    """One unsent transfer, again (same idempotency key: a transfer Stripe did make is
+    returned, never made twice)."""
+    async with unit_of_work(factory) as session:
+        transfer = (
+            await session.execute(
+                select(StoreTransfer).where(StoreTransfer.id == transfer_id).with_for_update()
+            )
+        ).scalar_one()
+        group = await session.get(CheckoutGroup, transfer.checkout_group_id)
+        assert group is not None
+        return await send_transfer(session, gateway, transfer, group)
+
+
+async def list_transfers(
+    session: AsyncSession, *, status: TransferStatus | None, limit: int, before: int | None
+) -> Sequence[StoreTransfer]:
+    query = select(StoreTransfer)
+    if status is not None:
+        query = query.where(StoreTransfer.status == status)
+    if before is not None:
+        query = query.where(StoreTransfer.id < before)
+    return (
+        (await session.execute(query.order_by(StoreTransfer.id.desc()).limit(limit)))
+        .scalars()
+        .all()
+    )
