@@ -31,12 +31,16 @@ from tests.helpers import (
     store_team,
     unique_email,
 )
+from tests.ledger.money_helpers import paid_order
 from tests.servers import LiveServer
 
 ACTORS = ["anonymous", "owner", "admin", "seller", "other_store", "unrelated", "platform_admin"]
 OUTSIDERS = {"other_store": 404, "unrelated": 404, "platform_admin": 404, "anonymous": 401}
 READ = {"owner": 200, "admin": 200, "seller": 200, **OUTSIDERS}
 MANAGE = {"owner": 200, "admin": 200, "seller": 403, **OUTSIDERS}
+# An order's money: its store's members (owners and admins act) and platform admins.
+ORDER_READ = {**READ, "platform_admin": 200, "anonymous": 404}  # as GET /api/orders/{id}
+REFUND = {**MANAGE, "platform_admin": 200}
 # Platform-wide routes: platform admins only; every other user is refused outright.
 PLATFORM = {
     "anonymous": 401,
@@ -84,6 +88,7 @@ class Case:
     path: str
     body: Any = None
     snapshot: Callable[[], Any] = lambda: None
+    headers: dict[str, str] | None = None
 
 
 @dataclass
@@ -223,7 +228,7 @@ def create_account_link(w: World) -> Case:
     return Case("POST", "/api/stripe/connect/account-link", {"storeId": w.team.id})
 
 
-def create_login_link(w: World) -> Case:
+def _onboard(w: World) -> None:
     account_id = _ensure_account(w)
     with httpx.Client(timeout=30) as client:
         done = client.post(
@@ -232,7 +237,45 @@ def create_login_link(w: World) -> Case:
         )
         assert done.status_code == 200, done.text
     w.team.owner.client.get(f"/dashboard/settings/payments/onboarding/success?storeId={w.team.id}")
+
+
+def create_login_link(w: World) -> Case:
+    _onboard(w)
     return Case("POST", "/api/stripe/connect/login-link", {"storeId": w.team.id})
+
+
+def _paid_order(w: World) -> int:
+    _onboard(w)
+    return paid_order(w.live, w.team, price="5.00", quantity=1, stock=None).id
+
+
+def _refunds(w: World, order_id: int) -> Any:
+    return w.live.scalar("SELECT count(*) FROM refund WHERE order_id = :i", i=order_id)
+
+
+def create_refund(w: World) -> Case:
+    order_id = _paid_order(w)
+    return Case(
+        "POST",
+        f"/api/orders/{order_id}/refunds",
+        {"amount": "1.00"},
+        lambda: _refunds(w, order_id),
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+
+
+def preview_refund(w: World) -> Case:
+    order_id = _paid_order(w)
+    path = f"/api/orders/{order_id}/refunds/preview"
+    return Case("POST", path, {"amount": "1.00"}, lambda: _refunds(w, order_id))
+
+
+def list_refunds(w: World) -> Case:
+    return Case("GET", f"/api/orders/{_paid_order(w)}/refunds")
+
+
+def order_money(w: World) -> Case:
+    return Case("GET", f"/api/orders/{_paid_order(w)}/money")
 
 
 def get_payments(w: World) -> Case:
@@ -293,6 +336,10 @@ ROUTES = [
     Route("GET /api/stores/{storeId}/orders", READ, list_store_orders),
     Route("GET /api/admin/orders", PLATFORM, list_all_orders),
     Route("POST /api/admin/orders/{orderId}/resolve", PLATFORM, resolve_order),
+    Route("POST /api/orders/{orderId}/refunds", REFUND, create_refund, success=201),
+    Route("POST /api/orders/{orderId}/refunds/preview", REFUND, preview_refund, writes=False),
+    Route("GET /api/orders/{orderId}/refunds", ORDER_READ, list_refunds),
+    Route("GET /api/orders/{orderId}/money", ORDER_READ, order_money),
 ]
 
 
@@ -322,9 +369,11 @@ def test_store_scoped_route(world: World, route: Route, actor: str) -> None:
     before = case.snapshot()
     if actor == "anonymous":
         with anonymous(world.live) as client:
-            response = client.request(case.method, case.path, json=case.body)
+            response = client.request(case.method, case.path, json=case.body, headers=case.headers)
     else:
-        response = world.client(actor).request(case.method, case.path, json=case.body)
+        response = world.client(actor).request(
+            case.method, case.path, json=case.body, headers=case.headers
+        )
     expected = route.expected[actor]
     if expected == 200 and route.success is not None:
         expected = route.success

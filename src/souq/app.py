@@ -181,6 +181,7 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
 def _include_routers(app: FastAPI) -> None:
     from souq.auth.api import router as auth_api
     from souq.auth.pages import router as auth_pages
+    from souq.ledger.api import router as ledger_api
     from souq.listings.api import router as listings_api
     from souq.orders.api import router as orders_api
     from souq.orders.pages import router as orders_pages
@@ -195,6 +196,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(listings_api)
     app.include_router(payments_api)
     app.include_router(orders_api)
+    app.include_router(ledger_api)
     app.include_router(payments_pages)
     app.include_router(orders_pages)
     app.include_router(web_router)

@@ -4,6 +4,7 @@ from sqlalchemy import Index
 
 from souq.auth.models import ApiToken, User, UserSession
 from souq.db import Base
+from souq.ledger.models import Dispute, LedgerEntry, Refund, StoreLossPolicy
 from souq.listings.models import Listing
 from souq.orders.models import Order, OrderItem, OrderPayment, PaymentStatus
 from souq.payments.models import StripeEvent
@@ -22,7 +23,24 @@ QUERY_INDEXES = (
 )
 
 __all__ = [
-    "QUERY_INDEXES", "ApiToken", "Base", "Listing", "Order", "OrderItem", "OrderPayment",
-    "PaymentStatus", "Store", "StoreInvitation", "StoreMember", "StoreRole", "StripeEvent",
-    "Throttle", "User", "UserSession",
+    "QUERY_INDEXES",
+    "ApiToken",
+    "Base",
+    "Dispute",
+    "LedgerEntry",
+    "Listing",
+    "Order",
+    "OrderItem",
+    "OrderPayment",
+    "PaymentStatus",
+    "Refund",
+    "Store",
+    "StoreInvitation",
+    "StoreLossPolicy",
+    "StoreMember",
+    "StoreRole",
+    "StripeEvent",
+    "Throttle",
+    "User",
+    "UserSession",
 ]  # fmt: skip

@@ -8,6 +8,7 @@ idempotent and order-independent.
 
 from __future__ import annotations
 
+from souq.ledger import sync
 from souq.payments import checkout, onboarding
 from souq.payments.webhooks import Handler
 
@@ -18,6 +19,11 @@ HANDLERS: dict[str, Handler] = {
     "checkout.session.expired": checkout.on_checkout_session,
     "charge.succeeded": checkout.on_charge,
     "charge.updated": checkout.on_charge,
+    "charge.refunded": sync.on_refund,
+    "charge.refund.updated": sync.on_refund,
+    "refund.created": sync.on_refund,
+    "refund.updated": sync.on_refund,
+    "refund.failed": sync.on_refund,
     "account.updated": onboarding.on_account_updated,
     "account.application.deauthorized": onboarding.on_deauthorized,
 }
