@@ -274,6 +274,26 @@ def list_refunds(w: World) -> Case:
     return Case("GET", f"/api/orders/{_paid_order(w)}/refunds")
 
 
+def get_loss_policy(w: World) -> Case:
+    return Case("GET", f"/api/stores/{w.team.id}/loss-policy")
+
+
+def put_loss_policy(w: World) -> Case:
+    # Each allowed call flips the override, so the snapshot changes every time.
+    now = w.live.scalar(
+        "SELECT refund_commission FROM store_loss_policy WHERE store_id = :s", s=w.team.id
+    )
+    body = {"refundCommission": "returned" if now == "kept" else "kept"}
+    return Case(
+        "PUT",
+        f"/api/admin/stores/{w.team.id}/loss-policy",
+        body,
+        lambda: w.live.scalar(
+            "SELECT refund_commission FROM store_loss_policy WHERE store_id = :s", s=w.team.id
+        ),
+    )
+
+
 def order_money(w: World) -> Case:
     return Case("GET", f"/api/orders/{_paid_order(w)}/money")
 
@@ -340,6 +360,10 @@ ROUTES = [
     Route("POST /api/orders/{orderId}/refunds/preview", REFUND, preview_refund, writes=False),
     Route("GET /api/orders/{orderId}/refunds", ORDER_READ, list_refunds),
     Route("GET /api/orders/{orderId}/money", ORDER_READ, order_money),
+    Route(
+        "GET /api/stores/{storeId}/loss-policy", {**READ, "platform_admin": 200}, get_loss_policy
+    ),
+    Route("PUT /api/admin/stores/{storeId}/loss-policy", PLATFORM, put_loss_policy),
 ]
 
 

@@ -235,3 +235,39 @@ def test_who_may_refund_and_who_sees_refunds(live: LiveServer) -> None:
         assert stranger.client.get(f"/api/orders/{order_id}/refunds").status_code == 404
         assert buyer.client.get(f"/api/orders/{order_id}/money").status_code == 403
         assert team.seller.client.get(f"/api/orders/{order_id}/money").status_code == 200
+
+
+def test_a_store_override_of_the_loss_policy_changes_what_a_refund_moves(
+    live: LiveServer,
+) -> None:
+    with onboarded_team(live) as team, platform_admin(live) as admin:
+        paid = paid_order(live, team)  # 39.98, commission 2.00, Stripe's fee 1.46
+        owner = team.owner.client
+        policy_path = f"/api/admin/stores/{team.id}/loss-policy"
+        assert owner.put(policy_path, json={"processingFeeBearer": "store"}).status_code == 403
+        put = admin.client.put(policy_path, json={"processingFeeBearer": "store"})
+        assert put.status_code == 200, put.text
+        assert put.json()["effective"]["processingFeeBearer"] == "store"
+        assert put.json()["overrides"]["refundCommission"] is None
+        seen = team.seller.client.get(f"/api/stores/{team.id}/loss-policy")
+        assert seen.status_code == 200 and seen.json() == put.json()
+
+        preview = owner.post(f"/api/orders/{paid.id}/refunds/preview", json={"amount": "10.00"})
+        # Stripe's fee on 10.00 of 39.98 is 1.46 × 1000 / 3998 = 0.37: the store bears it out
+        # of the 0.50 commission it would get back.
+        assert preview.json()["processingFeeBorneByStore"] == "0.37"
+        assert (preview.json()["commissionRefund"], preview.json()["store"]) == ("0.13", "-9.87")
+        assert preview.json()["platform"] == "-0.13"
+        made = refund(owner, paid.id, "fee-on-store", amount="10.00")
+        assert made.status_code == 201, made.text
+        assert made.json()["commissionRefunded"] == "0.13"
+        assert money(owner, paid.id)["storeBalance"] == "28.11"
+        assert stripe_balance(live, paid.account_id) == 2811 == entry_sum(live, paid.id, "store")
+
+        kept = {"refundCommission": "kept", "processingFeeBearer": None}
+        assert admin.client.put(policy_path, json=kept).status_code == 200
+        preview = owner.post(f"/api/orders/{paid.id}/refunds/preview", json={"amount": "5.00"})
+        assert (preview.json()["store"], preview.json()["platform"]) == ("-5.00", "0.00")
+        assert refund(owner, paid.id, "kept", amount="5.00").status_code == 201
+        assert stripe_balance(live, paid.account_id) == 2311 == entry_sum(live, paid.id, "store")
+        assert_invariant(live, paid.id)

@@ -11,14 +11,19 @@ from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import Forbidden, InvalidInput
 from souq.ledger import refunds as service
 from souq.ledger import service as ledger
+from souq.ledger.models import StoreLossPolicy
+from souq.ledger.policy import FIELDS, policy_for
 from souq.ledger.schemas import (
     BuyerRefundOut,
+    LossPolicyIn,
+    LossPolicyOut,
     MoneyOut,
     PreviewIn,
     PreviewOut,
     RefundIn,
     RefundList,
     RefundOut,
+    StoreLossPolicyOut,
 )
 from souq.orders import service as orders
 from souq.orders.api import OrderId
@@ -110,3 +115,46 @@ async def order_money(order_id: OrderId, user: OptionalUser, session: SessionDep
     entries = list(await ledger.entries_of(session, order.id))
     _, rows, _ = await service.list_refunds(session, order.id, user)
     return MoneyOut.of(order.id, ledger.waterfall(order.currency, entries), entries, list(rows))
+
+
+def _policy_out(
+    settings: SettingsDep, store_id: int, row: StoreLossPolicy | None
+) -> StoreLossPolicyOut:
+    overrides = LossPolicyIn.model_validate(
+        {name: getattr(row, name) if row else None for name in FIELDS}
+    )
+    return StoreLossPolicyOut(
+        store_id=store_id,
+        effective=LossPolicyOut.of(policy_for(settings, row)),
+        overrides=overrides,
+    )
+
+
+@router.get(
+    "/api/stores/{store_id}/loss-policy",
+    response_model=StoreLossPolicyOut,
+    responses=error_responses(401, 404, 422),
+)
+async def get_loss_policy(
+    store_id: OrderId, user: OptionalUser, session: SessionDep, settings: SettingsDep
+) -> StoreLossPolicyOut:
+    """Who bears which loss for this store (its members, platform admins)."""
+    row = await ledger.read_store_policy(session, user, store_id)
+    return _policy_out(settings, store_id, row)
+
+
+@router.put(
+    "/api/admin/stores/{store_id}/loss-policy",
+    response_model=StoreLossPolicyOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def put_loss_policy(
+    store_id: OrderId,
+    body: LossPolicyIn,
+    user: OptionalUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> StoreLossPolicyOut:
+    """Override the platform's loss policy for one store (platform admins only)."""
+    row = await ledger.set_store_policy(session, user, store_id, body.model_dump(by_alias=False))
+    return _policy_out(settings, store_id, row)

@@ -210,3 +210,19 @@ class MoneyOut(ApiModel):
             entries=[LedgerEntryOut.of(e) for e in entries],
             refunds=[RefundOut.of(r) for r in refunds],
         )
+
+
+class LossPolicyIn(ApiInput):
+    """A store's overrides; null (or left out) follows the platform's setting."""
+
+    refund_commission: Literal["returned", "kept"] | None = None
+    processing_fee_bearer: Literal["platform", "store"] | None = None
+    dispute_amount_bearer: Literal["store", "platform"] | None = None
+    dispute_fee_bearer: Literal["platform", "store"] | None = None
+    dispute_recovery_on: Literal["lost", "funds_withdrawn"] | None = None
+
+
+class StoreLossPolicyOut(ApiModel):
+    store_id: int
+    effective: LossPolicyOut
+    overrides: LossPolicyIn

@@ -22,10 +22,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from souq.ledger.models import LedgerEntry, Refund
+from souq.auth.models import User
+from souq.db import utcnow
+from souq.errors import NotFound
+from souq.ledger.models import LedgerEntry, Refund, StoreLossPolicy
 from souq.ledger.policy import ChargeState
 from souq.orders.models import Order, OrderPayment
+from souq.orders.service import require_platform_admin
 from souq.payments.stripe import Charge
+from souq.stores.models import Store
+from souq.stores.service import READ_STORE, require_store_role
 
 STORE, PLATFORM, STRIPE = "store", "platform", "stripe"
 # Refund states whose money is (or may be) on its way back to the buyer.
@@ -183,3 +189,32 @@ def waterfall(currency: str, entries: Sequence[LedgerEntry]) -> Waterfall:
         platform_balance=sum(e.amount for e in entries if e.party == PLATFORM),
         stripe_fees=sum(e.amount for e in entries if e.party == STRIPE),
     )
+
+
+async def set_store_policy(
+    session: AsyncSession, user: User | None, store_id: int, changes: Mapping[str, str | None]
+) -> StoreLossPolicy:
+    """A platform admin overrides the loss policy for one store (None: follow the platform)."""
+    require_platform_admin(user)
+    if await session.get(Store, store_id) is None:
+        raise NotFound("store not found")
+    row = await session.get(StoreLossPolicy, store_id)
+    if row is None:
+        row = StoreLossPolicy(store_id=store_id)
+        session.add(row)
+    for name, value in changes.items():
+        setattr(row, name, value)
+    row.updated_at = utcnow()
+    await session.flush()
+    return row
+
+
+async def read_store_policy(
+    session: AsyncSession, user: User | None, store_id: int
+) -> StoreLossPolicy | None:
+    """A store's override, for its members and platform admins."""
+    if user is None or not user.is_platform_admin:
+        await require_store_role(session, store_id, user, READ_STORE)
+    elif await session.get(Store, store_id) is None:
+        raise NotFound("store not found")
+    return await session.get(StoreLossPolicy, store_id)
