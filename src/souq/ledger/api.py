@@ -9,12 +9,16 @@ from fastapi import APIRouter, Header
 from souq.auth.deps import OptionalUser
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import Forbidden, InvalidInput
+from souq.ledger import disputes
 from souq.ledger import refunds as service
 from souq.ledger import service as ledger
 from souq.ledger.models import StoreLossPolicy
 from souq.ledger.policy import FIELDS, policy_for
 from souq.ledger.schemas import (
     BuyerRefundOut,
+    DisputeList,
+    DisputeOut,
+    EvidenceIn,
     LossPolicyIn,
     LossPolicyOut,
     MoneyOut,
@@ -158,3 +162,36 @@ async def put_loss_policy(
     """Override the platform's loss policy for one store (platform admins only)."""
     row = await ledger.set_store_policy(session, user, store_id, body.model_dump(by_alias=False))
     return _policy_out(settings, store_id, row)
+
+
+DisputeId = OrderId
+
+
+@router.get(
+    "/api/orders/{order_id}/disputes",
+    response_model=DisputeList,
+    responses=error_responses(401, 404, 422),
+)
+async def list_disputes(order_id: OrderId, user: OptionalUser, session: SessionDep) -> DisputeList:
+    """An order's disputes (its store's members, platform admins)."""
+    rows = await disputes.list_disputes(session, order_id, user)
+    return DisputeList(data=[DisputeOut.of(d) for d in rows])
+
+
+@router.post(
+    "/api/orders/{order_id}/disputes/{dispute_id}/evidence",
+    response_model=DisputeOut,
+    responses=error_responses(401, 403, 404, 409, 422, 502, 503),
+)
+async def submit_evidence(
+    order_id: OrderId,
+    dispute_id: DisputeId,
+    body: EvidenceIn,
+    user: CallerDep,
+    factory: SessionFactoryDep,
+    stripe: StripeDep,
+) -> DisputeOut:
+    """Answer a dispute (the store's owners and admins, platform admins): Souq adds the
+    order's facts and submits the evidence to Stripe."""
+    row = await disputes.submit_evidence(factory, stripe, order_id, dispute_id, user, body.text)
+    return DisputeOut.of(row)

@@ -138,9 +138,16 @@ def plan_refund(state: ChargeState, amount: int, policy: LossPolicy) -> RefundPl
     )
 
 
-def dispute_recovery(policy: LossPolicy, *, amount: int, fee: int, transfer_left: int) -> int:
-    """What a lost dispute takes back from the store's transfer under `policy`."""
-    wanted = (amount if policy.dispute_amount_bearer == "store" else 0) + (
-        fee if policy.dispute_fee_bearer == "store" else 0
-    )
-    return max(0, min(wanted, transfer_left))
+def dispute_recovery(policy: LossPolicy, state: ChargeState, *, amount: int, fee: int) -> int:
+    """What a lost dispute of `amount` (Stripe's dispute fee `fee`) takes back from the store's
+    transfer under `policy`: the store's net share of the amount (the commission on it goes
+    back as on a refund, unless the policy keeps commissions) and the fee if the store bears
+    it, never more than is left of the transfer."""
+    wanted = 0
+    if policy.dispute_amount_bearer == "store":
+        wanted = amount
+        if policy.refund_commission == "returned":
+            wanted -= pro_rata(state.commission, amount, state.amount)
+    if policy.dispute_fee_bearer == "store":
+        wanted += fee
+    return max(0, min(wanted, state.transfer - state.transfer_reversed))

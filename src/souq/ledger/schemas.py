@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from souq.ledger.models import LedgerEntry, Refund
+from souq.ledger.models import Dispute, LedgerEntry, Refund
 from souq.ledger.policy import LossPolicy
 from souq.ledger.refunds import Preview
 from souq.ledger.service import Waterfall
@@ -226,3 +226,44 @@ class StoreLossPolicyOut(ApiModel):
     store_id: int
     effective: LossPolicyOut
     overrides: LossPolicyIn
+
+
+class EvidenceIn(ApiInput):
+    text: str = Field(min_length=1, max_length=20_000, description="The store's answer")
+
+
+class DisputeOut(ApiModel):
+    id: int
+    order_id: int
+    stripe_dispute_id: str
+    amount: str
+    currency: str
+    fee: str
+    reason: str
+    status: str
+    evidence_due_by: datetime | None
+    evidence_submitted_at: datetime | None
+    recovered_from_store: str
+    recovery_error: str | None
+
+    @classmethod
+    def of(cls, dispute: Dispute) -> DisputeOut:
+        c = dispute.currency
+        return cls(
+            id=dispute.id,
+            order_id=dispute.order_id,
+            stripe_dispute_id=dispute.stripe_dispute_id,
+            amount=format_amount(dispute.amount, c),
+            currency=c,
+            fee=format_amount(dispute.fee, c),
+            reason=dispute.reason,
+            status=dispute.status,
+            evidence_due_by=dispute.evidence_due_by,
+            evidence_submitted_at=dispute.evidence_submitted_at,
+            recovered_from_store=format_amount(dispute.recovered_amount, c),
+            recovery_error=dispute.recovery_error,
+        )
+
+
+class DisputeList(ApiModel):
+    data: list[DisputeOut]

@@ -23,6 +23,7 @@ from souq.auth.models import User
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict, InvalidInput, NotFound, SouqError
+from souq.ledger import disputes
 from souq.ledger import service as ledger
 from souq.listings.models import Listing
 from souq.money import MAX_AMOUNT, format_amount, minimum_charge, platform_fee
@@ -517,6 +518,7 @@ async def on_checkout_session(
     )
     if order is None:
         return Ignored(f"checkout session {checkout.id} is not for an order of ours")
+    await disputes.catch_up(session, gateway, order)
     return None
 
 

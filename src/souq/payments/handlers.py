@@ -8,7 +8,7 @@ idempotent and order-independent.
 
 from __future__ import annotations
 
-from souq.ledger import sync
+from souq.ledger import disputes, sync
 from souq.payments import checkout, onboarding
 from souq.payments.webhooks import Handler
 
@@ -24,6 +24,11 @@ HANDLERS: dict[str, Handler] = {
     "refund.created": sync.on_refund,
     "refund.updated": sync.on_refund,
     "refund.failed": sync.on_refund,
+    "charge.dispute.created": disputes.on_dispute,
+    "charge.dispute.updated": disputes.on_dispute,
+    "charge.dispute.closed": disputes.on_dispute,
+    "charge.dispute.funds_withdrawn": disputes.on_dispute,
+    "charge.dispute.funds_reinstated": disputes.on_dispute,
     "account.updated": onboarding.on_account_updated,
     "account.application.deauthorized": onboarding.on_deauthorized,
 }

@@ -411,6 +411,9 @@ class StripeGateway:
         connect = settings.stripe_connect_webhook_secret
         self._connect_webhook_secrets = [connect.get_secret_value()] if connect else []
         self._tolerance = settings.webhook_tolerance_seconds
+        # The app's settings, for webhook handlers (which are given the gateway) that follow a
+        # platform setting, such as the loss policy.
+        self.settings = settings
         # Calls made, by operation: what an operator (or a test) reads to see how often Souq
         # asks Stripe for something.
         self.calls: Counter[str] = Counter()
