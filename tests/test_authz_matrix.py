@@ -32,6 +32,7 @@ from tests.helpers import (
     unique_email,
 )
 from tests.ledger.money_helpers import paid_order
+from tests.ledger.test_disputes import DISPUTE_CARD as DISPUTED
 from tests.servers import LiveServer
 
 ACTORS = ["anonymous", "owner", "admin", "seller", "other_store", "unrelated", "platform_admin"]
@@ -274,6 +275,28 @@ def list_refunds(w: World) -> Case:
     return Case("GET", f"/api/orders/{_paid_order(w)}/refunds")
 
 
+def _disputed_order(w: World) -> tuple[int, int]:
+    _onboard(w)
+    order_id = paid_order(w.live, w.team, price="5.00", quantity=1, stock=None, card=DISPUTED).id
+    dispute_id: int = w.live.scalar("SELECT id FROM dispute WHERE order_id = :i", i=order_id)
+    return order_id, dispute_id
+
+
+def list_disputes(w: World) -> Case:
+    order_id, _ = _disputed_order(w)
+    return Case("GET", f"/api/orders/{order_id}/disputes")
+
+
+def submit_evidence(w: World) -> Case:
+    order_id, dispute_id = _disputed_order(w)
+    return Case(
+        "POST",
+        f"/api/orders/{order_id}/disputes/{dispute_id}/evidence",
+        {"text": "winning_evidence"},
+        lambda: w.live.scalar("SELECT status FROM dispute WHERE id = :i", i=dispute_id),
+    )
+
+
 def get_loss_policy(w: World) -> Case:
     return Case("GET", f"/api/stores/{w.team.id}/loss-policy")
 
@@ -360,6 +383,8 @@ ROUTES = [
     Route("POST /api/orders/{orderId}/refunds/preview", REFUND, preview_refund, writes=False),
     Route("GET /api/orders/{orderId}/refunds", ORDER_READ, list_refunds),
     Route("GET /api/orders/{orderId}/money", ORDER_READ, order_money),
+    Route("GET /api/orders/{orderId}/disputes", ORDER_READ, list_disputes),
+    Route("POST /api/orders/{orderId}/disputes/{disputeId}/evidence", REFUND, submit_evidence),
     Route(
         "GET /api/stores/{storeId}/loss-policy", {**READ, "platform_admin": 200}, get_loss_policy
     ),
