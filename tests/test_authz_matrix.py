@@ -384,6 +384,14 @@ ROUTES = [
     Route("GET /api/orders/{orderId}/refunds", ORDER_READ, list_refunds),
     Route("GET /api/orders/{orderId}/money", ORDER_READ, order_money),
     Route("GET /api/orders/{orderId}/disputes", ORDER_READ, list_disputes),
+    Route(
+        "GET /api/admin/reports/fees", PLATFORM, lambda w: Case("GET", "/api/admin/reports/fees")
+    ),
+    Route(
+        "GET /api/stores/{storeId}/statements",
+        READ,
+        lambda w: Case("GET", f"/api/stores/{w.team.id}/statements"),
+    ),
     Route("POST /api/orders/{orderId}/disputes/{disputeId}/evidence", REFUND, submit_evidence),
     Route(
         "GET /api/stores/{storeId}/loss-policy", {**READ, "platform_admin": 200}, get_loss_policy

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from souq.auth.deps import OptionalUser
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import Forbidden, InvalidInput
-from souq.ledger import disputes
+from souq.ledger import disputes, reports
 from souq.ledger import refunds as service
 from souq.ledger import service as ledger
 from souq.ledger.models import StoreLossPolicy
@@ -19,6 +20,8 @@ from souq.ledger.schemas import (
     DisputeList,
     DisputeOut,
     EvidenceIn,
+    FeeReport,
+    FeeRowOut,
     LossPolicyIn,
     LossPolicyOut,
     MoneyOut,
@@ -27,6 +30,8 @@ from souq.ledger.schemas import (
     RefundIn,
     RefundList,
     RefundOut,
+    Statement,
+    StatementRowOut,
     StoreLossPolicyOut,
 )
 from souq.orders import service as orders
@@ -195,3 +200,67 @@ async def submit_evidence(
     order's facts and submits the evidence to Stripe."""
     row = await disputes.submit_evidence(factory, stripe, order_id, dispute_id, user, body.text)
     return DisputeOut.of(row)
+
+
+FromQuery = Annotated[date | None, Query(alias="from", description="First day (UTC), included")]
+ToQuery = Annotated[date | None, Query(alias="to", description="Last day (UTC), included")]
+FormatQuery = Annotated[
+    Literal["json", "csv"] | None,
+    Query(alias="format", description="csv, or send Accept: text/csv"),
+]
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}}
+}
+
+
+def _wants_csv(request: Request, format_: str | None) -> bool:
+    if format_ is not None:
+        return format_ == "csv"
+    return "text/csv" in request.headers.get("accept", "")
+
+
+@router.get(
+    "/api/admin/reports/fees",
+    response_model=FeeReport,
+    responses={**CSV_RESPONSE, **error_responses(401, 403, 422)},
+)
+async def fee_report(
+    request: Request,
+    user: OptionalUser,
+    session: SessionDep,
+    start: FromQuery = None,
+    end: ToQuery = None,
+    currency: Annotated[str | None, Query(pattern="^[A-Za-z]{3}$")] = None,
+    store_id: Annotated[int | None, Query(alias="storeId", ge=1, le=2**31 - 1)] = None,
+    format_: FormatQuery = None,
+) -> FeeReport | Response:
+    """Gross volume, commission, Stripe's fees, refunds, commissions returned, disputes, dispute
+    fees and net margin per day, currency and store (platform admins only)."""
+    rows = await reports.fee_report(
+        session, user, start=start, end=end, currency=currency, store_id=store_id
+    )
+    if _wants_csv(request, format_):
+        return Response(reports.to_csv(rows, reports.FeeRow), media_type="text/csv")
+    return FeeReport(data=[FeeRowOut.model_validate(r) for r in rows])
+
+
+@router.get(
+    "/api/stores/{store_id}/statements",
+    response_model=Statement,
+    responses={**CSV_RESPONSE, **error_responses(401, 404, 422)},
+)
+async def store_statement(
+    store_id: OrderId,
+    request: Request,
+    user: OptionalUser,
+    session: SessionDep,
+    start: FromQuery = None,
+    end: ToQuery = None,
+    format_: FormatQuery = None,
+) -> Statement | Response:
+    """The store's orders, gross, commission, transfers, reversals and net per day and
+    currency (its members)."""
+    rows = await reports.statement(session, user, store_id, start=start, end=end)
+    if _wants_csv(request, format_):
+        return Response(reports.to_csv(rows, reports.StatementRow), media_type="text/csv")
+    return Statement(data=[StatementRowOut.model_validate(r) for r in rows])

@@ -267,3 +267,42 @@ class DisputeOut(ApiModel):
 
 class DisputeList(ApiModel):
     data: list[DisputeOut]
+
+
+class FeeRowOut(ApiModel):
+    """Amounts in minor units of `currency`."""
+
+    day: str
+    currency: str
+    store_id: int
+    gross_volume: int
+    commission_earned: int
+    processing_fees: int
+    refunds: int
+    commissions_returned: int
+    disputes: int
+    dispute_fees: int
+    recovered_from_stores: int
+    net_margin: int
+
+
+class FeeReport(ApiModel):
+    data: list[FeeRowOut]
+
+
+class StatementRowOut(ApiModel):
+    """Amounts in minor units of `currency`."""
+
+    day: str
+    currency: str
+    orders: int
+    gross: int
+    commission: int
+    commission_returned: int
+    transfers: int
+    reversals: int
+    net: int
+
+
+class Statement(ApiModel):
+    data: list[StatementRowOut]
