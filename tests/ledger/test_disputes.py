@@ -14,7 +14,7 @@ from tests.ledger.money_helpers import (
     paid_order,
     stripe_balance,
 )
-from tests.payments.stripe_helpers import advance_clock, flush, onboarded_team, sdk
+from tests.payments.stripe_helpers import advance_clock, flush, onboarded_team, platform_admin, sdk
 from tests.servers import LiveServer
 
 DISPUTE_CARD = "4000000000000259"
@@ -100,4 +100,40 @@ def test_a_won_dispute_gives_the_amount_back_and_takes_nothing_from_the_store(
         assert (flow["disputeReinstated"], flow["netPaid"]) == ("39.98", "39.98")
         assert flow["storeBalance"] == "37.98"
         assert stripe_balance(live, paid.account_id) == 3798 == entry_sum(live, paid.id, "store")
+        assert_invariant(live, paid.id)
+
+
+def test_funds_withdrawn_then_reinstated_recovers_once_and_gives_it_back_once(
+    live: LiveServer,
+) -> None:
+    with onboarded_team(live) as team, platform_admin(live) as admin:
+        policy = {"disputeRecoveryOn": "funds_withdrawn"}
+        put = admin.client.put(f"/api/admin/stores/{team.id}/loss-policy", json=policy)
+        assert put.status_code == 200, put.text
+        account = team.owner.client.get(f"/api/stores/{team.id}/payments").json()["stripeAccountId"]
+        sdk(live).v1.accounts.update(
+            account, params={"settings": {"payouts": {"schedule": {"interval": "manual"}}}}
+        )
+        # Paid with the card whose funds are available at once: they cover the reversal.
+        earlier = paid_order(live, team, card="4000000000000077")
+        paid, dispute = _disputed(live, team)
+        assert dispute["recoveredFromStore"] == "37.98"  # taken as the funds were withdrawn
+        flush(live)
+        won = _answer(team, paid, dispute, "winning_evidence")
+        assert won.status_code == 200, won.text
+        flush(live)
+        flush(live)
+        kinds = [
+            tuple(r)
+            for r in live.rows(
+                "SELECT kind, amount FROM ledger_entry WHERE order_id = :id AND party = 'store' "
+                "AND kind IN ('dispute_recovery', 'dispute_return') ORDER BY id",
+                id=paid.id,
+            )
+        ]
+        assert kinds == [("dispute_recovery", -3798), ("dispute_return", 3798)]
+        flow = money(team.owner.client, paid.id)
+        assert (flow["storeBalance"], flow["netPaid"]) == ("37.98", "39.98")
+        total = entry_sum(live, paid.id, "store") + entry_sum(live, earlier.id, "store")
+        assert stripe_balance(live, paid.account_id) == total
         assert_invariant(live, paid.id)

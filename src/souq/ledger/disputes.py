@@ -91,6 +91,9 @@ async def recover(
 ) -> None:
     """Take the store's share of a lost (or, by policy, withdrawn) dispute back, once."""
     if row.recovery_reversal_id is not None:
+        if row.status == "won" and row.return_transfer_id is None:
+            await _give_back(session, gateway, order, row)
+            await session.flush()
         return
     policy = await store_policy(session, settings, order.store_id)
     withdrawn = row.status not in ("won", "warning_closed") and any(
@@ -132,6 +135,32 @@ async def recover(
     await session.flush()
     log.warning(
         "dispute %s: %s recovered from store %s", row.stripe_dispute_id, amount, order.store_id
+    )
+
+
+async def _give_back(
+    session: AsyncSession, gateway: StripeGateway, order: Order, row: Dispute
+) -> None:
+    """A dispute recovered from the store when its funds were withdrawn, then won: the
+    store gets its share back, by one transfer from the charge."""
+    payment = order.payment
+    if payment is None or payment.stripe_charge_id is None or not order.destination_account_id:
+        return
+    transfer = await gateway.create_transfer(
+        destination=order.destination_account_id,
+        amount=row.recovered_amount,
+        currency=order.currency,
+        source_transaction=payment.stripe_charge_id,
+        metadata={DISPUTE_KEY: row.stripe_dispute_id, "order_id": str(order.id)},
+        idempotency_key=f"souq-dispute-{row.stripe_dispute_id}-return",
+    )
+    row.return_transfer_id = transfer.id
+    await ledger.post(
+        session,
+        order,
+        "dispute_return",
+        transfer.id,
+        ledger.between(PLATFORM, STORE, transfer.amount),
     )
 
 

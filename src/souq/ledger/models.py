@@ -89,6 +89,8 @@ class Dispute(Base):
     # The reversal of the store's transfer that recovered the loss, made at most once.
     recovery_reversal_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     recovered_amount: Mapped[int] = mapped_column(Integer, default=0)
+    # The transfer that gave a recovery back when the dispute was won after all.
+    return_transfer_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # Why the recovery could not be made yet (Stripe needs the store's available balance).
     recovery_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -96,6 +96,7 @@ _FEES = {
     ("dispute_reinstated", PLATFORM): ("disputes", -1),
     ("dispute_fee", STRIPE): ("dispute_fees", 1),
     ("dispute_recovery", PLATFORM): ("recovered_from_stores", 1),
+    ("dispute_return", PLATFORM): ("recovered_from_stores", 1),
 }
 
 
@@ -167,7 +168,7 @@ async def statement_rows(
             row.commission -= e.amount
         elif e.kind == "commission_refund":
             row.commission_returned += e.amount
-        elif e.kind == "transfer":
+        elif e.kind in ("transfer", "dispute_return"):
             row.transfers += e.amount
         elif e.kind in ("transfer_reversal", "dispute_recovery"):
             row.reversals -= e.amount

@@ -178,7 +178,7 @@ def waterfall(currency: str, entries: Sequence[LedgerEntry]) -> Waterfall:
         charged=of(PLATFORM, "payment"),
         commission=of(PLATFORM, "commission"),
         processing_fee=of(STRIPE, "processing_fee"),
-        sent_to_store=of(STORE, "transfer"),
+        sent_to_store=of(STORE, "transfer", "dispute_return"),
         reversed_from_store=-of(STORE, "transfer_reversal", "dispute_recovery"),
         commission_returned=of(STORE, "commission_refund"),
         refunded=-of(PLATFORM, "refund", "refund_failure"),

@@ -647,6 +647,31 @@ class StripeGateway:
         )
         return Movement.parse(reversal, "transfer_reversal")
 
+    async def create_transfer(
+        self,
+        *,
+        destination: str,
+        amount: int,
+        currency: str,
+        source_transaction: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> Movement:
+        transfer = await self._request(
+            "create transfer",
+            "post",
+            "/v1/transfers",
+            {
+                "destination": destination,
+                "amount": amount,
+                "currency": currency,
+                "source_transaction": source_transaction,
+                "metadata": metadata,
+            },
+            idempotency_key=idempotency_key,
+        )
+        return Movement.parse(transfer, "transfer")
+
     async def list_transfer_reversals(self, transfer_id: str) -> list[Movement]:
         found = await self._list_all(
             "list transfer reversals", f"/v1/transfers/{quote(transfer_id, safe='')}/reversals", {}

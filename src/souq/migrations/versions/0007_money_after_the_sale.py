@@ -44,6 +44,7 @@ def upgrade() -> None:
     sa.Column('evidence_submitted_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('recovery_reversal_id', sa.String(length=255), nullable=True),
     sa.Column('recovered_amount', sa.Integer(), nullable=False),
+    sa.Column('return_transfer_id', sa.String(length=255), nullable=True),
     sa.Column('recovery_error', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
