@@ -76,6 +76,8 @@ class ChargeState:
     commission: int
     commission_refunded: int
     processing_fee: int
+    # Commission kept back from earlier refunds for the processing fee the store bore.
+    fee_recovered: int = 0
 
     @property
     def refundable(self) -> int:
@@ -116,7 +118,11 @@ def plan_refund(state: ChargeState, amount: int, policy: LossPolicy) -> RefundPl
     commission = 0
     if policy.refund_commission == "returned":
         commission = share(
-            state.commission, state.commission_refunded, amount, state.amount, last=last
+            state.commission,
+            state.commission_refunded + state.fee_recovered,
+            amount,
+            state.amount,
+            last=last,
         )
     fee = share(
         state.processing_fee,

@@ -141,6 +141,14 @@ async def charge_state(session: AsyncSession, order: Order) -> ChargeState:
         commission=kind_total(entries, PLATFORM, "commission"),
         commission_refunded=-kind_total(entries, PLATFORM, "commission_refund"),
         processing_fee=kind_total(entries, STRIPE, "processing_fee"),
+        fee_recovered=int(
+            await session.scalar(
+                select(func.coalesce(func.sum(Refund.fee_recovered), 0)).where(
+                    Refund.order_id == order.id, Refund.status.in_(LIVE_REFUNDS)
+                )
+            )
+            or 0
+        ),
     )
 
 
