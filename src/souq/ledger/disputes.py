@@ -30,7 +30,7 @@ from souq.ledger.service import PLATFORM, STORE, STRIPE
 from souq.ledger.sync import (
     DISPUTE_KEY,
     apply_charge_money,
-    payment_for_charge,
+    order_of_charge,
     read_charge_money,
 )
 from souq.orders import service as orders
@@ -169,12 +169,9 @@ async def settle(
 ) -> Ignored | None:
     if dispute.charge_id is None:
         return Ignored(f"dispute {dispute.id} names no charge")
-    payment = await payment_for_charge(session, dispute.charge_id)
-    if payment is None:
-        return Ignored(f"no paid order of ours for charge {dispute.charge_id}")
-    order = await orders.lock_order(session, payment.order_id)
-    if order is None:
-        return Ignored(f"order {payment.order_id} is gone")
+    order = await order_of_charge(session, dispute.charge_id)
+    if isinstance(order, Ignored):
+        return order
     row = await apply_dispute(session, order, dispute)
     await recover(session, gateway, gateway.settings, order, row)
     return None

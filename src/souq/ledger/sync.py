@@ -148,12 +148,20 @@ async def payment_for_charge(session: AsyncSession, charge_id: str) -> OrderPaym
     ).scalar_one_or_none()
 
 
+async def order_of_charge(session: AsyncSession, charge_id: str) -> Order | Ignored:
+    """The paid order a charge pays, locked; or why there is none."""
+    payment = await payment_for_charge(session, charge_id)
+    if payment is None:
+        return Ignored(f"no paid order of ours for charge {charge_id}")
+    order = await orders.lock_order(session, payment.order_id)
+    return Ignored(f"order {payment.order_id} is gone") if order is None else order
+
+
 async def sync_charge(
     session: AsyncSession, gateway: StripeGateway, charge_id: str
 ) -> Ignored | None:
     """Read the charge's money from Stripe and book it on its order."""
-    payment = await payment_for_charge(session, charge_id)
-    if payment is None:
+    if await payment_for_charge(session, charge_id) is None:
         return Ignored(f"no paid order of ours for charge {charge_id}")
     try:
         money = await read_charge_money(gateway, charge_id)
@@ -161,9 +169,9 @@ async def sync_charge(
         if exc.is_missing:
             return Ignored(f"Stripe does not know charge {charge_id}")
         raise
-    order = await orders.lock_order(session, payment.order_id)
-    if order is None:
-        return Ignored(f"order {payment.order_id} is gone")
+    order = await order_of_charge(session, charge_id)
+    if isinstance(order, Ignored):
+        return order
     await apply_charge_money(session, order, money)
     return None
 

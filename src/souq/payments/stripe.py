@@ -635,17 +635,23 @@ class StripeGateway:
         found = await self._list_all("list refunds", "/v1/refunds", {"charge": charge_id})
         return [Refund.parse(item) for item in found]
 
+    async def _movement(
+        self, what: str, path: str, kind: str, params: dict[str, Any], idempotency_key: str
+    ) -> Movement:
+        answer = await self._request(what, "post", path, params, idempotency_key=idempotency_key)
+        return Movement.parse(answer, kind)
+
+    async def _movements(self, what: str, path: str, kind: str) -> list[Movement]:
+        return [Movement.parse(item, kind) for item in await self._list_all(what, path, {})]
+
     async def reverse_transfer(
         self, transfer_id: str, *, amount: int, metadata: dict[str, str], idempotency_key: str
     ) -> Movement:
-        reversal = await self._request(
-            "reverse transfer",
-            "post",
-            f"/v1/transfers/{quote(transfer_id, safe='')}/reversals",
-            {"amount": amount, "metadata": metadata},
-            idempotency_key=idempotency_key,
+        path = f"/v1/transfers/{quote(transfer_id, safe='')}/reversals"
+        params = {"amount": amount, "metadata": metadata}
+        return await self._movement(
+            "reverse transfer", path, "transfer_reversal", params, idempotency_key
         )
-        return Movement.parse(reversal, "transfer_reversal")
 
     async def create_transfer(
         self,
@@ -657,46 +663,33 @@ class StripeGateway:
         metadata: dict[str, str],
         idempotency_key: str,
     ) -> Movement:
-        transfer = await self._request(
-            "create transfer",
-            "post",
-            "/v1/transfers",
-            {
-                "destination": destination,
-                "amount": amount,
-                "currency": currency,
-                "source_transaction": source_transaction,
-                "metadata": metadata,
-            },
-            idempotency_key=idempotency_key,
+        params = {
+            "destination": destination,
+            "amount": amount,
+            "currency": currency,
+            "source_transaction": source_transaction,
+            "metadata": metadata,
+        }
+        return await self._movement(
+            "create transfer", "/v1/transfers", "transfer", params, idempotency_key
         )
-        return Movement.parse(transfer, "transfer")
 
     async def list_transfer_reversals(self, transfer_id: str) -> list[Movement]:
-        found = await self._list_all(
-            "list transfer reversals", f"/v1/transfers/{quote(transfer_id, safe='')}/reversals", {}
-        )
-        return [Movement.parse(item, "transfer_reversal") for item in found]
+        path = f"/v1/transfers/{quote(transfer_id, safe='')}/reversals"
+        return await self._movements("list transfer reversals", path, "transfer_reversal")
 
     async def refund_application_fee(
         self, fee_id: str, *, amount: int, metadata: dict[str, str], idempotency_key: str
     ) -> Movement:
-        refund = await self._request(
-            "refund application fee",
-            "post",
-            f"/v1/application_fees/{quote(fee_id, safe='')}/refunds",
-            {"amount": amount, "metadata": metadata},
-            idempotency_key=idempotency_key,
+        path = f"/v1/application_fees/{quote(fee_id, safe='')}/refunds"
+        params = {"amount": amount, "metadata": metadata}
+        return await self._movement(
+            "refund application fee", path, "fee_refund", params, idempotency_key
         )
-        return Movement.parse(refund, "fee_refund")
 
     async def list_application_fee_refunds(self, fee_id: str) -> list[Movement]:
-        found = await self._list_all(
-            "list application fee refunds",
-            f"/v1/application_fees/{quote(fee_id, safe='')}/refunds",
-            {},
-        )
-        return [Movement.parse(item, "fee_refund") for item in found]
+        path = f"/v1/application_fees/{quote(fee_id, safe='')}/refunds"
+        return await self._movements("list application fee refunds", path, "fee_refund")
 
     async def retrieve_dispute(self, dispute_id: str) -> Dispute:
         dispute = await self._request(
