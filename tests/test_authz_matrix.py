@@ -31,6 +31,8 @@ from tests.helpers import (
     store_team,
     unique_email,
 )
+from tests.ledger.money_helpers import paid_order
+from tests.ledger.test_disputes import DISPUTE_CARD as DISPUTED
 from tests.servers import LiveServer
 
 ACTORS = ["anonymous", "owner", "admin", "seller", "other_store", "unrelated", "platform_admin"]
@@ -39,6 +41,9 @@ READ = {"owner": 200, "admin": 200, "seller": 200, **OUTSIDERS}
 MANAGE = {"owner": 200, "admin": 200, "seller": 403, **OUTSIDERS}
 # Store webhook endpoints: the store's owners only.
 OWNER = {"owner": 200, "admin": 403, "seller": 403, **OUTSIDERS}
+# An order's money: its store's members (owners and admins act) and platform admins.
+ORDER_READ = {**READ, "platform_admin": 200, "anonymous": 404}  # as GET /api/orders/{id}
+REFUND = {**MANAGE, "platform_admin": 200}
 # Platform-wide routes: platform admins only; every other user is refused outright.
 PLATFORM = {
     "anonymous": 401,
@@ -87,6 +92,7 @@ class Case:
     body: Any = None
     snapshot: Callable[[], Any] = lambda: None
     form: dict[str, str] | None = None  # a page's form fields (pages take forms, not JSON)
+    headers: dict[str, str] | None = None
 
 
 @dataclass
@@ -226,7 +232,7 @@ def create_account_link(w: World) -> Case:
     return Case("POST", "/api/stripe/connect/account-link", {"storeId": w.team.id})
 
 
-def create_login_link(w: World) -> Case:
+def _onboard(w: World) -> None:
     account_id = _ensure_account(w)
     with httpx.Client(timeout=30) as client:
         done = client.post(
@@ -235,7 +241,87 @@ def create_login_link(w: World) -> Case:
         )
         assert done.status_code == 200, done.text
     w.team.owner.client.get(f"/dashboard/settings/payments/onboarding/success?storeId={w.team.id}")
+
+
+def create_login_link(w: World) -> Case:
+    _onboard(w)
     return Case("POST", "/api/stripe/connect/login-link", {"storeId": w.team.id})
+
+
+def _paid_order(w: World) -> int:
+    _onboard(w)
+    return paid_order(w.live, w.team, price="5.00", quantity=1, stock=None).id
+
+
+def _refunds(w: World, order_id: int) -> Any:
+    return w.live.scalar("SELECT count(*) FROM refund WHERE order_id = :i", i=order_id)
+
+
+def create_refund(w: World) -> Case:
+    order_id = _paid_order(w)
+    return Case(
+        "POST",
+        f"/api/orders/{order_id}/refunds",
+        {"amount": "1.00"},
+        lambda: _refunds(w, order_id),
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+
+
+def preview_refund(w: World) -> Case:
+    order_id = _paid_order(w)
+    path = f"/api/orders/{order_id}/refunds/preview"
+    return Case("POST", path, {"amount": "1.00"}, lambda: _refunds(w, order_id))
+
+
+def list_refunds(w: World) -> Case:
+    return Case("GET", f"/api/orders/{_paid_order(w)}/refunds")
+
+
+def _disputed_order(w: World) -> tuple[int, int]:
+    _onboard(w)
+    order_id = paid_order(w.live, w.team, price="5.00", quantity=1, stock=None, card=DISPUTED).id
+    dispute_id: int = w.live.scalar("SELECT id FROM dispute WHERE order_id = :i", i=order_id)
+    return order_id, dispute_id
+
+
+def list_disputes(w: World) -> Case:
+    order_id, _ = _disputed_order(w)
+    return Case("GET", f"/api/orders/{order_id}/disputes")
+
+
+def submit_evidence(w: World) -> Case:
+    order_id, dispute_id = _disputed_order(w)
+    return Case(
+        "POST",
+        f"/api/orders/{order_id}/disputes/{dispute_id}/evidence",
+        {"text": "winning_evidence"},
+        lambda: w.live.scalar("SELECT status FROM dispute WHERE id = :i", i=dispute_id),
+    )
+
+
+def get_loss_policy(w: World) -> Case:
+    return Case("GET", f"/api/stores/{w.team.id}/loss-policy")
+
+
+def put_loss_policy(w: World) -> Case:
+    # Each allowed call flips the override, so the snapshot changes every time.
+    now = w.live.scalar(
+        "SELECT refund_commission FROM store_loss_policy WHERE store_id = :s", s=w.team.id
+    )
+    body = {"refundCommission": "returned" if now == "kept" else "kept"}
+    return Case(
+        "PUT",
+        f"/api/admin/stores/{w.team.id}/loss-policy",
+        body,
+        lambda: w.live.scalar(
+            "SELECT refund_commission FROM store_loss_policy WHERE store_id = :s", s=w.team.id
+        ),
+    )
+
+
+def order_money(w: World) -> Case:
+    return Case("GET", f"/api/orders/{_paid_order(w)}/money")
 
 
 def get_payments(w: World) -> Case:
@@ -443,6 +529,24 @@ ROUTES = [
     Route(
         "GET /api/admin/transfers", PLATFORM, lambda w: Case("GET", "/api/admin/transfers?limit=5")
     ),
+    Route("POST /api/orders/{orderId}/refunds", REFUND, create_refund, success=201),
+    Route("POST /api/orders/{orderId}/refunds/preview", REFUND, preview_refund, writes=False),
+    Route("GET /api/orders/{orderId}/refunds", ORDER_READ, list_refunds),
+    Route("GET /api/orders/{orderId}/money", ORDER_READ, order_money),
+    Route("GET /api/orders/{orderId}/disputes", ORDER_READ, list_disputes),
+    Route(
+        "GET /api/admin/reports/fees", PLATFORM, lambda w: Case("GET", "/api/admin/reports/fees")
+    ),
+    Route(
+        "GET /api/stores/{storeId}/statements",
+        READ,
+        lambda w: Case("GET", f"/api/stores/{w.team.id}/statements"),
+    ),
+    Route("POST /api/orders/{orderId}/disputes/{disputeId}/evidence", REFUND, submit_evidence),
+    Route(
+        "GET /api/stores/{storeId}/loss-policy", {**READ, "platform_admin": 200}, get_loss_policy
+    ),
+    Route("PUT /api/admin/stores/{storeId}/loss-policy", PLATFORM, put_loss_policy),
 ]
 
 
@@ -472,9 +576,11 @@ def test_store_scoped_route(world: World, route: Route, actor: str) -> None:
     before = case.snapshot()
     if actor == "anonymous":
         with anonymous(world.live) as client:
-            response = client.request(case.method, case.path, json=case.body)
+            response = client.request(case.method, case.path, json=case.body, headers=case.headers)
     else:
-        response = world.client(actor).request(case.method, case.path, json=case.body)
+        response = world.client(actor).request(
+            case.method, case.path, json=case.body, headers=case.headers
+        )
     expected = route.expected[actor]
     if expected == 200 and route.success is not None:
         expected = route.success

@@ -196,6 +196,7 @@ def _include_routers(app: FastAPI) -> None:
     from souq.auth.pages import router as auth_pages
     from souq.carts.api import router as carts_api
     from souq.integrations.api import router as integrations_api
+    from souq.ledger.api import router as ledger_api
     from souq.listings.api import router as listings_api
     from souq.listings.pages import router as listings_pages
     from souq.notifications.api import router as notifications_api
@@ -218,6 +219,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(integrations_api)
     app.include_router(notifications_pages)
     app.include_router(carts_api)
+    app.include_router(ledger_api)
     app.include_router(payments_pages)
     app.include_router(orders_pages)
     app.include_router(stores_pages)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -331,6 +331,74 @@ def notifications_send() -> None:
     queue runs this, run it every minute or so (cron); the server also runs it after every
     change that writes messages."""
     _send_notifications()
+
+
+report_app = typer.Typer(
+    help="Reports from the ledger (amounts in minor units).", no_args_is_help=True
+)
+app.add_typer(report_app, name="report")
+DAY_HELP = "A day (UTC), YYYY-MM-DD, included."
+FromOption = Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help=DAY_HELP)]
+ToOption = Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help=DAY_HELP)]
+
+
+def _print_rows(rows: Sequence[Any], kind: type, as_csv: bool) -> None:
+    from dataclasses import fields
+
+    from souq.ledger.reports import to_csv
+
+    if as_csv:
+        typer.echo(to_csv(rows, kind), nl=False)
+        return
+    names = [f.name for f in fields(kind)]
+    table = Table(*[n.replace("_", " ") for n in names])
+    for row in rows:
+        table.add_row(*[str(getattr(row, n)) for n in names])
+    console.print(table)
+
+
+@report_app.command("fees")
+def report_fees(
+    start: FromOption = None,
+    end: ToOption = None,
+    currency: Annotated[str | None, typer.Option(help="Only this currency.")] = None,
+    store: Annotated[int | None, typer.Option(help="Only this store id.")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV instead of a table.")] = False,
+) -> None:
+    """The platform's fee report: per day, currency and store."""
+    from souq.ledger.reports import FeeRow, fee_rows
+
+    async def work(session: AsyncSession) -> list[FeeRow]:
+        return await fee_rows(
+            session,
+            start=start.date() if start else None,
+            end=end.date() if end else None,
+            currency=currency,
+            store_id=store,
+        )
+
+    _print_rows(run_in_session(work), FeeRow, as_csv)
+
+
+@report_app.command("statement")
+def report_statement(
+    store: Annotated[int, typer.Argument(help="The store id.")],
+    start: FromOption = None,
+    end: ToOption = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV instead of a table.")] = False,
+) -> None:
+    """A store's statement: per day and currency."""
+    from souq.ledger.reports import StatementRow, statement_rows
+
+    async def work(session: AsyncSession) -> list[StatementRow]:
+        return await statement_rows(
+            session,
+            store,
+            start=start.date() if start else None,
+            end=end.date() if end else None,
+        )
+
+    _print_rows(run_in_session(work), StatementRow, as_csv)
 
 
 events_app = typer.Typer(help="The Stripe webhook inbox.", no_args_is_help=True)

@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     platform_fee_bps: int = Field(default=500, ge=0, le=10_000)
     # A service fee charged to the buyer on top of the subtotal, in basis points (0: none).
     buyer_fee_bps: int = Field(default=0, ge=0, le=10_000)
+    # The loss policy (ledger/policy.py), overridable per store by a platform admin: whether
+    # a refund returns the commission pro rata, who bears Stripe's processing fee of a
+    # refunded sale, who bears a lost dispute's amount and Stripe's dispute fee, and whether
+    # the store's share is recovered when the dispute is lost or as soon as funds are withdrawn.
+    refund_commission: Literal["returned", "kept"] = "returned"
+    processing_fee_bearer: Literal["platform", "store"] = "platform"
+    dispute_amount_bearer: Literal["store", "platform"] = "store"
+    dispute_fee_bearer: Literal["platform", "store"] = "platform"
+    dispute_recovery_on: Literal["lost", "funds_withdrawn"] = "lost"
     # Empty: outside production, a random key generated once and kept in the data folder.
     secret_key: SecretStr = SecretStr("")
     # The embedded sandbox's API key; unset: a random sk_test_ key kept in the data folder.

@@ -11,6 +11,7 @@ from souq.integrations.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from souq.ledger.models import Dispute, LedgerEntry, Refund, StoreLossPolicy
 from souq.listings.models import Listing
 from souq.notifications.models import MailMessage, NotificationPreference
 from souq.orders.models import Order, OrderItem, OrderPayment, PaymentStatus
@@ -30,9 +31,9 @@ QUERY_INDEXES = (
 )
 
 __all__ = [
-    "QUERY_INDEXES", "ApiToken", "Base", "Cart", "CartItem", "CheckoutGroup", "Listing",
-    "MailMessage", "NotificationPreference", "Order", "OrderItem", "OrderPayment",
-    "PaymentStatus", "Store", "StoreInvitation", "StoreMember", "StoreRole", "StoreTransfer",
-    "StripeEvent", "Throttle", "User", "UserSession", "WebhookAttempt", "WebhookDelivery",
-    "WebhookEndpoint", "WebhookEvent",
+    "QUERY_INDEXES", "ApiToken", "Base", "Cart", "CartItem", "CheckoutGroup", "Dispute",
+    "LedgerEntry", "Listing", "MailMessage", "NotificationPreference", "Order", "OrderItem",
+    "OrderPayment", "PaymentStatus", "Refund", "Store", "StoreInvitation", "StoreLossPolicy",
+    "StoreMember", "StoreRole", "StoreTransfer", "StripeEvent", "Throttle", "User",
+    "UserSession", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "WebhookEvent",
 ]  # fmt: skip

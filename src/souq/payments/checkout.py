@@ -23,6 +23,7 @@ from souq.auth.models import User
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict, InvalidInput, NotFound, SouqError
+from souq.ledger import service as ledger
 from souq.listings.models import Listing
 from souq.money import MAX_AMOUNT, format_amount, minimum_charge, order_fees
 from souq.notifications import triggers
@@ -495,6 +496,8 @@ async def _apply_payment(session: AsyncSession, order: Order, checkout: Checkout
     payment = _payment_row(order, checkout)
     if reason is None:
         await orders.mark_paid(session, order, payment)
+        intent = checkout.payment_intent
+        await ledger.record_sale(session, order, payment, intent.latest_charge if intent else None)
     else:
         await orders.hold_for_review(session, order, payment, reason)
 
@@ -589,6 +592,10 @@ async def on_charge(
         payment.stripe_charge_id = full.id
         if full.balance_transaction is not None:
             payment.stripe_fee_amount = full.balance_transaction.fee
+        if payment.review_reason is None:
+            order = await session.get(Order, payment.order_id)
+            if order is not None:
+                await ledger.record_sale(session, order, payment, full)
         await session.flush()
         return None
 

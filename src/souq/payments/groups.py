@@ -20,6 +20,7 @@ from souq.carts.models import CheckoutGroup, GroupStatus
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict, InvalidInput
+from souq.ledger import disputes
 from souq.orders import service as orders
 from souq.orders.models import CLOSED_UNPAID, Order, PaymentStatus
 from souq.payments import checkout, limits, transfers
@@ -312,8 +313,11 @@ async def on_checkout_session(
 
     async def apply(session: AsyncSession) -> Ignored | None:
         if group_id is None:
-            if await checkout.apply_checkout_session(session, found, failed=failed) is None:
+            order = await checkout.apply_checkout_session(session, found, failed=failed)
+            if order is None:
                 return Ignored(f"checkout session {found.id} is not for an order of ours")
+            # Refunds and disputes Stripe announced before the payment was in our books.
+            await disputes.catch_up(session, gateway, order)
         elif await apply_group_session(session, gateway, found, group_id, failed=failed) is None:
             return Ignored(f"checkout session {found.id} is for no checkout group of ours")
         return None

@@ -10,6 +10,7 @@ order-independent.
 
 from __future__ import annotations
 
+from souq.ledger import disputes, sync
 from souq.payments import checkout, groups, onboarding
 from souq.payments.webhooks import Handler
 
@@ -20,6 +21,16 @@ HANDLERS: dict[str, Handler] = {
     "checkout.session.expired": groups.on_checkout_session,
     "charge.succeeded": checkout.on_charge,
     "charge.updated": checkout.on_charge,
+    "charge.refunded": sync.on_refund,
+    "charge.refund.updated": sync.on_refund,
+    "refund.created": sync.on_refund,
+    "refund.updated": sync.on_refund,
+    "refund.failed": sync.on_refund,
+    "charge.dispute.created": disputes.on_dispute,
+    "charge.dispute.updated": disputes.on_dispute,
+    "charge.dispute.closed": disputes.on_dispute,
+    "charge.dispute.funds_withdrawn": disputes.on_dispute,
+    "charge.dispute.funds_reinstated": disputes.on_dispute,
     "account.updated": onboarding.on_account_updated,
     "account.application.deauthorized": onboarding.on_deauthorized,
 }

@@ -106,17 +106,116 @@ class Charge:
     payment_intent_id: str | None
     balance_transaction_id: str | None
     balance_transaction: BalanceTransaction | None
+    # A destination charge's transfer to the connected account and the platform's fee.
+    transfer_id: str | None = None
+    application_fee_id: str | None = None
 
     @classmethod
     def parse(cls, data: Any) -> Charge:
         data = _object(data, "charge")
         payment_intent_id, _ = _expandable(data, "payment_intent", "charge")
         txn_id, txn = _expandable(data, "balance_transaction", "charge")
+        transfer_id, _ = _expandable(data, "transfer", "charge")
+        fee_id, _ = _expandable(data, "application_fee", "charge")
         return cls(
             id=_field(data, "id", str, "charge"),
             payment_intent_id=payment_intent_id,
             balance_transaction_id=txn_id,
             balance_transaction=None if txn is None else BalanceTransaction.parse(txn),
+            transfer_id=transfer_id,
+            application_fee_id=fee_id,
+        )
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: str
+    amount: int
+    currency: str
+    status: str  # pending | requires_action | succeeded | failed | canceled
+    charge_id: str | None
+    transfer_reversal_id: str | None
+    metadata: Mapping[str, str]
+
+    @classmethod
+    def parse(cls, data: Any) -> Refund:
+        data = _object(data, "refund")
+        charge_id, _ = _expandable(data, "charge", "refund")
+        reversal_id, _ = _expandable(data, "transfer_reversal", "refund")
+        return cls(
+            id=_field(data, "id", str, "refund"),
+            amount=_field(data, "amount", int, "refund"),
+            currency=_field(data, "currency", str, "refund"),
+            status=_field(data, "status", str, "refund"),
+            charge_id=charge_id,
+            transfer_reversal_id=reversal_id,
+            metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class Movement:
+    """A transfer reversal or an application fee refund: an id, an amount, its metadata."""
+
+    id: str
+    amount: int
+    metadata: Mapping[str, str]
+
+    @classmethod
+    def parse(cls, data: Any, kind: str) -> Movement:
+        data = _object(data, kind)
+        return cls(
+            id=_field(data, "id", str, kind),
+            amount=_field(data, "amount", int, kind),
+            metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class DisputeTransaction:
+    id: str
+    amount: int  # negative: withdrawn; positive: reinstated
+    fee: int
+
+
+@dataclass(frozen=True)
+class Dispute:
+    id: str
+    amount: int
+    currency: str
+    status: str
+    reason: str
+    charge_id: str | None
+    payment_intent_id: str | None
+    evidence_due_by: int | None
+    balance_transactions: tuple[DisputeTransaction, ...]
+
+    @classmethod
+    def parse(cls, data: Any) -> Dispute:
+        data = _object(data, "dispute")
+        what = "dispute"
+        charge_id, _ = _expandable(data, "charge", what)
+        intent_id, _ = _expandable(data, "payment_intent", what)
+        details = data.get("evidence_details") or {}
+        txns = tuple(
+            DisputeTransaction(
+                id=_field(t, "id", str, "dispute balance transaction"),
+                amount=_field(t, "amount", int, "dispute balance transaction"),
+                fee=_field(t, "fee", int, "dispute balance transaction"),
+            )
+            for t in data.get("balance_transactions") or []
+            if isinstance(t, dict)
+        )
+        return cls(
+            id=_field(data, "id", str, what),
+            amount=_field(data, "amount", int, what),
+            currency=_field(data, "currency", str, what),
+            status=_field(data, "status", str, what),
+            reason=_field(data, "reason", str, what),
+            charge_id=charge_id,
+            payment_intent_id=intent_id,
+            evidence_due_by=_optional(details, "due_by", int, what),
+            balance_transactions=txns,
         )
 
 
@@ -312,6 +411,9 @@ class StripeGateway:
         connect = settings.stripe_connect_webhook_secret
         self._connect_webhook_secrets = [connect.get_secret_value()] if connect else []
         self._tolerance = settings.webhook_tolerance_seconds
+        # The app's settings, for webhook handlers (which are given the gateway) that follow a
+        # platform setting, such as the loss policy.
+        self.settings = settings
         # Calls made, by operation: what an operator (or a test) reads to see how often Souq
         # asks Stripe for something.
         self.calls: Counter[str] = Counter()
@@ -456,15 +558,6 @@ class StripeGateway:
         )
         return Charge.parse(charge)
 
-    # Transfers
-
-    async def create_transfer(self, params: dict[str, Any], *, idempotency_key: str) -> str:
-        """Money from the platform's balance to a connected account; returns the transfer id."""
-        transfer = await self._request(
-            "create transfer", "post", "/v1/transfers", params, idempotency_key=idempotency_key
-        )
-        return _field(_object(transfer, "transfer"), "id", str, "transfer")
-
     # Events
 
     async def list_events(
@@ -519,3 +612,132 @@ class StripeGateway:
                 raise EventInvalid(f"the body is not JSON: {exc}") from exc
             return Event.parse(body)
         raise SignatureInvalid(f"signature verification failed: {last}")
+
+    # Money after the sale
+
+    async def _list_all(self, what: str, path: str, params: dict[str, Any]) -> list[Any]:
+        """Every item of a Stripe list, page after page."""
+        items: list[Any] = []
+        query = dict(params, limit=100)
+        while True:
+            page = _object(await self._request(what, "get", path, query), "list")
+            data = page.get("data")
+            if not isinstance(data, list):
+                raise StripeDataError(f"Stripe's {what} answer has no data list")
+            items.extend(data)
+            if not page.get("has_more") or not data:
+                return items
+            query["starting_after"] = _field(data[-1], "id", str, what)
+
+    async def create_refund(
+        self,
+        *,
+        charge_id: str,
+        amount: int,
+        reverse_transfer: bool,
+        refund_application_fee: bool,
+        reason: str | None,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> Refund:
+        params: dict[str, Any] = {
+            "charge": charge_id,
+            "amount": amount,
+            "metadata": metadata,
+        }
+        if reverse_transfer:
+            params["reverse_transfer"] = True
+        if refund_application_fee:
+            params["refund_application_fee"] = True
+        if reason is not None:
+            params["reason"] = reason
+        refund = await self._request(
+            "create refund", "post", "/v1/refunds", params, idempotency_key=idempotency_key
+        )
+        return Refund.parse(refund)
+
+    async def list_refunds(self, charge_id: str) -> list[Refund]:
+        found = await self._list_all("list refunds", "/v1/refunds", {"charge": charge_id})
+        return [Refund.parse(item) for item in found]
+
+    async def _movement(
+        self, what: str, path: str, kind: str, params: dict[str, Any], idempotency_key: str
+    ) -> Movement:
+        answer = await self._request(what, "post", path, params, idempotency_key=idempotency_key)
+        return Movement.parse(answer, kind)
+
+    async def _movements(self, what: str, path: str, kind: str) -> list[Movement]:
+        return [Movement.parse(item, kind) for item in await self._list_all(what, path, {})]
+
+    async def reverse_transfer(
+        self, transfer_id: str, *, amount: int, metadata: dict[str, str], idempotency_key: str
+    ) -> Movement:
+        path = f"/v1/transfers/{quote(transfer_id, safe='')}/reversals"
+        params = {"amount": amount, "metadata": metadata}
+        return await self._movement(
+            "reverse transfer", path, "transfer_reversal", params, idempotency_key
+        )
+
+    async def create_transfer(
+        self,
+        *,
+        destination: str,
+        amount: int,
+        currency: str,
+        source_transaction: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        transfer_group: str | None = None,
+    ) -> Movement:
+        """Money from the platform's balance to a connected account, out of a charge."""
+        params: dict[str, Any] = {
+            "destination": destination,
+            "amount": amount,
+            "currency": currency,
+            "source_transaction": source_transaction,
+            "metadata": metadata,
+        }
+        if transfer_group is not None:
+            params["transfer_group"] = transfer_group
+        return await self._movement(
+            "create transfer", "/v1/transfers", "transfer", params, idempotency_key
+        )
+
+    async def list_transfer_reversals(self, transfer_id: str) -> list[Movement]:
+        path = f"/v1/transfers/{quote(transfer_id, safe='')}/reversals"
+        return await self._movements("list transfer reversals", path, "transfer_reversal")
+
+    async def refund_application_fee(
+        self, fee_id: str, *, amount: int, metadata: dict[str, str], idempotency_key: str
+    ) -> Movement:
+        path = f"/v1/application_fees/{quote(fee_id, safe='')}/refunds"
+        params = {"amount": amount, "metadata": metadata}
+        return await self._movement(
+            "refund application fee", path, "fee_refund", params, idempotency_key
+        )
+
+    async def list_application_fee_refunds(self, fee_id: str) -> list[Movement]:
+        path = f"/v1/application_fees/{quote(fee_id, safe='')}/refunds"
+        return await self._movements("list application fee refunds", path, "fee_refund")
+
+    async def retrieve_dispute(self, dispute_id: str) -> Dispute:
+        dispute = await self._request(
+            "retrieve dispute", "get", f"/v1/disputes/{quote(dispute_id, safe='')}"
+        )
+        return Dispute.parse(dispute)
+
+    async def list_disputes(self, charge_id: str) -> list[Dispute]:
+        found = await self._list_all("list disputes", "/v1/disputes", {"charge": charge_id})
+        return [Dispute.parse(item) for item in found]
+
+    async def submit_dispute_evidence(
+        self, dispute_id: str, evidence: dict[str, str], *, idempotency_key: str
+    ) -> Dispute:
+        dispute = await self._request(
+            "submit dispute evidence",
+            "post",
+            f"/v1/disputes/{quote(dispute_id, safe='')}",
+            {"evidence": evidence, "submit": True},
+            idempotency_key=idempotency_key,
+        )
+        return Dispute.parse(dispute)

@@ -37,21 +37,19 @@ async def send_transfer(
         transfer.failure_reason = "the payment's charge is not known yet"
         return transfer.status
     transfer.attempts += 1
-    params = {
-        "amount": transfer.amount,
-        "currency": transfer.currency,
-        "destination": transfer.destination_account_id,
-        "source_transaction": group.stripe_charge_id,
-        "transfer_group": group.transfer_group,
-        "metadata": {
-            "orderId": str(transfer.order_id),
-            "storeId": str(transfer.store_id),
-            "checkoutGroupId": str(group.id),
-        },
-    }
     try:
-        transfer_id = await gateway.create_transfer(
-            params, idempotency_key=transfer.idempotency_key
+        made = await gateway.create_transfer(
+            destination=transfer.destination_account_id,
+            amount=transfer.amount,
+            currency=transfer.currency,
+            source_transaction=group.stripe_charge_id,
+            transfer_group=group.transfer_group,
+            metadata={
+                "orderId": str(transfer.order_id),
+                "storeId": str(transfer.store_id),
+                "checkoutGroupId": str(group.id),
+            },
+            idempotency_key=transfer.idempotency_key,
         )
     except StripeUnavailable as exc:
         transfer.failure_reason = f"no answer from Stripe: {exc.message}"
@@ -65,10 +63,10 @@ async def send_transfer(
         )
     else:
         transfer.status = TransferStatus.sent
-        transfer.stripe_transfer_id = transfer_id
+        transfer.stripe_transfer_id = made.id
         transfer.failure_reason = None
         transfer.sent_at = utcnow()
-        log.info("order %s: transfer %s sent", transfer.order_id, transfer_id)
+        log.info("order %s: transfer %s sent", transfer.order_id, made.id)
     await session.flush()
     return transfer.status
 

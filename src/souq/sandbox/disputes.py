@@ -70,7 +70,11 @@ class Disputes:
         return dispute
 
     def all(self, ctx: Ctx, params: J) -> list[J]:
-        return self.core.store.query("dispute", owner=ctx.owner)
+        items = self.core.store.query("dispute", owner=ctx.owner)
+        for key in ("charge", "payment_intent"):
+            if isinstance(params.get(key), str):
+                items = [i for i in items if i[key] == params[key]]
+        return items
 
     def update(self, ctx: Ctx, params: J, dispute_id: str) -> J:
         """Evidence `uncategorized_text=winning_evidence` wins, `losing_evidence` loses."""

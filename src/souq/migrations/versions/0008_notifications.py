@@ -4,7 +4,7 @@ The mail outbox and users' preferences; webhook endpoints, events, deliveries an
 their attempts.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-29 08:50:49.407967
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision: str = '0008'
-down_revision: str | None = '0006'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

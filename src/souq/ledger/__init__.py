@@ -1,0 +1,1 @@
+"""Money after the sale: the ledger, refunds, disputes and the loss policy."""

@@ -1,0 +1,266 @@
+"""Refunds, their preview, and an order's money (the waterfall of its ledger entries)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from souq.auth.deps import OptionalUser
+from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
+from souq.errors import Forbidden, InvalidInput
+from souq.ledger import disputes, reports
+from souq.ledger import refunds as service
+from souq.ledger import service as ledger
+from souq.ledger.models import StoreLossPolicy
+from souq.ledger.policy import FIELDS, policy_for
+from souq.ledger.schemas import (
+    BuyerRefundOut,
+    DisputeList,
+    DisputeOut,
+    EvidenceIn,
+    FeeReport,
+    FeeRowOut,
+    LossPolicyIn,
+    LossPolicyOut,
+    MoneyOut,
+    PreviewIn,
+    PreviewOut,
+    RefundIn,
+    RefundList,
+    RefundOut,
+    Statement,
+    StatementRowOut,
+    StoreLossPolicyOut,
+)
+from souq.orders import service as orders
+from souq.orders.api import OrderId
+from souq.payments.checkout_requests import KEY, check_key
+from souq.payments.deps import CallerDep, StripeDep
+from souq.schemas import error_responses
+
+router = APIRouter(tags=["refunds"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        description="Required: a retry with the same key and body is the same refund; the "
+        "same key with another body is a 409",
+        json_schema_extra={"pattern": f"^{KEY.pattern}$"},
+    ),
+]
+
+
+@router.post(
+    "/api/orders/{order_id}/refunds",
+    response_model=RefundOut,
+    status_code=201,
+    responses=error_responses(401, 403, 404, 409, 422, 502, 503),
+)
+async def create_refund(
+    order_id: OrderId,
+    body: RefundIn,
+    user: CallerDep,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
+    stripe: StripeDep,
+    idempotency_key: IdempotencyKey = None,
+) -> RefundOut:
+    """Refund all or part of a paid order (its store's owners and admins, platform admins):
+    the store's transfer is reversed and the commission follows the loss policy."""
+    if idempotency_key is None:
+        raise InvalidInput("send an Idempotency-Key header", code="idempotency_key_required")
+    ask = service.RefundAsk(amount=body.amount, reason=body.reason, restock=body.restock)
+    refund = await service.create_refund(
+        factory, stripe, settings, order_id, user, ask, check_key(idempotency_key)
+    )
+    return RefundOut.of(refund)
+
+
+@router.post(
+    "/api/orders/{order_id}/refunds/preview",
+    response_model=PreviewOut,
+    responses=error_responses(401, 403, 404, 409, 422, 502, 503),
+)
+async def preview_refund(
+    order_id: OrderId,
+    body: PreviewIn,
+    user: CallerDep,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
+    stripe: StripeDep,
+) -> PreviewOut:
+    """Exactly what a refund would move now: buyer, store, platform, fees."""
+    preview = await service.preview_refund(factory, stripe, settings, order_id, user, body.amount)
+    return PreviewOut.of(preview)
+
+
+@router.get(
+    "/api/orders/{order_id}/refunds",
+    response_model=RefundList,
+    responses=error_responses(401, 404, 422),
+)
+async def list_refunds(order_id: OrderId, user: OptionalUser, session: SessionDep) -> RefundList:
+    """An order's refunds: its buyer sees amounts and states, its store and platform admins
+    also what each moved."""
+    _, rows, split = await service.list_refunds(session, order_id, user)
+    if split:
+        return RefundList(data=[RefundOut.of(r) for r in rows])
+    return RefundList(data=[BuyerRefundOut.of(r) for r in rows])
+
+
+@router.get(
+    "/api/orders/{order_id}/money",
+    response_model=MoneyOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def order_money(order_id: OrderId, user: OptionalUser, session: SessionDep) -> MoneyOut:
+    """The order's waterfall from its ledger entries (its store's members, platform admins)."""
+    order = await orders.get_order_for(session, order_id, user)
+    assert user is not None
+    if not await orders.sees_the_split(session, order, user):
+        raise Forbidden("only the store and platform admins see how an order's money is split")
+    entries = list(await ledger.entries_of(session, order.id))
+    _, rows, _ = await service.list_refunds(session, order.id, user)
+    return MoneyOut.of(order.id, ledger.waterfall(order.currency, entries), entries, list(rows))
+
+
+def _policy_out(
+    settings: SettingsDep, store_id: int, row: StoreLossPolicy | None
+) -> StoreLossPolicyOut:
+    overrides = LossPolicyIn.model_validate(
+        {name: getattr(row, name) if row else None for name in FIELDS}
+    )
+    return StoreLossPolicyOut(
+        store_id=store_id,
+        effective=LossPolicyOut.of(policy_for(settings, row)),
+        overrides=overrides,
+    )
+
+
+@router.get(
+    "/api/stores/{store_id}/loss-policy",
+    response_model=StoreLossPolicyOut,
+    responses=error_responses(401, 404, 422),
+)
+async def get_loss_policy(
+    store_id: OrderId, user: OptionalUser, session: SessionDep, settings: SettingsDep
+) -> StoreLossPolicyOut:
+    """Who bears which loss for this store (its members, platform admins)."""
+    row = await ledger.read_store_policy(session, user, store_id)
+    return _policy_out(settings, store_id, row)
+
+
+@router.put(
+    "/api/admin/stores/{store_id}/loss-policy",
+    response_model=StoreLossPolicyOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def put_loss_policy(
+    store_id: OrderId,
+    body: LossPolicyIn,
+    user: OptionalUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> StoreLossPolicyOut:
+    """Override the platform's loss policy for one store (platform admins only)."""
+    row = await ledger.set_store_policy(session, user, store_id, body.model_dump(by_alias=False))
+    return _policy_out(settings, store_id, row)
+
+
+DisputeId = OrderId
+
+
+@router.get(
+    "/api/orders/{order_id}/disputes",
+    response_model=DisputeList,
+    responses=error_responses(401, 404, 422),
+)
+async def list_disputes(order_id: OrderId, user: OptionalUser, session: SessionDep) -> DisputeList:
+    """An order's disputes (its store's members, platform admins)."""
+    rows = await disputes.list_disputes(session, order_id, user)
+    return DisputeList(data=[DisputeOut.of(d) for d in rows])
+
+
+@router.post(
+    "/api/orders/{order_id}/disputes/{dispute_id}/evidence",
+    response_model=DisputeOut,
+    responses=error_responses(401, 403, 404, 409, 422, 502, 503),
+)
+async def submit_evidence(
+    order_id: OrderId,
+    dispute_id: DisputeId,
+    body: EvidenceIn,
+    user: CallerDep,
+    factory: SessionFactoryDep,
+    stripe: StripeDep,
+) -> DisputeOut:
+    """Answer a dispute (the store's owners and admins, platform admins): Souq adds the
+    order's facts and submits the evidence to Stripe."""
+    row = await disputes.submit_evidence(factory, stripe, order_id, dispute_id, user, body.text)
+    return DisputeOut.of(row)
+
+
+FromQuery = Annotated[date | None, Query(alias="from", description="First day (UTC), included")]
+ToQuery = Annotated[date | None, Query(alias="to", description="Last day (UTC), included")]
+FormatQuery = Annotated[
+    Literal["json", "csv"] | None,
+    Query(alias="format", description="csv, or send Accept: text/csv"),
+]
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}}
+}
+
+
+def _wants_csv(request: Request, format_: str | None) -> bool:
+    if format_ is not None:
+        return format_ == "csv"
+    return "text/csv" in request.headers.get("accept", "")
+
+
+@router.get(
+    "/api/admin/reports/fees",
+    response_model=FeeReport,
+    responses={**CSV_RESPONSE, **error_responses(401, 403, 422)},
+)
+async def fee_report(
+    request: Request,
+    user: OptionalUser,
+    session: SessionDep,
+    start: FromQuery = None,
+    end: ToQuery = None,
+    currency: Annotated[str | None, Query(pattern="^[A-Za-z]{3}$")] = None,
+    store_id: Annotated[int | None, Query(alias="storeId", ge=1, le=2**31 - 1)] = None,
+    format_: FormatQuery = None,
+) -> FeeReport | Response:
+    """Gross volume, commission, Stripe's fees, refunds, commissions returned, disputes, dispute
+    fees and net margin per day, currency and store (platform admins only)."""
+    rows = await reports.fee_report(
+        session, user, start=start, end=end, currency=currency, store_id=store_id
+    )
+    if _wants_csv(request, format_):
+        return Response(reports.to_csv(rows, reports.FeeRow), media_type="text/csv")
+    return FeeReport(data=[FeeRowOut.model_validate(r) for r in rows])
+
+
+@router.get(
+    "/api/stores/{store_id}/statements",
+    response_model=Statement,
+    responses={**CSV_RESPONSE, **error_responses(401, 404, 422)},
+)
+async def store_statement(
+    store_id: OrderId,
+    request: Request,
+    user: OptionalUser,
+    session: SessionDep,
+    start: FromQuery = None,
+    end: ToQuery = None,
+    format_: FormatQuery = None,
+) -> Statement | Response:
+    """The store's orders, gross, commission, transfers, reversals and net per day and
+    currency (its members)."""
+    rows = await reports.statement(session, user, store_id, start=start, end=end)
+    if _wants_csv(request, format_):
+        return Response(reports.to_csv(rows, reports.StatementRow), media_type="text/csv")
+    return Statement(data=[StatementRowOut.model_validate(r) for r in rows])

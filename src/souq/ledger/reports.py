@@ -1,0 +1,188 @@
+"""Reports as sums of the ledger: the platform's fee report and a store's statement, per
+currency, store and day, as rows a JSON answer, a CSV file and the terminal all print."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from souq.auth.models import User
+from souq.auth.service import require_platform_admin
+from souq.errors import InvalidInput
+from souq.ledger.models import LedgerEntry
+from souq.ledger.service import PLATFORM, STORE, STRIPE
+from souq.stores.service import READ_ORDERS, require_store_role
+
+
+@dataclass
+class FeeRow:
+    """The platform's money for one day, currency and store (minor units)."""
+
+    day: str
+    currency: str
+    store_id: int
+    gross_volume: int = 0
+    commission_earned: int = 0
+    processing_fees: int = 0
+    refunds: int = 0
+    commissions_returned: int = 0
+    disputes: int = 0
+    dispute_fees: int = 0
+    recovered_from_stores: int = 0
+    net_margin: int = 0
+
+
+@dataclass
+class StatementRow:
+    """A store's money for one day and currency (minor units)."""
+
+    day: str
+    currency: str
+    orders: int = 0
+    gross: int = 0
+    commission: int = 0
+    commission_returned: int = 0
+    transfers: int = 0
+    reversals: int = 0
+    net: int = 0
+
+
+def _window(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
+    """[from, to] as whole days, `to` included."""
+    if start is not None and end is not None and end < start:
+        raise InvalidInput("from must not be after to", code="invalid_period")
+    low = datetime.combine(start, time.min, tzinfo=UTC) if start else None
+    high = datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC) if end else None
+    return low, high
+
+
+async def _entries(
+    session: AsyncSession,
+    *,
+    start: date | None,
+    end: date | None,
+    currency: str | None,
+    store_id: int | None,
+) -> Sequence[LedgerEntry]:
+    low, high = _window(start, end)
+    query = select(LedgerEntry)
+    if low is not None:
+        query = query.where(LedgerEntry.created_at >= low)
+    if high is not None:
+        query = query.where(LedgerEntry.created_at < high)
+    if currency is not None:
+        query = query.where(LedgerEntry.currency == currency.lower())
+    if store_id is not None:
+        query = query.where(LedgerEntry.store_id == store_id)
+    return (await session.execute(query.order_by(LedgerEntry.id))).scalars().all()
+
+
+# (kind, party) → the FeeRow column it adds to, with its sign as the platform sees it.
+_FEES = {
+    ("payment", PLATFORM): ("gross_volume", 1),
+    ("commission", PLATFORM): ("commission_earned", 1),
+    ("processing_fee", STRIPE): ("processing_fees", 1),
+    ("refund", PLATFORM): ("refunds", -1),
+    ("refund_failure", PLATFORM): ("refunds", -1),
+    ("commission_refund", STORE): ("commissions_returned", 1),
+    ("dispute", PLATFORM): ("disputes", -1),
+    ("dispute_reinstated", PLATFORM): ("disputes", -1),
+    ("dispute_fee", STRIPE): ("dispute_fees", 1),
+    ("dispute_recovery", PLATFORM): ("recovered_from_stores", 1),
+    ("dispute_return", PLATFORM): ("recovered_from_stores", 1),
+}
+
+
+async def fee_report(
+    session: AsyncSession,
+    user: User | None,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    currency: str | None = None,
+    store_id: int | None = None,
+) -> list[FeeRow]:
+    """Gross volume, commission, fees, refunds, disputes and net margin per day, currency and
+    store (platform admins only); net margin is the sum of the platform's entries."""
+    require_platform_admin(user)
+    return await fee_rows(session, start=start, end=end, currency=currency, store_id=store_id)
+
+
+async def fee_rows(
+    session: AsyncSession,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    currency: str | None = None,
+    store_id: int | None = None,
+) -> list[FeeRow]:
+    rows: dict[tuple[str, str, int], FeeRow] = {}
+    for e in await _entries(session, start=start, end=end, currency=currency, store_id=store_id):
+        key = (e.created_at.date().isoformat(), e.currency, e.store_id)
+        row = rows.setdefault(key, FeeRow(*key))
+        column = _FEES.get((e.kind, e.party))
+        if column is not None:
+            name, sign = column
+            setattr(row, name, getattr(row, name) + sign * e.amount)
+        if e.party == PLATFORM:
+            row.net_margin += e.amount
+    return [rows[k] for k in sorted(rows)]
+
+
+async def statement(
+    session: AsyncSession,
+    user: User | None,
+    store_id: int,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+) -> list[StatementRow]:
+    """A store's orders, gross, commission, transfers, reversals and net per day and
+    currency (its members); net is the sum of the store's entries."""
+    await require_store_role(session, store_id, user, READ_ORDERS)
+    return await statement_rows(session, store_id, start=start, end=end)
+
+
+async def statement_rows(
+    session: AsyncSession, store_id: int, *, start: date | None = None, end: date | None = None
+) -> list[StatementRow]:
+    rows: dict[tuple[str, str], StatementRow] = {}
+    orders: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for e in await _entries(session, start=start, end=end, currency=None, store_id=store_id):
+        key = (e.created_at.date().isoformat(), e.currency)
+        row = rows.setdefault(key, StatementRow(*key))
+        if e.kind == "payment" and e.order_id is not None:
+            orders[key].add(e.order_id)
+            row.gross += e.amount
+        if e.party != STORE:
+            continue
+        row.net += e.amount
+        if e.kind == "commission":
+            row.commission -= e.amount
+        elif e.kind == "commission_refund":
+            row.commission_returned += e.amount
+        elif e.kind in ("transfer", "dispute_return"):
+            row.transfers += e.amount
+        elif e.kind in ("transfer_reversal", "dispute_recovery"):
+            row.reversals -= e.amount
+    for key, row in rows.items():
+        row.orders = len(orders[key])
+    return [rows[k] for k in sorted(rows)]
+
+
+def to_csv(rows: Sequence[FeeRow] | Sequence[StatementRow], kind: type) -> str:
+    """The rows as CSV, one header line of the column names (amounts in minor units)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    names = [f.name for f in fields(kind)]
+    writer.writerow(names)
+    for row in rows:
+        writer.writerow([getattr(row, name) for name in names])
+    return out.getvalue()

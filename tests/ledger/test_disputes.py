@@ -1,0 +1,139 @@
+"""Disputes from the sandbox's dispute card: booked, answered through Souq, and the store's
+share recovered once when lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.helpers import error_code
+from tests.ledger.money_helpers import (
+    PaidOrder,
+    assert_invariant,
+    entry_sum,
+    money,
+    paid_order,
+    stripe_balance,
+)
+from tests.payments.stripe_helpers import advance_clock, flush, onboarded_team, platform_admin, sdk
+from tests.servers import LiveServer
+
+DISPUTE_CARD = "4000000000000259"
+
+
+def _disputed(live: LiveServer, team: Any) -> tuple[PaidOrder, dict[str, Any]]:
+    account = team.owner.client.get(f"/api/stores/{team.id}/payments").json()["stripeAccountId"]
+    # Manual payouts: the store's funds stay on its balance, where a reversal can reach them.
+    sdk(live).v1.accounts.update(
+        account, params={"settings": {"payouts": {"schedule": {"interval": "manual"}}}}
+    )
+    paid = paid_order(live, team, card=DISPUTE_CARD)
+    listed = team.owner.client.get(f"/api/orders/{paid.id}/disputes")
+    assert listed.status_code == 200, listed.text
+    [dispute] = listed.json()["data"]
+    return paid, dispute
+
+
+def _answer(team: Any, paid: PaidOrder, dispute: dict[str, Any], text: str) -> Any:
+    return team.owner.client.post(
+        f"/api/orders/{paid.id}/disputes/{dispute['id']}/evidence", json={"text": text}
+    )
+
+
+def test_a_lost_dispute_takes_the_stores_share_back_once(live: LiveServer) -> None:
+    with onboarded_team(live) as team:
+        paid, dispute = _disputed(live, team)
+        assert (dispute["status"], dispute["reason"]) == ("needs_response", "fraudulent")
+        assert (dispute["amount"], dispute["fee"]) == ("39.98", "15.00")
+        assert dispute["evidenceDueBy"] is not None
+        flow = money(team.owner.client, paid.id)
+        assert (flow["disputed"], flow["disputeFees"], flow["netPaid"]) == (
+            "39.98",
+            "15.00",
+            "0.00",
+        )
+        assert flow["storeBalance"] == "37.98"  # nothing recovered before the dispute is lost
+        assert_invariant(live, paid.id)
+
+        advance_clock(live, 3 * 86400)  # the store's funds become available
+        lost = _answer(team, paid, dispute, "losing_evidence")
+        assert lost.status_code == 200, lost.text
+        assert lost.json()["status"] == "lost"
+        # The store gives back what it netted (the commission goes back with it); the
+        # platform bears Stripe's dispute fee (the default policy).
+        assert lost.json()["recoveredFromStore"] == "37.98"
+        flush(live)
+        flush(live)
+        assert (
+            live.scalar(
+                "SELECT count(*) FROM ledger_entry WHERE order_id = :id AND kind = "
+                "'dispute_recovery' AND party = 'store'",
+                id=paid.id,
+            )
+            == 1
+        )
+        transfers = sdk(live).v1.transfers.list(params={"destination": paid.account_id}).data
+        assert sum(t.amount_reversed for t in transfers) == 3798
+        flow = money(team.owner.client, paid.id)
+        assert flow["storeBalance"] == "0.00" and flow["reversedFromStore"] == "37.98"
+        assert stripe_balance(live, paid.account_id) == 0 == entry_sum(live, paid.id, "store")
+        assert_invariant(live, paid.id)
+        again = _answer(team, paid, dispute, "more evidence")
+        assert again.status_code == 409 and error_code(again) == "dispute_closed"
+
+
+def test_a_won_dispute_gives_the_amount_back_and_takes_nothing_from_the_store(
+    live: LiveServer,
+) -> None:
+    with onboarded_team(live) as team:
+        paid, dispute = _disputed(live, team)
+        assert (
+            team.seller.client.post(
+                f"/api/orders/{paid.id}/disputes/{dispute['id']}/evidence", json={"text": "x"}
+            ).status_code
+            == 403
+        )
+        won = _answer(team, paid, dispute, "winning_evidence")
+        assert won.status_code == 200, won.text
+        assert (won.json()["status"], won.json()["recoveredFromStore"]) == ("won", "0.00")
+        flush(live)
+        flow = money(team.owner.client, paid.id)
+        assert (flow["disputeReinstated"], flow["netPaid"]) == ("39.98", "39.98")
+        assert flow["storeBalance"] == "37.98"
+        assert stripe_balance(live, paid.account_id) == 3798 == entry_sum(live, paid.id, "store")
+        assert_invariant(live, paid.id)
+
+
+def test_funds_withdrawn_then_reinstated_recovers_once_and_gives_it_back_once(
+    live: LiveServer,
+) -> None:
+    with onboarded_team(live) as team, platform_admin(live) as admin:
+        policy = {"disputeRecoveryOn": "funds_withdrawn"}
+        put = admin.client.put(f"/api/admin/stores/{team.id}/loss-policy", json=policy)
+        assert put.status_code == 200, put.text
+        account = team.owner.client.get(f"/api/stores/{team.id}/payments").json()["stripeAccountId"]
+        sdk(live).v1.accounts.update(
+            account, params={"settings": {"payouts": {"schedule": {"interval": "manual"}}}}
+        )
+        # Paid with the card whose funds are available at once: they cover the reversal.
+        earlier = paid_order(live, team, card="4000000000000077")
+        paid, dispute = _disputed(live, team)
+        assert dispute["recoveredFromStore"] == "37.98"  # taken as the funds were withdrawn
+        flush(live)
+        won = _answer(team, paid, dispute, "winning_evidence")
+        assert won.status_code == 200, won.text
+        flush(live)
+        flush(live)
+        kinds = [
+            tuple(r)
+            for r in live.rows(
+                "SELECT kind, amount FROM ledger_entry WHERE order_id = :id AND party = 'store' "
+                "AND kind IN ('dispute_recovery', 'dispute_return') ORDER BY id",
+                id=paid.id,
+            )
+        ]
+        assert kinds == [("dispute_recovery", -3798), ("dispute_return", 3798)]
+        flow = money(team.owner.client, paid.id)
+        assert (flow["storeBalance"], flow["netPaid"]) == ("37.98", "39.98")
+        total = entry_sum(live, paid.id, "store") + entry_sum(live, earlier.id, "store")
+        assert stripe_balance(live, paid.account_id) == total
+        assert_invariant(live, paid.id)
