@@ -107,7 +107,8 @@ def test_an_over_refund_is_refused_and_writes_nothing(live: LiveServer) -> None:
             assert response.status_code == 422, (bad, response.text)
         missing_key = owner.post(f"/api/orders/{paid.id}/refunds", json={})
         assert missing_key.status_code == 422
-        assert error_code(missing_key) == "idempotency_key_required"
+        assert error_code(missing_key) == "invalid_input"
+        assert "idempotency-key" in missing_key.text.lower()
         assert live.scalar("SELECT count(*) FROM refund WHERE order_id = :id", id=paid.id) == 0
         assert (
             live.scalar("SELECT count(*) FROM ledger_entry WHERE order_id = :id", id=paid.id)

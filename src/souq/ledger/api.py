@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from souq.auth.deps import OptionalUser
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
-from souq.errors import Forbidden, InvalidInput
+from souq.errors import Forbidden
 from souq.ledger import disputes, reports
 from souq.ledger import refunds as service
 from souq.ledger import service as ledger
@@ -43,10 +43,11 @@ from souq.schemas import error_responses
 router = APIRouter(tags=["refunds"])
 
 IdempotencyKey = Annotated[
-    str | None,
+    str,
     Header(
-        description="Required: a retry with the same key and body is the same refund; the "
-        "same key with another body is a 409",
+        alias="Idempotency-Key",
+        description="A retry with the same key and body is the same refund; the same key with "
+        "another body is a 409. Required: a request without it is a 422",
         json_schema_extra={"pattern": f"^{KEY.pattern}$"},
     ),
 ]
@@ -65,12 +66,10 @@ async def create_refund(
     factory: SessionFactoryDep,
     settings: SettingsDep,
     stripe: StripeDep,
-    idempotency_key: IdempotencyKey = None,
+    idempotency_key: IdempotencyKey,
 ) -> RefundOut:
     """Refund all or part of a paid order (its store's owners and admins, platform admins):
     the store's transfer is reversed and the commission follows the loss policy."""
-    if idempotency_key is None:
-        raise InvalidInput("send an Idempotency-Key header", code="idempotency_key_required")
     ask = service.RefundAsk(amount=body.amount, reason=body.reason, restock=body.restock)
     refund = await service.create_refund(
         factory, stripe, settings, order_id, user, ask, check_key(idempotency_key)
