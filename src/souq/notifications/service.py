@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # Keys of Session.info, set by the app's session factory (db.session_factory).
 APP_URL = "souq.app_url"
-# A callable run after a commit that wrote outbox rows: it starts the senders.
+# A callable run after a commit that wrote outbox rows: it queues the senders' job.
 AFTER_OUTBOX_COMMIT = "souq.after_outbox_commit"
 _ARMED = "souq.outbox_armed"
 
@@ -167,7 +167,7 @@ async def insert_once(session: AsyncSession, model: Any, unique: str, **values: 
 
 
 def after_commit_start_senders(session: AsyncSession) -> None:
-    """Once this session commits, start the senders (the app's hook; the job queue later)."""
+    """Once this session commits, queue the senders (the hook of the session factory)."""
     start: Callable[[], None] | None = session.info.get(AFTER_OUTBOX_COMMIT)
     if start is None or session.info.get(_ARMED):
         return

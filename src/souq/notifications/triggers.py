@@ -5,6 +5,7 @@ payments/onboarding.py); each writes by key, so a transition applied twice tells
 
 from __future__ import annotations
 
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.integrations import service as integrations
@@ -14,7 +15,11 @@ from souq.orders.schemas import OrderOut
 from souq.stores.models import Store
 
 
-def _order_data(order: Order) -> dict[str, object]:
+async def _order_data(session: AsyncSession, order: Order) -> dict[str, object]:
+    # An order created in this transaction has not loaded its (selectin) relationships.
+    unloaded = inspect(order).unloaded & {"items", "payments", "transfer"}
+    if unloaded:
+        await session.refresh(order, sorted(unloaded))
     return OrderOut.of(order).model_dump(mode="json")
 
 
@@ -28,7 +33,7 @@ async def order_created(session: AsyncSession, order: Order) -> None:
         "order.created",
         f"order-{order.id}-created",
         store_id=order.store_id,
-        data=_order_data(order),
+        data=await _order_data(session, order),
     )
 
 
@@ -45,7 +50,7 @@ async def order_paid(session: AsyncSession, order: Order) -> None:
         await service.store_managers(session, order.store_id), order=order, store=store,
     )  # fmt: skip
     await integrations.emit(
-        session, "order.paid", key, store_id=order.store_id, data=_order_data(order)
+        session, "order.paid", key, store_id=order.store_id, data=await _order_data(session, order)
     )
 
 
@@ -65,7 +70,11 @@ async def order_closed(session: AsyncSession, order: Order) -> None:
         store=store,
     )
     await integrations.emit(
-        session, f"order.{status}", key, store_id=order.store_id, data=_order_data(order)
+        session,
+        f"order.{status}",
+        key,
+        store_id=order.store_id,
+        data=await _order_data(session, order),
     )
 
 
