@@ -160,10 +160,14 @@ async def notify(
 async def insert_once(session: AsyncSession, model: Any, unique: str, **values: Any) -> int:
     """INSERT … ON CONFLICT DO NOTHING on the `unique` column; 1 if the row was written."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # RETURNING, not rowcount: what a driver reports for a skipped row is not reliable.
     result = await session.execute(
-        insert(model).values(**values).on_conflict_do_nothing(index_elements=[unique])
+        insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[unique])
+        .returning(model.id)
     )
-    return 1 if result.rowcount else 0  # type: ignore[attr-defined]
+    return 1 if result.first() is not None else 0
 
 
 def after_commit_start_senders(session: AsyncSession) -> None:
