@@ -17,7 +17,7 @@ from souq.ledger.models import Dispute
 from souq.ledger.tasks import remind_disputes
 from souq.payments.stripe import StripeGateway
 from souq.payments.webhooks import EVENT_ATTEMPTS
-from tests.carts.test_cart import add, checkout, order_json
+from tests.carts.test_cart import order_json, refused_transfer_checkout
 from tests.helpers import StoreTeam, anonymous
 from tests.integrations.test_webhooks import register, verified
 from tests.ledger.money_helpers import paid_order, refund
@@ -25,13 +25,9 @@ from tests.notifications.support import buy, messages, receiver, wait_until
 from tests.payments.stripe_helpers import (
     clear_faults,
     completed_event,
-    control,
     deliver,
     flush,
-    listing,
     onboarded_team,
-    pay,
-    payments_status,
     platform_admin,
     sdk,
     set_faults,
@@ -196,14 +192,9 @@ def test_a_refused_transfer_tells_the_managers_and_platform_admins_once(
         anonymous(live) as buyer,
         platform_admin(live) as admin,
     ):
-        add(buyer, listing(a, price="20.00"))
-        add(buyer, listing(b, price="30.00"))
-        body = checkout(buyer).json()
-        account_b = payments_status(b)["stripeAccountId"]
-        control(live, f"/accounts/{account_b}/onboard", {"outcome": "requirements_due"})
         set_faults(live, webhook_duplicate_rate=1, webhook_shuffle=True)
         try:
-            assert pay(live, body["url"], card="4242424242424242").status_code == 200
+            body, _ = refused_transfer_checkout(live, a, b, buyer)
             flush(live)
             flush(live)
         finally:

@@ -82,14 +82,12 @@ async def order_closed(session: AsyncSession, order: Order) -> None:
 
 
 async def order_needs_review(session: AsyncSession, order: Order) -> None:
-    store = await _store(session, order)
-    await service.notify(
+    await _tell_admins(
         session,
         "admin_order_needs_review",
         f"order-{order.id}-review-{len(order.payments)}",
-        await service.platform_admins(session),
         order=order,
-        store=store,
+        store=await _store(session, order),
     )
 
 
@@ -204,10 +202,11 @@ async def transfer_failed(session: AsyncSession, order: Order, transfer: StoreTr
 
 async def stripe_event_failed(session: AsyncSession, event: StripeEvent) -> None:
     """The processing of a Stripe event gave up: platform admins, once per event."""
-    await service.notify(
-        session,
-        "admin_stripe_event_failed",
-        f"stripe-event-{event.stripe_event_id}-failed",
-        await service.platform_admins(session),
+    await _tell_admins(
+        session, "admin_stripe_event_failed", f"stripe-event-{event.stripe_event_id}-failed",
         event=event,
-    )
+    )  # fmt: skip
+
+
+async def _tell_admins(session: AsyncSession, kind: str, key: str, **context: object) -> None:
+    await service.notify(session, kind, key, await service.platform_admins(session), **context)
