@@ -25,10 +25,10 @@ from souq.middleware import (
     TrustedProxies,
 )
 from souq.notifications.service import AFTER_OUTBOX_COMMIT, APP_URL
+from souq.notifications.tasks import start_sending
 from souq.payments.handlers import SUBSCRIBED_EVENTS
 from souq.payments.stripe import StripeGateway
 from souq.schemas import error_responses
-from souq.senders import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = engine_for(settings)
         app.state.engine = engine
-        dispatcher = Dispatcher(settings)
         app.state.sessionmaker = session_factory(
-            engine, {APP_URL: settings.app_url, AFTER_OUTBOX_COMMIT: dispatcher.kick}
+            engine, {APP_URL: settings.app_url, AFTER_OUTBOX_COMMIT: start_sending}
         )
-        dispatcher.factory = app.state.sessionmaker
-        app.state.dispatcher = dispatcher
         if sandbox is not None:
             await sandbox.start()
         try:
@@ -108,7 +105,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with jobs.running(context, worker=jobs.runs_in_process(settings)):
                 yield
         finally:
-            await dispatcher.close()
             if sandbox is not None:
                 await sandbox.stop()
             await engine.dispose()

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.config import Settings, get_settings
 from souq.db import engine_for, session_factory, unit_of_work
-from souq.notifications.service import APP_URL
+from souq.notifications.service import AFTER_OUTBOX_COMMIT, APP_URL
+from souq.notifications.tasks import start_sending
 from souq.payments.stripe import StripeGateway
 
 app = typer.Typer(help="Souq: a multi-vendor marketplace payments backend.", no_args_is_help=True)
@@ -48,6 +49,8 @@ class Context:
 def run(work: Callable[[Context], Awaitable[T]], settings: Settings | None = None) -> T:
     """Run a command's async work against the database, disposing of the engine afterwards."""
     settings = settings or get_settings()
+    # Every model, so relationships named by string (Order.transfer) resolve in any command.
+    import souq.models  # noqa: F401
     from souq.auth.service import configure_password_hashing
 
     configure_password_hashing(settings)
@@ -55,7 +58,11 @@ def run(work: Callable[[Context], Awaitable[T]], settings: Settings | None = Non
     async def main() -> T:
         engine = engine_for(settings)
         try:
-            factory = session_factory(engine, {APP_URL: settings.app_url})
+            # A worker's jobs queue the senders after writing messages; in a one-off
+            # command no job queue runs and the hook does nothing.
+            factory = session_factory(
+                engine, {APP_URL: settings.app_url, AFTER_OUTBOX_COMMIT: start_sending}
+            )
             return await work(Context(settings, factory))
         finally:
             await engine.dispose()

@@ -38,7 +38,11 @@ from souq.payments.stripe import StripeGateway
 log = logging.getLogger(__name__)
 
 # The modules whose `@task`s the workers run: a feature adds its own `tasks.py` here.
-TASK_MODULES: tuple[str, ...] = ("souq.payments.tasks",)
+TASK_MODULES: tuple[str, ...] = (
+    "souq.payments.tasks",
+    "souq.notifications.tasks",
+    "souq.ledger.tasks",
+)
 # Waits between tries: 2, 4, 8, … seconds (procrastinate's exponential_wait), at most this.
 BACKOFF_BASE = 2
 BACKOFF_MAX_SECONDS = 600
@@ -129,6 +133,11 @@ def current() -> Queue:
     if queue is None:
         raise RuntimeError("no job queue is running on this event loop")
     return queue
+
+
+def queue_running() -> bool:
+    """Whether a job queue runs on this event loop (a server or worker, not a one-off command)."""
+    return asyncio.get_running_loop() in _queues
 
 
 def runs_in_process(settings: Settings) -> bool:

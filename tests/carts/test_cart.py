@@ -151,6 +151,20 @@ def test_transfers_happen_once_under_duplicate_and_shuffled_webhooks_and_concurr
         )
 
 
+def refused_transfer_checkout(
+    live: LiveServer, a: Any, b: Any, buyer: httpx.Client
+) -> tuple[dict[str, Any], str]:
+    """A two-store cart paid after Stripe restricted the second store's account (it cannot
+    receive transfers): the checkout's answer and that account's id."""
+    add(buyer, listing(a, price="20.00"))
+    add(buyer, listing(b, price="30.00"))
+    body: dict[str, Any] = checkout(buyer).json()
+    account_b: str = payments_status(b)["stripeAccountId"]
+    control(live, f"/accounts/{account_b}/onboard", {"outcome": "requirements_due"})
+    assert pay(live, body["url"], card="4242424242424242").status_code == 200
+    return body, account_b
+
+
 @pytest.mark.fresh_server
 def test_a_refused_transfer_is_recorded_shown_to_admins_and_retried_by_reconcile(
     live: LiveServer, cli: Cli
@@ -161,13 +175,7 @@ def test_a_refused_transfer_is_recorded_shown_to_admins_and_retried_by_reconcile
         anonymous(live) as buyer,
         platform_admin(live) as admin,
     ):
-        add(buyer, listing(a, price="20.00"))
-        add(buyer, listing(b, price="30.00"))
-        body = checkout(buyer).json()
-        account_b = payments_status(b)["stripeAccountId"]
-        # Stripe restricts the account after the checkout began: it cannot receive transfers.
-        control(live, f"/accounts/{account_b}/onboard", {"outcome": "requirements_due"})
-        assert pay(live, body["url"], card="4242424242424242").status_code == 200
+        body, account_b = refused_transfer_checkout(live, a, b, buyer)
         flush(live)
 
         order_b = order_json(b, body["orders"][1]["orderId"])

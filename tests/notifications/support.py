@@ -48,8 +48,12 @@ class Mailbox:
 
     received: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
     url: str = ""
+    # While set, every message is refused with a permanent error (a broken relay).
+    refusing: bool = False
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.refusing:
+            return "554 relay refused by the test"
         content = envelope.content
         assert isinstance(content, bytes)
         message = email.message_from_bytes(content, policy=email.policy.default)

@@ -42,10 +42,10 @@ EVENT_TYPES: dict[str, str] = {
     "order.paid": "an order was paid",
     "order.failed": "an order's payment failed",
     "order.canceled": "an order was canceled or its checkout expired unpaid",
-    "order.refunded": "an order was refunded (emitted by the refunds feature)",
-    "order.disputed": "a payment of the order was disputed (emitted by the disputes feature)",
+    "order.refunded": "a refund of an order went through",
+    "order.disputed": "a payment of the order was disputed",
     "order.fulfilled": "an order was shipped (emitted by the fulfilment feature)",
-    "transfer.failed": "a transfer to a store failed (emitted by the transfers feature)",
+    "transfer.failed": "Stripe refused a transfer to a store",
     "store.payments_status_changed": "a store's charges, payouts or requirements changed",
 }
 # Store endpoints are for a store's owners; platform endpoints for platform admins.

@@ -33,6 +33,7 @@ from souq.ledger.sync import (
     order_of_charge,
     read_charge_money,
 )
+from souq.notifications import triggers
 from souq.orders import service as orders
 from souq.orders.models import Order
 from souq.payments.stripe import Dispute as StripeDispute
@@ -79,6 +80,7 @@ async def apply_dispute(session: AsyncSession, order: Order, dispute: StripeDisp
                 session, order, "dispute_fee", txn.id, ledger.between(PLATFORM, STRIPE, txn.fee)
             )
     await session.flush()
+    await triggers.dispute_opened(session, order, row)
     return row
 
 

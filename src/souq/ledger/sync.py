@@ -19,6 +19,7 @@ from souq.db import unit_of_work
 from souq.ledger import service as ledger
 from souq.ledger.models import Refund
 from souq.ledger.service import PLATFORM, STORE
+from souq.notifications import triggers
 from souq.orders import service as orders
 from souq.orders.models import Order, OrderPayment, PaymentStatus
 from souq.payments.stripe import Charge, Event, Movement, StripeGateway
@@ -122,6 +123,10 @@ async def apply_charge_money(session: AsyncSession, order: Order, money: ChargeM
         )
     await session.flush()
     await update_refund_status(session, order)
+    for refund in money.refunds:
+        if refund.status == "succeeded":
+            row = await _refund_row(session, order, refund)
+            await triggers.refund_succeeded(session, order, row)
 
 
 async def update_refund_status(session: AsyncSession, order: Order) -> None:

@@ -78,6 +78,42 @@ KINDS: dict[str, Kind] = {
             "Platform admins: a payment that did not match its order is waiting for a decision.",
         ),
         Kind(
+            "order_refunded_buyer",
+            "A refund of {{ refund.amount | money(refund.currency) }} for order #{{ order.id }}",
+            True,
+            "The buyer: a refund of their order went through.",
+        ),
+        Kind(
+            "store_order_refunded",
+            "Order #{{ order.id }} refunded: {{ refund.amount | money(refund.currency) }}",
+            True,
+            "A store's owners and admins: a refund of one of its orders went through.",
+        ),
+        Kind(
+            "store_order_disputed",
+            "Order #{{ order.id }} is disputed: {{ dispute.amount | money(dispute.currency) }}",
+            True,
+            "A store's owners and admins: a buyer disputed a payment (with the evidence deadline).",
+        ),
+        Kind(
+            "store_dispute_evidence_due",
+            "Evidence for the dispute of order #{{ order.id }} is due soon",
+            True,
+            "A store's owners and admins: a dispute's evidence deadline is near and none was sent.",
+        ),
+        Kind(
+            "transfer_failed",
+            "The transfer to {{ store.name }} for order #{{ order.id }} failed",
+            True,
+            "A store's owners and admins, and platform admins: Stripe refused a store's transfer.",
+        ),
+        Kind(
+            "admin_stripe_event_failed",
+            "Processing Stripe event {{ event.stripe_event_id }} failed",
+            True,
+            "Platform admins: a Stripe event's processing gave up after its last try.",
+        ),
+        Kind(
             "webhook_endpoint_disabled",
             "Your webhook endpoint was disabled",
             True,

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # Keys of Session.info, set by the app's session factory (db.session_factory).
 APP_URL = "souq.app_url"
-# A callable run after a commit that wrote outbox rows: it starts the senders.
+# A callable run after a commit that wrote outbox rows: it queues the senders' job.
 AFTER_OUTBOX_COMMIT = "souq.after_outbox_commit"
 _ARMED = "souq.outbox_armed"
 
@@ -160,14 +160,18 @@ async def notify(
 async def insert_once(session: AsyncSession, model: Any, unique: str, **values: Any) -> int:
     """INSERT … ON CONFLICT DO NOTHING on the `unique` column; 1 if the row was written."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # RETURNING, not rowcount: what a driver reports for a skipped row is not reliable.
     result = await session.execute(
-        insert(model).values(**values).on_conflict_do_nothing(index_elements=[unique])
+        insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[unique])
+        .returning(model.id)
     )
-    return 1 if result.rowcount else 0  # type: ignore[attr-defined]
+    return 1 if result.first() is not None else 0
 
 
 def after_commit_start_senders(session: AsyncSession) -> None:
-    """Once this session commits, start the senders (the app's hook; the job queue later)."""
+    """Once this session commits, queue the senders (the hook of the session factory)."""
     start: Callable[[], None] | None = session.info.get(AFTER_OUTBOX_COMMIT)
     if start is None or session.info.get(_ARMED):
         return

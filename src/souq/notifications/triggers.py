@@ -1,20 +1,28 @@
 """What each change tells whom: the emails and the outgoing webhook events of a change, written
 in the transaction that makes it. The state transitions call these (orders/service.py,
-payments/onboarding.py); each writes by key, so a transition applied twice tells nobody twice.
+payments/onboarding.py, ledger/sync.py and disputes.py, payments/transfers.py and webhooks.py);
+each writes by key, so a transition applied twice tells nobody twice.
 """
 
 from __future__ import annotations
 
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.integrations import service as integrations
+from souq.ledger.models import Dispute, Refund
 from souq.notifications import service
 from souq.orders.models import Order, PaymentStatus
-from souq.orders.schemas import OrderOut
+from souq.orders.schemas import OrderOut, TransferOut
+from souq.payments.models import StoreTransfer, StripeEvent
 from souq.stores.models import Store
 
 
-def _order_data(order: Order) -> dict[str, object]:
+async def _order_data(session: AsyncSession, order: Order) -> dict[str, object]:
+    # An order created in this transaction has not loaded its (selectin) relationships.
+    unloaded = inspect(order).unloaded & {"items", "payments", "transfer"}
+    if unloaded:
+        await session.refresh(order, sorted(unloaded))
     return OrderOut.of(order).model_dump(mode="json")
 
 
@@ -28,7 +36,7 @@ async def order_created(session: AsyncSession, order: Order) -> None:
         "order.created",
         f"order-{order.id}-created",
         store_id=order.store_id,
-        data=_order_data(order),
+        data=await _order_data(session, order),
     )
 
 
@@ -45,7 +53,7 @@ async def order_paid(session: AsyncSession, order: Order) -> None:
         await service.store_managers(session, order.store_id), order=order, store=store,
     )  # fmt: skip
     await integrations.emit(
-        session, "order.paid", key, store_id=order.store_id, data=_order_data(order)
+        session, "order.paid", key, store_id=order.store_id, data=await _order_data(session, order)
     )
 
 
@@ -65,19 +73,21 @@ async def order_closed(session: AsyncSession, order: Order) -> None:
         store=store,
     )
     await integrations.emit(
-        session, f"order.{status}", key, store_id=order.store_id, data=_order_data(order)
+        session,
+        f"order.{status}",
+        key,
+        store_id=order.store_id,
+        data=await _order_data(session, order),
     )
 
 
 async def order_needs_review(session: AsyncSession, order: Order) -> None:
-    store = await _store(session, order)
-    await service.notify(
+    await _tell_admins(
         session,
         "admin_order_needs_review",
         f"order-{order.id}-review-{len(order.payments)}",
-        await service.platform_admins(session),
         order=order,
-        store=store,
+        store=await _store(session, order),
     )
 
 
@@ -114,3 +124,89 @@ async def store_payments_changed(
             "changed": changes,
         },
     )
+
+
+async def refund_succeeded(session: AsyncSession, order: Order, refund: Refund) -> None:
+    """A refund of the order went through at Stripe: the buyer, the store's managers and
+    `order.refunded`, keyed by the Stripe refund (a refund is told once, however it arrives)."""
+    store = await _store(session, order)
+    key = f"refund-{refund.stripe_refund_id or refund.id}-succeeded"
+    context = {"order": order, "store": store, "refund": refund}
+    await service.notify(
+        session, "order_refunded_buyer", f"{key}-buyer", [service.buyer_of(order)], **context
+    )
+    await service.notify(
+        session,
+        "store_order_refunded",
+        f"{key}-store",
+        await service.store_managers(session, order.store_id),
+        **context,
+    )
+    from souq.ledger.schemas import RefundOut  # ledger.schemas imports the refunds service
+
+    data = await _order_data(session, order)
+    data["refund"] = RefundOut.of(refund).model_dump(mode="json")
+    await integrations.emit(session, "order.refunded", key, store_id=order.store_id, data=data)
+
+
+async def dispute_opened(session: AsyncSession, order: Order, dispute: Dispute) -> None:
+    """A payment of the order was disputed: the store's managers (with the evidence deadline)
+    and `order.disputed`, keyed by the Stripe dispute."""
+    store = await _store(session, order)
+    key = f"dispute-{dispute.stripe_dispute_id}-opened"
+    await service.notify(
+        session,
+        "store_order_disputed",
+        f"{key}-store",
+        await service.store_managers(session, order.store_id),
+        order=order,
+        store=store,
+        dispute=dispute,
+    )
+    from souq.ledger.schemas import DisputeOut  # ledger.schemas imports the refunds service
+
+    data = await _order_data(session, order)
+    data["dispute"] = DisputeOut.of(dispute).model_dump(mode="json")
+    await integrations.emit(session, "order.disputed", key, store_id=order.store_id, data=data)
+
+
+async def dispute_evidence_due(session: AsyncSession, order: Order, dispute: Dispute) -> int:
+    """The reminder before a dispute's evidence deadline (once per dispute)."""
+    return await service.notify(
+        session,
+        "store_dispute_evidence_due",
+        f"dispute-{dispute.stripe_dispute_id}-evidence-due",
+        await service.store_managers(session, order.store_id),
+        order=order,
+        store=await _store(session, order),
+        dispute=dispute,
+    )
+
+
+async def transfer_failed(session: AsyncSession, order: Order, transfer: StoreTransfer) -> None:
+    """Stripe refused a store's transfer: the store's managers, platform admins and
+    `transfer.failed`, keyed by the transfer and its refusal count (each refusal once)."""
+    store = await _store(session, order)
+    key = f"transfer-{transfer.id}-failed-{transfer.refusals}"
+    recipients = [
+        *await service.store_managers(session, order.store_id),
+        *await service.platform_admins(session),
+    ]
+    await service.notify(
+        session, "transfer_failed", key, recipients, order=order, store=store, transfer=transfer
+    )
+    data = TransferOut.of(transfer).model_dump(mode="json")
+    data.update(orderId=order.id, storeId=order.store_id, refusals=transfer.refusals)
+    await integrations.emit(session, "transfer.failed", key, store_id=order.store_id, data=data)
+
+
+async def stripe_event_failed(session: AsyncSession, event: StripeEvent) -> None:
+    """The processing of a Stripe event gave up: platform admins, once per event."""
+    await _tell_admins(
+        session, "admin_stripe_event_failed", f"stripe-event-{event.stripe_event_id}-failed",
+        event=event,
+    )  # fmt: skip
+
+
+async def _tell_admins(session: AsyncSession, kind: str, key: str, **context: object) -> None:
+    await service.notify(session, kind, key, await service.platform_admins(session), **context)

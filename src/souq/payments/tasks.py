@@ -13,10 +13,10 @@ from souq.jobs import JobContext, task
 from souq.payments import reconcile, sweep, webhooks
 from souq.payments.handlers import HANDLERS
 from souq.payments.models import StripeEvent
+from souq.payments.webhooks import EVENT_ATTEMPTS
 
 log = logging.getLogger(__name__)
 
-EVENT_ATTEMPTS = 8
 # An unprocessed event younger than this may still have its job waiting in the queue.
 REQUEUE_AFTER = timedelta(minutes=1)
 

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.carts.models import CheckoutGroup
 from souq.db import unit_of_work, utcnow
+from souq.notifications import triggers
+from souq.orders.models import Order
 from souq.payments.models import StoreTransfer, TransferStatus
 from souq.payments.stripe import StripeFailed, StripeGateway, StripeUnavailable
 
@@ -61,6 +63,8 @@ async def send_transfer(
         log.warning(
             "transfer for order %s refused by Stripe: %s", transfer.order_id, exc.stripe_code
         )
+        order = await session.get_one(Order, transfer.order_id)
+        await triggers.transfer_failed(session, order, transfer)
     else:
         transfer.status = TransferStatus.sent
         transfer.stripe_transfer_id = made.id

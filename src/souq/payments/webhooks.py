@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.db import unit_of_work, utcnow
+from souq.notifications import triggers
 from souq.payments.models import StripeEvent
 from souq.payments.stripe import Event, StripeFailed, StripeGateway
 
@@ -47,6 +48,9 @@ OutcomeStatus = Literal["received", "processed", "duplicate", "ignored"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# Tries of an event's processing (its job's attempts); after the last, platform admins are told.
+EVENT_ATTEMPTS = 8
 
 
 async def read_or_ignore(read: Awaitable[T], what: str) -> T | Ignored:
@@ -145,17 +149,24 @@ async def process_event(
     except Exception as exc:
         log.exception("handling Stripe event %s failed", stripe_event_id)
         async with unit_of_work(factory) as session:
-            await session.execute(
-                update(StripeEvent)
-                .where(
-                    StripeEvent.stripe_event_id == stripe_event_id,
-                    StripeEvent.processed_at.is_(None),
+            failed = (
+                await session.execute(
+                    update(StripeEvent)
+                    .where(
+                        StripeEvent.stripe_event_id == stripe_event_id,
+                        StripeEvent.processed_at.is_(None),
+                    )
+                    .values(
+                        attempts=StripeEvent.attempts + 1,
+                        last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                    )
+                    .returning(StripeEvent)
+                    .execution_options(populate_existing=True)
                 )
-                .values(
-                    attempts=StripeEvent.attempts + 1,
-                    last_error=f"{type(exc).__name__}: {exc}"[:2000],
-                )
-            )
+            ).scalar_one_or_none()
+            if failed is not None and failed.attempts >= EVENT_ATTEMPTS:
+                # Its last try: the job gives up and nothing re-queues it.
+                await triggers.stripe_event_failed(session, failed)
         raise
 
 

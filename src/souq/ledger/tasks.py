@@ -1,0 +1,51 @@
+"""The ledger's jobs: the reminder before a dispute's evidence deadline."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from souq.db import unit_of_work, utcnow
+from souq.jobs import JobContext, task
+from souq.ledger.disputes import OPEN
+from souq.ledger.models import Dispute
+from souq.notifications import triggers
+from souq.orders.models import Order
+
+log = logging.getLogger(__name__)
+
+# A dispute still without evidence this close to its deadline gets one reminder.
+REMIND_BEFORE = timedelta(hours=48)
+
+
+async def remind_disputes(ctx: JobContext) -> int:
+    """Remind the store's managers of every open dispute without evidence whose deadline is
+    within REMIND_BEFORE (once per dispute, by key). Returns how many messages were written."""
+    now = utcnow()
+    written = 0
+    async with unit_of_work(ctx.factory) as session:
+        due = (
+            await session.execute(
+                select(Dispute, Order)
+                .join(Order, Order.id == Dispute.order_id)
+                .where(
+                    Dispute.status.in_(OPEN),
+                    Dispute.evidence_submitted_at.is_(None),
+                    Dispute.evidence_due_by > now,
+                    Dispute.evidence_due_by <= now + REMIND_BEFORE,
+                )
+                .order_by(Dispute.id)
+            )
+        ).all()
+        for dispute, order in due:
+            written += await triggers.dispute_evidence_due(session, order, dispute)
+    if written:
+        log.info("%s dispute reminder(s) written", written)
+    return written
+
+
+@task("ledger.remind_disputes", every_seconds=3600)
+async def remind_disputes_job(ctx: JobContext) -> None:
+    await remind_disputes(ctx)
