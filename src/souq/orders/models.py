@@ -180,3 +180,8 @@ class OrderPayment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     order: Mapped[Order] = relationship(back_populates="payments")
+
+
+# Order.transfer names StoreTransfer: its module must be imported wherever orders are, or the
+# mappers cannot be configured (a process that never imported payments, like `souq demo`).
+import souq.payments.models  # noqa: E402, F401
