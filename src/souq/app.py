@@ -102,8 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await sandbox.start()
         try:
             # The job queue: deferring always works; jobs run here on SQLite, or on
-            # PostgreSQL with JOBS_IN_WEB (otherwise `souq worker` runs them).
-            context = jobs.JobContext(settings, app.state.sessionmaker, app.state.stripe)
+            # PostgreSQL with JOBS_IN_WEB (otherwise `souq worker` runs them). Jobs have a
+            # Stripe gateway of their own, so app.state.stripe counts the requests' calls.
+            context = jobs.JobContext(settings, app.state.sessionmaker, StripeGateway(settings))
             async with jobs.running(context, worker=jobs.runs_in_process(settings)):
                 yield
         finally:

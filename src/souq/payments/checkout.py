@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from souq.auth.models import User
 from souq.config import Settings
@@ -223,6 +224,8 @@ async def create_order(
     )
     session.add(order)
     await session.flush()
+    # A new order has no transfer yet: say so, rather than let a read of it load lazily.
+    set_committed_value(order, "transfer", None)
     await triggers.order_created(session, order)
     return order, store
 
