@@ -220,7 +220,6 @@ async def create_order(
         holds_stock=True,
         items=items,
         payments=[],
-        transfer=None,  # known empty: the order.created event reads it (no lazy load)
     )
     session.add(order)
     await session.flush()
