@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.carts.models import CheckoutGroup
@@ -22,7 +22,13 @@ from souq.db import unit_of_work, utcnow
 from souq.ledger.models import Dispute
 from souq.orders.models import Order, PaymentStatus
 from souq.payments.models import StoreTransfer, TransferStatus
-from souq.payments.stripe import Charge, StripeFailed, StripeGateway, StripeUnavailable
+from souq.payments.stripe import (
+    Charge,
+    StripeDataError,
+    StripeFailed,
+    StripeGateway,
+    StripeUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +153,12 @@ async def release_transfer(
         group = await session.get(CheckoutGroup, transfer.checkout_group_id)
         assert group is not None and group.stripe_charge_id is not None
         charge_id = group.stripe_charge_id
-    charge = await gateway.retrieve_charge(charge_id)
+    try:
+        charge = await gateway.retrieve_charge(charge_id)
+    except (StripeUnavailable, StripeFailed, StripeDataError) as exc:
+        # Still held; the hourly job tries again (a fulfilled order's transfer is due at once).
+        log.warning("held transfer %s: could not read its charge: %s", transfer_id, exc.message)
+        return TransferStatus.held
     async with unit_of_work(factory) as session:
         transfer = (
             await session.execute(
@@ -174,13 +185,18 @@ async def release_transfer(
 async def due_held_transfer_ids(
     factory: async_sessionmaker[AsyncSession], release_days: int, now: datetime | None = None
 ) -> list[int]:
-    """Held transfers whose group was paid at least `release_days` ago."""
+    """Held transfers whose group was paid at least `release_days` ago, or whose order is
+    fulfilled (its release found Stripe silent, or the order refunded or disputed then)."""
     cutoff = (now or utcnow()) - timedelta(days=release_days)
     async with unit_of_work(factory) as session:
         query = (
             select(StoreTransfer.id)
             .join(CheckoutGroup, CheckoutGroup.id == StoreTransfer.checkout_group_id)
-            .where(StoreTransfer.status == TransferStatus.held, CheckoutGroup.paid_at <= cutoff)
+            .join(Order, Order.id == StoreTransfer.order_id)
+            .where(
+                StoreTransfer.status == TransferStatus.held,
+                or_(CheckoutGroup.paid_at <= cutoff, Order.fulfilment_status.is_not(None)),
+            )
         )
         return list((await session.execute(query.order_by(StoreTransfer.id))).scalars())
 
