@@ -482,6 +482,22 @@ def set_store_commission(w: World) -> Case:
     return Case("PATCH", path, body, lambda: _commission(w))
 
 
+def _fulfilment(w: World, order_id: int) -> Any:
+    return tuple(
+        w.live.rows(
+            "SELECT fulfilment_status, fulfilment_tracking_number FROM orders WHERE id = :i",
+            i=order_id,
+        )[0]
+    )
+
+
+def fulfil_order(w: World) -> Case:
+    order_id = _paid_order(w)
+    body = {"status": "shipped", "carrier": "DHL", "trackingNumber": uuid.uuid4().hex[:12]}
+    path = f"/api/orders/{order_id}/fulfilment"
+    return Case("POST", path, body, lambda: _fulfilment(w, order_id))
+
+
 ROUTES = [
     Route("GET /api/stores/{storeId}", READ, get_store),
     Route("PATCH /api/stores/{storeId}", MANAGE, patch_store),
@@ -534,6 +550,8 @@ ROUTES = [
     Route("GET /api/orders/{orderId}/refunds", ORDER_READ, list_refunds),
     Route("GET /api/orders/{orderId}/money", ORDER_READ, order_money),
     Route("GET /api/orders/{orderId}/disputes", ORDER_READ, list_disputes),
+    # Whoever packs and ships marks an order fulfilled: every member of its store.
+    Route("POST /api/orders/{orderId}/fulfilment", READ, fulfil_order),
     Route(
         "GET /api/admin/reports/fees", PLATFORM, lambda w: Case("GET", "/api/admin/reports/fees")
     ),

@@ -314,6 +314,23 @@ def reconcile(
     _send_notifications()
 
 
+@app.command("release-transfers")
+def release_transfers() -> None:
+    """Send the store transfers held until fulfilment whose holding time is over
+    (TRANSFER_RELEASE_DAYS after the payment), unless the order is refunded or disputed; the
+    background job `payments.release_held_transfers` does the same every hour."""
+    from souq.payments.transfers import release_due_transfers
+
+    summary = run(
+        lambda ctx: release_due_transfers(
+            ctx.factory, ctx.gateway, ctx.settings.transfer_release_days
+        )
+    )
+    for outcome, count in sorted(summary.items()):
+        console.print(f"transfer {outcome}: {count}")
+    console.print(f"{sum(summary.values())} held transfer(s) due")
+
+
 def _send_notifications() -> None:
     from souq.senders import send_all
 

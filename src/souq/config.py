@@ -26,6 +26,9 @@ SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 SANDBOX_KEY_FILE = "sandbox_api_key"
 
 
+TransferTiming = Literal["on_payment", "on_fulfilment"]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -64,6 +67,12 @@ class Settings(BaseSettings):
     platform_fee_bps: int = Field(default=500, ge=0, le=10_000)
     # A service fee charged to the buyer on top of the subtotal, in basis points (0: none).
     buyer_fee_bps: int = Field(default=0, ge=0, le=10_000)
+    # When a checkout group's store gets its transfer: as soon as the payment succeeds, or
+    # once the seller marks the order fulfilled (held until then, or until
+    # TRANSFER_RELEASE_DAYS after the payment). A platform admin may set a store's own.
+    transfer_timing: TransferTiming = "on_payment"
+    # At most 90: see README ("Holding sellers' money") for Stripe's holding periods.
+    transfer_release_days: int = Field(default=14, ge=0, le=90)
     # The loss policy (ledger/policy.py), overridable per store by a platform admin: whether
     # a refund returns the commission pro rata, who bears Stripe's processing fee of a
     # refunded sale, who bears a lost dispute's amount and Stripe's dispute fee, and whether

@@ -61,6 +61,8 @@ def test_an_override_with_fixed_and_minimum_prices_orders_and_later_changes_leav
             "fixed": {"usd": "0.30"},
             "minimum": {"usd": "1.00"},
             "buyerFeeBps": 0,
+            "transferTiming": None,
+            "effectiveTransferTiming": "on_payment",
         }
         item = listing(team, price="20.05")
         # 8% of 20.05 = 1.604 → 1.60, + 0.30 fixed = 1.90 (above the 1.00 minimum).

@@ -25,6 +25,7 @@ from souq.money import format_amount, platform_fee
 from souq.payments import checkout, groups
 from souq.payments.stripe import StripeGateway
 from souq.stores.models import Store
+from souq.stores.service import holds_transfers
 
 
 def _hash(key: str) -> str:
@@ -266,8 +267,9 @@ async def checkout_cart(
     client_address: str | None,
 ) -> CartCheckout:
     """Judge the cart again (409 listing every problem), then: one store → that store's
-    destination-charge checkout; several → one checkout group paid once. The cart is emptied
-    once the payment page exists."""
+    destination-charge checkout, unless its money is held until fulfilment (a destination
+    charge cannot be held); several → one checkout group paid once. The cart is emptied once
+    the payment page exists."""
     async with unit_of_work(factory) as session:
         cart = await load_cart(session, settings, cookie, user, create=False)
         judged = await view(session, cart)
@@ -289,9 +291,11 @@ async def checkout_cart(
             by_store.setdefault(line.listing.store_id, []).append(
                 checkout.CartLine(line.item.listing_id, line.item.quantity)
             )
-    parts = [groups.StoreLines(store_id, lines) for store_id, lines in sorted(by_store.items())]
+        parts = [groups.StoreLines(store_id, lines) for store_id, lines in sorted(by_store.items())]
+        one_store = await session.get(Store, parts[0].store_id) if len(parts) == 1 else None
+        destination_charge = one_store is not None and not holds_transfers(one_store, settings)
     result: CartCheckout
-    if len(parts) == 1:
+    if destination_charge:
         started = await checkout.start_checkout(
             factory,
             gateway,

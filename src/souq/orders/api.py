@@ -9,17 +9,22 @@ from typing import Annotated, Protocol, TypeVar
 from fastapi import APIRouter, Path, Query
 
 from souq.auth.deps import OptionalUser
-from souq.deps import SessionDep
+from souq.db import unit_of_work
+from souq.deps import SessionDep, SessionFactoryDep
 from souq.orders import service
 from souq.orders.models import PaymentStatus
 from souq.orders.schemas import (
     AdminOrderOut,
     AdminOrderPage,
     BuyerOrderOut,
+    FulfilmentIn,
     OrderOut,
     OrderPage,
     ResolveIn,
 )
+from souq.payments import transfers
+from souq.payments.deps import CallerDep, StripeDep
+from souq.payments.models import TransferStatus
 from souq.schemas import error_responses
 
 router = APIRouter(tags=["orders"])
@@ -120,3 +125,30 @@ async def resolve_order(
     refunding in Stripe (platform admins only)."""
     order = await service.resolve_review(session, order_id, user, body.resolution, body.note)
     return AdminOrderOut.of(order)
+
+
+@router.post(
+    "/api/orders/{order_id}/fulfilment",
+    response_model=OrderOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def fulfil_order(
+    order_id: OrderId,
+    body: FulfilmentIn,
+    user: CallerDep,
+    factory: SessionFactoryDep,
+    stripe: StripeDep,
+) -> OrderOut:
+    """Mark a paid order shipped or delivered, with its carrier and tracking number (the
+    store's owners, admins and sellers). A store share held until fulfilment is then
+    transferred, unless the order is refunded or disputed."""
+    async with unit_of_work(factory) as session:
+        order = await service.record_fulfilment(
+            session, order_id, user, body.status, body.carrier, body.tracking_number
+        )
+        held = order.transfer if order.transfer_on_fulfilment else None
+        held_id = held.id if held is not None and held.status == TransferStatus.held else None
+    if held_id is not None:
+        await transfers.release_transfer(factory, stripe, held_id)
+    async with unit_of_work(factory) as session:
+        return OrderOut.of(await service.get_order_for(session, order_id, user))

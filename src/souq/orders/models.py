@@ -33,6 +33,11 @@ class PaymentStatus(enum.StrEnum):
     partially_refunded = "partially_refunded"
 
 
+class FulfilmentStatus(enum.StrEnum):
+    shipped = "shipped"
+    delivered = "delivered"
+
+
 # States a checkout can still move out of by itself (its session may still be paid or expire).
 OPEN_STATES = (PaymentStatus.pending, PaymentStatus.session_unknown)
 # Closed without a payment; their stock went back to the shelf.
@@ -91,6 +96,20 @@ class Order(Base):
     # CHECKOUT_STATUS_POLL_SECONDS per order, however often the page is loaded.
     stripe_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Whether the store's share waits for fulfilment (its transfer timing when the order was
+    # made: on_fulfilment), so a later change of the timing never moves a sale already made.
+    transfer_on_fulfilment: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    # What the seller said about delivery (`POST /api/orders/{id}/fulfilment`): shipped or
+    # delivered, the carrier and tracking number, and when it was first marked.
+    fulfilment_status: Mapped[FulfilmentStatus | None] = mapped_column(
+        Enum(FulfilmentStatus, name="fulfilment_status", native_enum=False, length=20),
+        nullable=True,
+    )
+    fulfilment_carrier: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    fulfilment_tracking_number: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     items: Mapped[list[OrderItem]] = relationship(
@@ -161,3 +180,8 @@ class OrderPayment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     order: Mapped[Order] = relationship(back_populates="payments")
+
+
+# Order.transfer names StoreTransfer: its module must be imported wherever orders are, or the
+# mappers cannot be configured (a process that never imported payments, like `souq demo`).
+import souq.payments.models  # noqa: E402, F401

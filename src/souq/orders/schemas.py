@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from souq.money import format_amount
-from souq.orders.models import Order, OrderPayment, PaymentStatus
+from souq.orders.models import FulfilmentStatus, Order, OrderPayment, PaymentStatus
 from souq.payments.models import StoreTransfer, TransferStatus
 from souq.schemas import ApiInput, ApiModel
 
@@ -45,7 +45,9 @@ class TransferOut(ApiModel):
     """A checkout group's order: the store's share, sent by its own Stripe transfer."""
 
     status: TransferStatus = Field(
-        description="pending: not sent yet; failed: Stripe refused, retried by reconcile; sent"
+        description="held: kept by the platform until the order is fulfilled or its holding "
+        "time is over (failureReason says why a due one stays held); pending: not sent yet; "
+        "failed: Stripe refused, retried by reconcile; sent"
     )
     amount: str
     currency: str
@@ -64,6 +66,33 @@ class TransferOut(ApiModel):
             failure_reason=transfer.failure_reason,
             attempts=transfer.attempts,
             sent_at=transfer.sent_at,
+        )
+
+
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+
+
+class FulfilmentIn(ApiInput):
+    status: FulfilmentStatus = Field(description="shipped or delivered")
+    carrier: str | None = Field(default=None, max_length=100, pattern=TEXT_PATTERN)
+    tracking_number: str | None = Field(default=None, max_length=100, pattern=TEXT_PATTERN)
+
+
+class FulfilmentOut(ApiModel):
+    status: FulfilmentStatus
+    carrier: str | None
+    tracking_number: str | None
+    fulfilled_at: datetime | None = Field(description="When it was first marked")
+
+    @classmethod
+    def of(cls, order: Order) -> FulfilmentOut | None:
+        if order.fulfilment_status is None:
+            return None
+        return cls(
+            status=order.fulfilment_status,
+            carrier=order.fulfilment_carrier,
+            tracking_number=order.fulfilment_tracking_number,
+            fulfilled_at=order.fulfilled_at,
         )
 
 
@@ -92,6 +121,11 @@ class OrderOut(ApiModel):
         "whether the store's share was sent)"
     )
     transfer: TransferOut | None
+    transfer_on_fulfilment: bool = Field(
+        description="The store's share is held until the order is fulfilled (or "
+        "TRANSFER_RELEASE_DAYS after the payment)"
+    )
+    fulfilment: FulfilmentOut | None
 
     @classmethod
     def of(cls, order: Order) -> OrderOut:
@@ -120,6 +154,8 @@ class OrderOut(ApiModel):
             stripe_checkout_session_id=order.stripe_checkout_session_id,
             checkout_group_id=order.checkout_group_id,
             transfer=None if order.transfer is None else TransferOut.of(order.transfer),
+            transfer_on_fulfilment=order.transfer_on_fulfilment,
+            fulfilment=FulfilmentOut.of(order),
             paid_at=order.paid_at,
             created_at=order.created_at,
             items=[
@@ -183,6 +219,7 @@ class BuyerOrderOut(ApiModel):
     created_at: datetime
     items: list[OrderItemOut]
     payment: BuyerPaymentOut | None
+    fulfilment: FulfilmentOut | None
 
     @classmethod
     def of(cls, order: Order) -> BuyerOrderOut:

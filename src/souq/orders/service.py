@@ -12,12 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from souq.auth.models import User
 from souq.auth.service import require_platform_admin
 from souq.db import utcnow
-from souq.errors import Conflict, InvalidInput, NotFound
+from souq.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from souq.listings.models import Listing
 from souq.notifications import triggers
-from souq.orders.models import OPEN_STATES, Order, OrderPayment, PaymentStatus
+from souq.orders.models import (
+    OPEN_STATES,
+    FulfilmentStatus,
+    Order,
+    OrderPayment,
+    PaymentStatus,
+)
 from souq.stores.models import StoreMember
-from souq.stores.service import READ_ORDERS, require_store_role
+from souq.stores.service import FULFIL_ORDERS, READ_ORDERS, require_store_role
 
 log = logging.getLogger(__name__)
 
@@ -286,3 +292,40 @@ def parse_quantity(text: str, field: str = "quantity") -> int:
         message = "a whole number, at least 1"
         raise InvalidInput(f"{field}: {message}", details=[{"field": field, "message": message}])
     return int(text)
+
+
+FULFILLABLE = (PaymentStatus.paid, PaymentStatus.partially_refunded)
+
+
+async def record_fulfilment(
+    session: AsyncSession,
+    order_id: int,
+    user: User | None,
+    status: FulfilmentStatus,
+    carrier: str | None,
+    tracking_number: str | None,
+) -> Order:
+    """A member of the order's store (owner, admin or seller) marks it shipped or delivered.
+    It may be marked again (shipped, then delivered; a corrected tracking number), never back
+    from delivered to shipped. Carrier and tracking number left out stay as they were."""
+    if user is None:
+        raise NotAuthenticated("log in, or send an API token as 'Authorization: Bearer <token>'")
+    order = await lock_order(session, order_id)
+    if order is None:
+        raise NotFound("order not found")
+    await require_store_role(session, order.store_id, user, FULFIL_ORDERS)
+    if order.payment_status not in FULFILLABLE:
+        raise Conflict(
+            f"only a paid order can be fulfilled; this one is {order.payment_status.value}",
+            code="order_not_paid",
+        )
+    if order.fulfilment_status == FulfilmentStatus.delivered and status != order.fulfilment_status:
+        raise Conflict("the order is already marked delivered", code="already_delivered")
+    order.fulfilment_status = status
+    if carrier is not None:
+        order.fulfilment_carrier = carrier
+    if tracking_number is not None:
+        order.fulfilment_tracking_number = tracking_number
+    order.fulfilled_at = order.fulfilled_at or utcnow()
+    await session.flush()
+    return order

@@ -24,7 +24,7 @@ from souq.ledger import disputes
 from souq.orders import service as orders
 from souq.orders.models import CLOSED_UNPAID, Order, PaymentStatus
 from souq.payments import checkout, limits, transfers
-from souq.payments.models import StoreTransfer
+from souq.payments.models import StoreTransfer, TransferStatus
 from souq.payments.stripe import (
     CheckoutSession,
     Event,
@@ -34,6 +34,8 @@ from souq.payments.stripe import (
     StripeUnavailable,
 )
 from souq.payments.webhooks import Apply, Ignored, read_or_ignore
+from souq.stores.models import Store
+from souq.stores.service import holds_transfers
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,8 @@ async def start_group_checkout(
                 client_address=client_address,
             )
             order.checkout_group_id = group.id
+            store = await session.get(Store, part.store_id)
+            order.transfer_on_fulfilment = store is not None and holds_transfers(store, settings)
             made.append(order)
         group.total_amount = sum(order.total_amount for order in made)
         checkout.check_charge_limits(group.total_amount, currency)
@@ -217,7 +221,8 @@ def group_mismatch(group: CheckoutGroup, checkout_session: CheckoutSession) -> s
 async def _pay_group(
     session: AsyncSession, group: CheckoutGroup, checkout_session: CheckoutSession
 ) -> None:
-    """Mark the group and its orders paid, and make each order's transfer row (pending)."""
+    """Mark the group and its orders paid, and make each order's transfer row: pending, or
+    held until fulfilment when the order was made with its store's money held."""
     intent = checkout_session.payment_intent
     assert intent is not None
     group.status = GroupStatus.paid
@@ -244,6 +249,9 @@ async def _pay_group(
                 destination_account_id=order.destination_account_id,
                 amount=order.total_amount - order.platform_fee_amount,
                 currency=order.currency,
+                status=TransferStatus.held
+                if order.transfer_on_fulfilment
+                else TransferStatus.pending,
             )
         )
     await session.flush()

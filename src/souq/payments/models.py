@@ -57,6 +57,10 @@ class TransferStatus(enum.StrEnum):
     # Stripe refused it (e.g. the account cannot receive transfers): retried by reconcile.
     failed = "failed"
     sent = "sent"
+    # The store's transfer timing is on_fulfilment: kept on the platform until the seller
+    # marks the order fulfilled or TRANSFER_RELEASE_DAYS pass; never released while the
+    # order is refunded or disputed (`transfers.release_transfer`).
+    held = "held"
 
 
 class StoreTransfer(Base):

@@ -109,6 +109,8 @@ class Charge:
     # A destination charge's transfer to the connected account and the platform's fee.
     transfer_id: str | None = None
     application_fee_id: str | None = None
+    amount_refunded: int = 0
+    disputed: bool = False
 
     @classmethod
     def parse(cls, data: Any) -> Charge:
@@ -124,6 +126,8 @@ class Charge:
             balance_transaction=None if txn is None else BalanceTransaction.parse(txn),
             transfer_id=transfer_id,
             application_fee_id=fee_id,
+            amount_refunded=_optional(data, "amount_refunded", int, "charge") or 0,
+            disputed=bool(_optional(data, "disputed", bool, "charge")),
         )
 
 

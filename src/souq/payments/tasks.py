@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from souq.db import unit_of_work, utcnow
 from souq.jobs import JobContext, task
-from souq.payments import reconcile, sweep, webhooks
+from souq.payments import reconcile, sweep, transfers, webhooks
 from souq.payments.handlers import HANDLERS
 from souq.payments.models import StripeEvent
 from souq.payments.webhooks import EVENT_ATTEMPTS
@@ -88,3 +88,14 @@ async def sync_accounts(ctx: JobContext) -> None:
     changed = await reconcile.sync_accounts(ctx.factory, ctx.gateway)
     if changed:
         log.info("account sync: %s store(s) changed", len(changed))
+
+
+@task("payments.release_held_transfers", every_seconds=3600)
+async def release_held_transfers(ctx: JobContext) -> None:
+    """Held store transfers whose holding time (TRANSFER_RELEASE_DAYS after the payment) is
+    over: sent, unless the order is refunded or disputed."""
+    summary = await transfers.release_due_transfers(
+        ctx.factory, ctx.gateway, ctx.settings.transfer_release_days
+    )
+    if summary:
+        log.info("held transfers due: %s", summary)

@@ -221,6 +221,8 @@ def _commission_out(store: Store, settings: Settings) -> CommissionOut:
         fixed=shown(store.commission_fixed or {}),
         minimum=shown(store.commission_minimum or {}),
         buyer_fee_bps=settings.buyer_fee_bps,
+        transfer_timing=store.transfer_timing,
+        effective_transfer_timing=service.transfer_timing(store, settings),
     )
 
 
@@ -235,8 +237,9 @@ async def set_commission(
     settings: SettingsDep,
 ) -> CommissionOut:
     """Set a store's commission: basis points, a fixed amount and a minimum per order and
-    currency (platform admins only). Orders already made keep the rule they were made with."""
+    currency, and when its money is transferred (platform admins only). Orders already made
+    keep the rule they were made with; the timing applies to orders paid afterwards."""
     store = await service.set_commission(
-        session, store_id, user, body.model_dump(include=body.model_fields_set)
+        session, store_id, user, body.model_dump(include=body.model_fields_set, by_alias=False)
     )
     return _commission_out(store, settings)

@@ -42,6 +42,9 @@ class Store(Base):
     commission_minimum: Mapped[dict[str, int]] = mapped_column(
         JSON, default=dict, server_default="{}"
     )
+    # When the store's share of a cart's payment is transferred ("on_payment" or
+    # "on_fulfilment"), set by a platform admin; NULL: the platform's TRANSFER_TIMING.
+    transfer_timing: Mapped[str | None] = mapped_column(String(20), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from pydantic import Field
 
+from souq.config import TransferTiming
 from souq.schemas import EMAIL_PATTERN, NAME_PATTERN, ApiInput, ApiModel, CountryCode, CurrencyCode
 from souq.stores.models import StoreRole
 
@@ -91,6 +92,12 @@ class CommissionUpdate(ApiInput):
     minimum: dict[str, str] | None = Field(
         default=None, max_length=200, description="The least commission of an order. " + AMOUNTS_DOC
     )
+    transfer_timing: TransferTiming | None = Field(
+        default=None,
+        description="When the store's share of a paid order is transferred: on_payment, or "
+        "on_fulfilment (held until the seller marks the order fulfilled, or "
+        "TRANSFER_RELEASE_DAYS after the payment); null: the platform's TRANSFER_TIMING.",
+    )
 
 
 class CommissionOut(ApiModel):
@@ -102,3 +109,7 @@ class CommissionOut(ApiModel):
     fixed: dict[str, str]
     minimum: dict[str, str]
     buyer_fee_bps: int = Field(description="The platform's service fee charged to buyers.")
+    transfer_timing: TransferTiming | None = Field(
+        description="The store's own; null: the platform's."
+    )
+    effective_transfer_timing: TransferTiming

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.auth.models import User
 from souq.auth.service import normalize_email, require_platform_admin
-from souq.config import Settings
+from souq.config import Settings, TransferTiming
 from souq.db import utcnow
 from souq.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from souq.money import MAX_AMOUNT, FeeRule, MoneyError, format_amount, parse_amount
@@ -37,6 +37,8 @@ MANAGE_STORE: frozenset[StoreRole] = frozenset({StoreRole.owner, StoreRole.admin
 MANAGE_LISTINGS: frozenset[StoreRole] = frozenset(StoreRole)
 READ_STORE: frozenset[StoreRole] = frozenset(StoreRole)
 READ_ORDERS: frozenset[StoreRole] = frozenset(StoreRole)
+# Whoever packs and ships: every role, sellers included.
+FULFIL_ORDERS: frozenset[StoreRole] = frozenset(StoreRole)
 
 
 async def require_store_role(
@@ -465,6 +467,8 @@ async def set_commission(
         store.commission_fixed = _amounts("fixed", changes["fixed"])
     if "minimum" in changes:
         store.commission_minimum = _amounts("minimum", changes["minimum"])
+    if "transfer_timing" in changes:
+        store.transfer_timing = changes["transfer_timing"]
     await session.flush()
     return store
 
@@ -478,3 +482,14 @@ def commission_rule(store: Store, settings: Settings, currency: str) -> FeeRule:
         minimum=(store.commission_minimum or {}).get(currency, 0),
         buyer_bps=settings.buyer_fee_bps,
     )
+
+
+def transfer_timing(store: Store, settings: Settings) -> TransferTiming:
+    """When the store's share of a cart's payment is sent: its own timing, or the platform's."""
+    if store.transfer_timing is None:
+        return settings.transfer_timing
+    return "on_fulfilment" if store.transfer_timing == "on_fulfilment" else "on_payment"
+
+
+def holds_transfers(store: Store, settings: Settings) -> bool:
+    return transfer_timing(store, settings) == "on_fulfilment"
