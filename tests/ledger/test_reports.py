@@ -69,3 +69,5 @@ def test_reports_are_the_sums_of_the_orders(live: LiveServer, cli: Cli) -> None:
         backwards = admin.client.get("/api/admin/reports/fees?from=2026-02-02&to=2026-02-01")
         assert backwards.status_code == 422 and error_code(backwards) == "invalid_period"
         assert admin.client.get("/api/admin/reports/fees?from=yesterday").status_code == 422
+        # A day is YYYY-MM-DD, never a count of seconds since 1970.
+        assert team.seller.client.get(f"/api/stores/{team.id}/statements?to=0").status_code == 422

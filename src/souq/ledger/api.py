@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BeforeValidator
 
 from souq.auth.deps import OptionalUser
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
@@ -201,8 +203,18 @@ async def submit_evidence(
     return DisputeOut.of(row)
 
 
-FromQuery = Annotated[date | None, Query(alias="from", description="First day (UTC), included")]
-ToQuery = Annotated[date | None, Query(alias="to", description="Last day (UTC), included")]
+def _iso_day(value: object) -> object:
+    """Only a calendar day as the description says (YYYY-MM-DD): pydantic alone would also
+    take a number of seconds since 1970 (`to=0`)."""
+    if isinstance(value, str) and not ISO_DAY.fullmatch(value):
+        raise ValueError("a day as YYYY-MM-DD")
+    return value
+
+
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+Day = Annotated[date, BeforeValidator(_iso_day)]
+FromQuery = Annotated[Day | None, Query(alias="from", description="First day (UTC), included")]
+ToQuery = Annotated[Day | None, Query(alias="to", description="Last day (UTC), included")]
 FormatQuery = Annotated[
     Literal["json", "csv"] | None,
     Query(alias="format", description="csv, or send Accept: text/csv"),
