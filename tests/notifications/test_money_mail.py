@@ -206,7 +206,11 @@ def test_a_refused_transfer_tells_the_managers_and_platform_admins_once(
         )
         key = f"transfer-{transfer_id}-failed-1"
         told = [m for m in messages(live, kind="transfer_failed") if m["key"].startswith(key)]
-        assert sorted(m["to_email"] for m in told) == sorted([*_managers(b), admin.email])
+        recipients = [m["to_email"] for m in told]
+        # Every platform admin is told (the shared server may have others than ours), once.
+        assert {*_managers(b), admin.email} <= set(recipients)
+        assert len(recipients) == len(set(recipients))
+        assert not set(_managers(a)) & set(recipients)
         assert told[0]["subject"] == (
             f"The transfer to Restricted for order #{order_b['id']} failed"
         )
