@@ -16,11 +16,15 @@ class LedgerEntry(Base):
     Append-only: rows are inserted and never changed. Every movement between two parties is
     two rows that sum to zero, and money leaves the books only to the buyer (a refund, a
     dispute), so an order's entries always sum to what the buyer paid minus what went back.
-    The unique (kind, Stripe object, party) makes writing an entry twice impossible."""
+    The unique (kind, Stripe object, party, order) makes writing an entry twice impossible;
+    the order is part of it because one Stripe object can carry several orders' money (a
+    split cart's one charge, a store's payout)."""
 
     __tablename__ = "ledger_entry"
     __table_args__ = (
-        UniqueConstraint("kind", "stripe_object_id", "party", name="uq_ledger_entry_object"),
+        UniqueConstraint(
+            "kind", "stripe_object_id", "party", "order_id", name="uq_ledger_entry_object"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -58,6 +62,13 @@ class Refund(Base):
     commission_refunded: Mapped[int] = mapped_column(Integer, default=0)
     transfer_reversed: Mapped[int] = mapped_column(Integer, default=0)
     fee_recovered: Mapped[int] = mapped_column(Integer, default=0)
+    # A split cart's refund while the store's transfer was still held: what it took off the
+    # held transfer instead of reversing one (0 otherwise).
+    held_reduced: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A split cart's refund of a sent transfer: the reversal of the store's transfer.
+    stripe_reversal_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # How often Stripe refused that reversal (the next try takes the next idempotency key).
+    reversal_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     restock: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(20), default="souq")  # souq | stripe
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -88,6 +99,11 @@ class Dispute(Base):
     evidence_submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The reversal of the store's transfer that recovered the loss, made at most once.
     recovery_reversal_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # What the loss policy takes back from the store, fixed when the recovery fell due (in the
+    # transaction that applied the dispute); the job `ledger.recover_dispute` then makes the
+    # reversal after the commit, once, by a key from the dispute's id.
+    recovery_due: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    recovery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     recovered_amount: Mapped[int] = mapped_column(Integer, default=0)
     # The transfer that gave a recovery back when the dispute was won after all.
     return_transfer_id: Mapped[str | None] = mapped_column(String(255), nullable=True)

@@ -10,9 +10,12 @@ from the row's id; (4) read the charge again and book what happened, restocking 
 A refused refund marks the row failed; an unanswered one stays `requested` (its amount still
 held) until the same Idempotency-Key is sent again, which replays the same Stripe keys.
 
-Split carts (separate charges and transfers) will plan differently in `_plan` and ask Stripe
-differently in `_ask_stripe` (refund the store's part of the platform charge, reverse that
-store's transfer, or none while the money is held); the rows, keys and books stay the same.
+A split cart's order (separate charges and transfers) is planned as a destination charge of its
+total (`ledger.group_charge_state`), then what the store gives back is moved its own way
+(`_split`): once its transfer was sent, by a reversal of that transfer (never more than is left
+of it; the platform bears the rest); while it is held (or refused, or never tried), by taking the
+amount off the held transfer, so it is never released for refunded money. The refund itself is a
+refund of that part of the group's charge, on the platform's account.
 """
 
 from __future__ import annotations
@@ -21,24 +24,34 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.auth.models import User
 from souq.auth.service import require_platform_admin
+from souq.carts.models import CheckoutGroup
 from souq.config import Settings
 from souq.db import unit_of_work
 from souq.errors import Conflict, InvalidInput, NotFound
 from souq.ledger import service as ledger
 from souq.ledger.models import Refund, StoreLossPolicy
 from souq.ledger.policy import LossPolicy, RefundPlan, plan_refund, policy_for
-from souq.ledger.sync import REFUND_KEY, ChargeMoney, apply_charge_money, read_charge_money
+from souq.ledger.sync import (
+    REFUND_KEY,
+    ChargeMoney,
+    apply_charge_money,
+    lock_transfer,
+    never_asked,
+    read_charge_money,
+    read_group_money,
+    settle_held,
+)
 from souq.money import MoneyError, format_amount, parse_amount
 from souq.orders import service as orders
 from souq.orders.models import Order, PaymentStatus
-from souq.payments.stripe import StripeFailed, StripeGateway
+from souq.payments.stripe import StripeFailed, StripeGateway, StripeUnavailable
 from souq.stores.service import MANAGE_STORE, require_store_role
 
 log = logging.getLogger(__name__)
@@ -59,6 +72,21 @@ class Preview:
     refundable: int
     plan: RefundPlan
     policy: LossPolicy
+    # What Stripe's reversal of the store's transfer moves (a destination charge's
+    # reverse_transfer, or a split cart's reversal of a sent transfer)...
+    stripe_reversal: int
+    # ...or, for a split cart's transfer not sent yet, what comes off it instead.
+    held_reduced: int = 0
+
+
+@dataclass(frozen=True)
+class Source:
+    """The charge a refund takes money from and, for a split cart's order, its store's
+    transfer (None while not sent)."""
+
+    charge_id: str
+    group_transfer_id: str | None = None
+    split: bool = False
 
 
 async def may_refund(session: AsyncSession, order_id: int, user: User | None) -> Order:
@@ -78,16 +106,39 @@ async def store_policy(session: AsyncSession, settings: Settings, store_id: int)
     return policy_for(settings, await session.get(StoreLossPolicy, store_id))
 
 
-def _charge_of(order: Order) -> str:
-    payment = order.payment
-    if order.payment_status not in REFUNDABLE or payment is None:
+def _refundable(order: Order) -> None:
+    if order.payment_status not in REFUNDABLE:
         raise Conflict(
             f"order {order.id} is {order.payment_status.value}: only a paid order can be refunded",
             code="not_refundable",
         )
+
+
+def _unknown_charge() -> Conflict:
+    return Conflict("the order's charge is not known yet; try again shortly", code="no_charge")
+
+
+async def _source(session: AsyncSession, order: Order) -> Source:
+    _refundable(order)
+    if order.checkout_group_id is not None:
+        group = await session.get(CheckoutGroup, order.checkout_group_id)
+        if group is None or group.stripe_charge_id is None:
+            raise _unknown_charge()
+        transfer = order.transfer
+        sent = transfer.stripe_transfer_id if transfer is not None else None
+        return Source(group.stripe_charge_id, sent, split=True)
+    payment = order.payment
+    if payment is None:
+        raise _unknown_charge()
     if payment.stripe_charge_id is None:
-        raise Conflict("the order's charge is not known yet; try again shortly", code="no_charge")
-    return payment.stripe_charge_id
+        raise _unknown_charge()
+    return Source(payment.stripe_charge_id)
+
+
+async def read_money(gateway: StripeGateway, source: Source) -> ChargeMoney:
+    if source.split:
+        return await read_group_money(gateway, source.charge_id, source.group_transfer_id)
+    return await read_charge_money(gateway, source.charge_id)
 
 
 async def _read(
@@ -95,10 +146,10 @@ async def _read(
     gateway: StripeGateway,
     order_id: int,
     user: User | None,
-) -> ChargeMoney:
+) -> tuple[Source, ChargeMoney]:
     async with unit_of_work(factory) as session:
-        charge_id = _charge_of(await may_refund(session, order_id, user))
-    return await read_charge_money(gateway, charge_id)
+        source = await _source(session, await may_refund(session, order_id, user))
+    return source, await read_money(gateway, source)
 
 
 async def _lock(session: AsyncSession, order_id: int, money: ChargeMoney) -> Order:
@@ -122,7 +173,7 @@ def _minor(order: Order, amount: str) -> int:
 async def _plan(
     session: AsyncSession, settings: Settings, order: Order, amount: str | None
 ) -> Preview:
-    _charge_of(order)
+    await _source(session, order)
     state = await ledger.charge_state(session, order)
     if state.refundable <= 0:
         raise Conflict(f"order {order.id} is refunded in full", code="not_refundable")
@@ -134,7 +185,54 @@ async def _plan(
             code="refund_exceeds_payment",
         )
     policy = await store_policy(session, settings, order.store_id)
-    return Preview(order, state.refundable, plan_refund(state, wanted, policy), policy)
+    plan = plan_refund(state, wanted, policy)
+    if order.checkout_group_id is not None:
+        return await _split(session, order, state.refundable, plan, policy)
+    return Preview(order, state.refundable, plan, policy, stripe_reversal=plan.transfer_reversal)
+
+
+async def _split(
+    session: AsyncSession, order: Order, refundable: int, plan: RefundPlan, policy: LossPolicy
+) -> Preview:
+    """A split cart's plan: what the store gives back (the share of the transfer less the
+    commission returned) comes off its held transfer, or is reversed from its sent one,
+    never more than either has left; what it cannot cover the platform bears, as commission
+    given back. The order and its transfer row are locked by the caller."""
+    wanted = plan.transfer_reversal - plan.commission_refund
+    transfer = await lock_transfer(session, order.id)
+    if transfer is None:
+        back = held = 0
+    elif never_asked(transfer):
+        back = held = min(wanted, transfer.amount)
+    elif transfer.stripe_transfer_id is None:
+        raise Conflict(
+            "the store's transfer is being sent; try the refund again shortly",
+            code="transfer_in_flight",
+        )
+    else:
+        back = min(wanted, transfer.amount - await _reversed_so_far(session, order))
+        held = 0
+    plan = replace(
+        plan,
+        commission_refund=plan.transfer_reversal - back,
+        refund_application_fee=False,
+    )
+    return Preview(order, refundable, plan, policy, stripe_reversal=back - held, held_reduced=held)
+
+
+async def _reversed_so_far(session: AsyncSession, order: Order) -> int:
+    """What was (or is being) reversed from a sent split-cart transfer: the reversals its
+    live refunds planned, and any other reversal booked (a dispute's recovery)."""
+    refunds = await ledger.live_refunds(session, order.id)
+    by_refunds = sum(
+        r.transfer_reversed - r.commission_refunded for r in refunds if r.held_reduced == 0
+    )
+    others = -sum(
+        e.amount
+        for e in await ledger.entries_of(session, order.id)
+        if e.party == ledger.STORE and e.kind == "dispute_recovery"
+    )
+    return by_refunds + others
 
 
 async def preview_refund(
@@ -146,7 +244,7 @@ async def preview_refund(
     amount: str | None,
 ) -> Preview:
     """Exactly what a refund of `amount` would move now; books what Stripe already did."""
-    money = await _read(factory, gateway, order_id, user)
+    _, money = await _read(factory, gateway, order_id, user)
     async with unit_of_work(factory) as session:
         order = await _lock(session, order_id, money)
         return await _plan(session, settings, order, amount)
@@ -178,7 +276,8 @@ async def _claim(
                 code="idempotency_key_reused",
             )
         return earlier, True
-    planned = (await _plan(session, settings, order, ask.amount)).plan
+    preview = await _plan(session, settings, order, ask.amount)
+    planned = preview.plan
     row = Refund(
         order_id=order.id,
         store_id=order.store_id,
@@ -189,6 +288,7 @@ async def _claim(
         commission_refunded=planned.commission_refund,
         transfer_reversed=planned.transfer_reversal,
         fee_recovered=planned.fee_recovered,
+        held_reduced=preview.held_reduced,
         restock=ask.restock,
         source="souq",
         idempotency_key=key,
@@ -197,11 +297,70 @@ async def _claim(
     )
     session.add(row)
     await session.flush()
+    if preview.held_reduced:
+        transfer = await lock_transfer(session, order.id)
+        assert transfer is not None
+        await settle_held(session, order, transfer)
     log.info("order %s: refund %s of %s requested", order.id, row.id, row.amount)
     return row, False
 
 
-async def _ask_stripe(gateway: StripeGateway, money: ChargeMoney, row: Refund) -> None:
+async def _ask_stripe(
+    gateway: StripeGateway, source: Source, money: ChargeMoney, row: Refund
+) -> str | None:
+    """Ask Stripe for the refund; a reversal Stripe refused after the refund was made is
+    returned as the problem (the refund stands)."""
+    if source.split:
+        return await _ask_stripe_split(gateway, source, row)
+    await _ask_destination(gateway, money, row)
+    return None
+
+
+def reversal_due(row: Refund, source: Source) -> int:
+    """What a split cart's refund reverses from the store's sent transfer (0: nothing)."""
+    if not source.split or row.held_reduced or row.status in ("failed", "canceled"):
+        return 0
+    return row.transfer_reversed - row.commission_refunded
+
+
+def _reversal_missing(row: Refund, source: Source) -> bool:
+    return reversal_due(row, source) > 0 and row.stripe_reversal_id is None
+
+
+async def _ask_stripe_split(gateway: StripeGateway, source: Source, row: Refund) -> str | None:
+    """A split cart's refund: the store's part of the group's charge refunded from the
+    platform's balance, then its transfer reversed by what the plan says. The buyer's refund
+    comes first; a reversal Stripe refuses (the store's available balance may not cover it
+    yet) is kept on the row as its error, for a retry with the same Idempotency-Key."""
+    metadata = {REFUND_KEY: str(row.id), "order_id": str(row.order_id)}
+    await gateway.create_refund(
+        charge_id=source.charge_id,
+        amount=row.amount,
+        reverse_transfer=False,
+        refund_application_fee=False,
+        reason=row.reason,
+        metadata=metadata,
+        idempotency_key=f"souq-refund-{row.id}",
+    )
+    if not _reversal_missing(row, source) or source.group_transfer_id is None:
+        return None
+    try:
+        await gateway.reverse_transfer(
+            source.group_transfer_id,
+            amount=reversal_due(row, source),
+            metadata=metadata,
+            # Stripe replays a refusal for the same key: the retry after one takes the next.
+            idempotency_key=f"souq-refund-{row.id}-reversal-{row.reversal_refusals}",
+        )
+    except StripeUnavailable:
+        raise
+    except StripeFailed as exc:
+        log.warning("refund %s: the reversal was refused: %s", row.id, exc.stripe_code)
+        return exc.message
+    return None
+
+
+async def _ask_destination(gateway: StripeGateway, money: ChargeMoney, row: Refund) -> None:
     """The destination charge's refund: the transfer reversed pro rata, and the commission
     given back by Stripe's pro-rata rule or, when the store bears part of the processing fee,
     by an application fee refund of the planned amount."""
@@ -236,15 +395,17 @@ async def create_refund(
     key: str,
 ) -> Refund:
     """Refund (part of) a paid order, once per Idempotency-Key."""
-    money = await _read(factory, gateway, order_id, user)
+    source, money = await _read(factory, gateway, order_id, user)
     async with unit_of_work(factory) as session:
         order = await _lock(session, order_id, money)
         row, asked = await _claim(session, settings, order, user, ask, key)
+        # The transfer may have been sent since the read: the row lock says now.
+        source = await _source(session, order) if source.split else source
         refund_id = row.id
-        done = asked and row.status != "requested"
+        done = asked and row.status != "requested" and not _reversal_missing(row, source)
     if not done:
         try:
-            await _ask_stripe(gateway, money, row)
+            problem = await _ask_stripe(gateway, source, money, row)
         except StripeFailed as exc:
             async with unit_of_work(factory) as session:
                 failed = await session.get(Refund, refund_id)
@@ -252,7 +413,13 @@ async def create_refund(
                 failed.status = "failed"
                 failed.error = str(exc)[:1000]
             raise
-    money = await read_charge_money(gateway, money.charge.id)
+        if problem is not None:
+            async with unit_of_work(factory) as session:
+                refused = await session.get(Refund, refund_id)
+                assert refused is not None
+                refused.reversal_refusals += 1
+                refused.error = f"the store's transfer reversal was refused: {problem}"[:1000]
+    money = await read_money(gateway, source)
     async with unit_of_work(factory) as session:
         order = await _lock(session, order_id, money)
         refund = await session.get(Refund, refund_id)

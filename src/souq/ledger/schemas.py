@@ -56,6 +56,8 @@ class RefundOut(BuyerRefundOut):
     commission_refunded: str
     transfer_reversed: str
     fee_recovered: str
+    held_transfer_reduced: str
+    stripe_reversal_id: str | None
     restock: bool
     source: str
     error: str | None
@@ -70,6 +72,8 @@ class RefundOut(BuyerRefundOut):
             commission_refunded=format_amount(refund.commission_refunded, c),
             transfer_reversed=format_amount(refund.transfer_reversed, c),
             fee_recovered=format_amount(refund.fee_recovered, c),
+            held_transfer_reduced=format_amount(refund.held_reduced, c),
+            stripe_reversal_id=refund.stripe_reversal_id,
             restock=refund.restock,
             source=refund.source,
             error=refund.error,
@@ -104,6 +108,15 @@ class PreviewOut(ApiModel):
     platform: str
     transfer_reversal: str
     commission_refund: str
+    stripe_transfer_reversal: str = Field(
+        description="What Stripe's reversal of the store's transfer moves: a destination "
+        "charge's reverse_transfer (its commission then goes back by the fee refund), or a "
+        "split cart's reversal of the store's sent transfer (already net of the commission)"
+    )
+    held_transfer_reduced: str = Field(
+        description="A split cart's order whose store's transfer is not sent yet: what comes "
+        "off that transfer instead of a reversal"
+    )
     processing_fee: str
     processing_fee_borne_by_store: str
     processing_fee_borne_by_platform: str
@@ -123,6 +136,8 @@ class PreviewOut(ApiModel):
             platform=format_amount(plan.platform, c),
             transfer_reversal=format_amount(plan.transfer_reversal, c),
             commission_refund=format_amount(plan.commission_refund, c),
+            stripe_transfer_reversal=format_amount(preview.stripe_reversal, c),
+            held_transfer_reduced=format_amount(preview.held_reduced, c),
             processing_fee=format_amount(plan.processing_fee, c),
             processing_fee_borne_by_store=format_amount(plan.fee_recovered, c),
             processing_fee_borne_by_platform=format_amount(plan.fee_borne_by_platform, c),

@@ -8,7 +8,10 @@ waterfall and report is a sum over these rows.
 The parties: `store` (its connected account), `platform` (the platform's Stripe balance) and
 `stripe` (fees Stripe keeps). A destination charge books: payment (platform +amount), transfer
 (platform −amount, store +amount), commission (store −fee, platform +fee), processing fee
-(platform −fee, stripe +fee). Refunds and dispute withdrawals are the only entries that take
+(platform −fee, stripe +fee). A split cart's order books the same from its share of the
+group's one charge: payment and its pro-rata share of the processing fee when the group is paid,
+transfer and commission when its store's transfer is sent (see `record_group_sale` and
+`record_group_transfer`). Refunds and dispute withdrawals are the only entries that take
 money out of the books, so an order's entries sum to what its buyer paid minus what went back.
 """
 
@@ -27,7 +30,7 @@ from souq.auth.service import require_platform_admin
 from souq.db import utcnow
 from souq.errors import NotFound
 from souq.ledger.models import LedgerEntry, Refund, StoreLossPolicy
-from souq.ledger.policy import ChargeState
+from souq.ledger.policy import ChargeState, pro_rata
 from souq.orders.models import Order, OrderPayment
 from souq.payments.stripe import Charge
 from souq.stores.models import Store
@@ -65,7 +68,9 @@ async def post(
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(LedgerEntry).values(rows)
     await session.execute(
-        statement.on_conflict_do_nothing(index_elements=["kind", "stripe_object_id", "party"])
+        statement.on_conflict_do_nothing(
+            index_elements=["kind", "stripe_object_id", "party", "order_id"]
+        )
     )
 
 
@@ -104,6 +109,65 @@ async def record_sale(
         )
 
 
+async def group_totals(session: AsyncSession, group_id: int) -> list[tuple[int, int]]:
+    """(order id, total) of a checkout group's orders, in id order."""
+    rows = await session.execute(
+        select(Order.id, Order.total_amount)
+        .where(Order.checkout_group_id == group_id)
+        .order_by(Order.id)
+    )
+    return [(order_id, total) for order_id, total in rows.tuples()]
+
+
+def fee_share(fee: int, totals: Sequence[tuple[int, int]], order_id: int) -> int:
+    """An order's share of its group's processing fee: pro rata to its total, rounded half
+    up, the last order taking what is left (so the shares add up to the fee)."""
+    whole = sum(total for _, total in totals)
+    shares = [pro_rata(fee, total, whole) for _, total in totals[:-1]]
+    shares.append(fee - sum(shares))
+    return next(share for (oid, _), share in zip(totals, shares, strict=True) if oid == order_id)
+
+
+async def record_group_sale(session: AsyncSession, order: Order, charge: Charge) -> None:
+    """A split cart's order paid from the group's charge: the platform holds its total, and
+    Stripe keeps its share of the processing fee once the charge's balance transaction is
+    known. Idempotent like every booking."""
+    if order.checkout_group_id is None:
+        return
+    await post(session, order, "payment", charge.id, {PLATFORM: order.total_amount})
+    txn = charge.balance_transaction
+    if txn is not None:
+        totals = await group_totals(session, order.checkout_group_id)
+        fee = fee_share(txn.fee, totals, order.id)
+        await post(session, order, "processing_fee", txn.id, between(PLATFORM, STRIPE, fee))
+
+
+async def record_group_transfer(
+    session: AsyncSession, order: Order, transfer_id: str, amount: int
+) -> None:
+    """A split cart's store transfer sent (`amount`, after whatever refunds took off it while
+    it was held), booked as a destination charge's would be: the gross share the refunds left
+    sent to the store, the commission on it taken back."""
+    refunds = await live_refunds(session, order.id)
+    gross = order.total_amount - sum(r.transfer_reversed for r in refunds)
+    await post(session, order, "transfer", transfer_id, between(PLATFORM, STORE, gross))
+    await post(session, order, "commission", transfer_id, between(STORE, PLATFORM, gross - amount))
+
+
+async def live_refunds(session: AsyncSession, order_id: int) -> Sequence[Refund]:
+    return (
+        (
+            await session.execute(
+                select(Refund)
+                .where(Refund.order_id == order_id, Refund.status.in_(LIVE_REFUNDS))
+                .order_by(Refund.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+
 async def entries_of(session: AsyncSession, order_id: int) -> Sequence[LedgerEntry]:
     return (
         (
@@ -131,6 +195,8 @@ async def live_refunded(session: AsyncSession, order_id: int) -> int:
 
 async def charge_state(session: AsyncSession, order: Order) -> ChargeState:
     """What happened to the order's charge so far, from its entries and refund rows."""
+    if order.checkout_group_id is not None:
+        return await group_charge_state(session, order)
     payment = order.payment
     entries = await entries_of(session, order.id)
     return ChargeState(
@@ -149,6 +215,25 @@ async def charge_state(session: AsyncSession, order: Order) -> ChargeState:
             )
             or 0
         ),
+    )
+
+
+async def group_charge_state(session: AsyncSession, order: Order) -> ChargeState:
+    """A split cart's order, seen as a destination charge of its total (its transfer the
+    whole total, its commission taken back), so the same plan applies. The refunds' planned
+    reversals and commission refunds come from their rows: while the transfer was held they
+    moved no Stripe object of their own."""
+    refunds = await live_refunds(session, order.id)
+    entries = await entries_of(session, order.id)
+    return ChargeState(
+        amount=order.total_amount,
+        refunded=sum(r.amount for r in refunds),
+        transfer=order.total_amount,
+        transfer_reversed=sum(r.transfer_reversed for r in refunds),
+        commission=order.platform_fee_amount,
+        commission_refunded=sum(r.commission_refunded for r in refunds),
+        processing_fee=kind_total(entries, STRIPE, "processing_fee"),
+        fee_recovered=sum(r.fee_recovered for r in refunds),
     )
 
 

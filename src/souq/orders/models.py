@@ -31,6 +31,10 @@ class PaymentStatus(enum.StrEnum):
     canceled = "canceled"
     refunded = "refunded"
     partially_refunded = "partially_refunded"
+    # A chargeback is open on the order's payment (or was lost: the buyer's bank took the
+    # money back, so the order never returns to paid). A won or warning-closed dispute puts the
+    # order back to paid / partially_refunded, as its refunds say.
+    disputed = "disputed"
 
 
 class FulfilmentStatus(enum.StrEnum):

@@ -47,7 +47,8 @@ class TransferOut(ApiModel):
     status: TransferStatus = Field(
         description="held: kept by the platform until the order is fulfilled or its holding "
         "time is over (failureReason says why a due one stays held); pending: not sent yet; "
-        "failed: Stripe refused, retried by reconcile; sent"
+        "failed: Stripe refused, retried by reconcile; sent; canceled: refunded in full "
+        "while held, never sent (a partial refund while held lowers its amount instead)"
     )
     amount: str
     currency: str

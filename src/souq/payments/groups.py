@@ -21,6 +21,7 @@ from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict, InvalidInput
 from souq.ledger import disputes
+from souq.ledger import service as ledger
 from souq.orders import service as orders
 from souq.orders.models import CLOSED_UNPAID, Order, PaymentStatus
 from souq.payments import checkout, limits, transfers
@@ -240,6 +241,8 @@ async def _pay_group(
             continue
         order.payment_status = PaymentStatus.paid
         order.paid_at = order.paid_at or group.paid_at
+        if intent.latest_charge is not None:
+            await ledger.record_group_sale(session, order, intent.latest_charge)
         assert order.destination_account_id is not None
         session.add(
             StoreTransfer(

@@ -61,6 +61,8 @@ class TransferStatus(enum.StrEnum):
     # marks the order fulfilled or TRANSFER_RELEASE_DAYS pass; never released while the
     # order is refunded or disputed (`transfers.release_transfer`).
     held = "held"
+    # Never sent: the order was refunded in full while its store's money was held.
+    canceled = "canceled"
 
 
 class StoreTransfer(Base):

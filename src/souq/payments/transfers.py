@@ -14,12 +14,13 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.carts.models import CheckoutGroup
 from souq.db import unit_of_work, utcnow
-from souq.ledger.models import Dispute
+from souq.ledger import service as ledger
+from souq.ledger.models import Dispute, Refund
 from souq.notifications import triggers
 from souq.orders.models import Order, PaymentStatus
 from souq.payments.models import StoreTransfer, TransferStatus
@@ -80,6 +81,8 @@ async def send_transfer(
         transfer.stripe_transfer_id = made.id
         transfer.failure_reason = None
         transfer.sent_at = utcnow()
+        order = await session.get_one(Order, transfer.order_id)
+        await ledger.record_group_transfer(session, order, made.id, transfer.amount)
         log.info("order %s: transfer %s sent", transfer.order_id, made.id)
     await session.flush()
     return transfer.status
@@ -126,10 +129,11 @@ async def retry_transfer(
 
 async def why_hold(session: AsyncSession, order: Order, charge: Charge) -> str | None:
     """Why a held transfer must stay held although its time has come, or None: the order is
-    not simply paid (refunded in part or whole, or waiting for review), it has an open
-    dispute, or Stripe shows a refund or dispute on the group's charge that Souq has not
-    booked (a refund made in Stripe's dashboard): a platform admin decides those."""
-    if order.payment_status != PaymentStatus.paid:
+    not paid (refunded in whole, disputed, or waiting for review; a partial refund already
+    took its part off the held amount), it has an open dispute, or Stripe shows a refund or
+    dispute on the group's charge that Souq has not booked (a refund made in Stripe's
+    dashboard): a platform admin decides those."""
+    if order.payment_status not in (PaymentStatus.paid, PaymentStatus.partially_refunded):
         return f"the order is {order.payment_status.value}"
     open_dispute = await session.scalar(
         select(Dispute.id)
@@ -138,8 +142,16 @@ async def why_hold(session: AsyncSession, order: Order, charge: Charge) -> str |
     )
     if open_dispute is not None or charge.disputed:
         return "the payment is disputed"
-    if charge.amount_refunded:
-        return "the payment was refunded in Stripe (in part or whole)"
+    booked = await session.scalar(
+        select(func.coalesce(func.sum(Refund.amount), 0))
+        .join(Order, Order.id == Refund.order_id)
+        .where(
+            Order.checkout_group_id == order.checkout_group_id,
+            Refund.status.in_(ledger.LIVE_REFUNDS),
+        )
+    )
+    if charge.amount_refunded > int(booked or 0):
+        return "the payment was refunded in Stripe (in part or whole) beyond Souq's refunds"
     return None
 
 

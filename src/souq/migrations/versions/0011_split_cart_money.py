@@ -1,0 +1,59 @@
+"""split-cart refunds, disputed orders, dispute recoveries by job
+
+A refund row's held reduction and transfer reversal (split carts); the ledger's unique entry
+includes the order (one Stripe object, several orders); a dispute's planned recovery and its
+attempts. The statuses `disputed` (orders) and `canceled` (store transfers) need no change
+(non-native enums without a constraint).
+
+Revision ID: 0011
+Revises: 0009
+Create Date: 2026-11-29 12:00:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0011"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("refund", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("held_reduced", sa.Integer(), server_default="0", nullable=False)
+        )
+        batch_op.add_column(sa.Column("stripe_reversal_id", sa.String(length=255), nullable=True))
+        batch_op.add_column(
+            sa.Column("reversal_refusals", sa.Integer(), server_default="0", nullable=False)
+        )
+    with op.batch_alter_table("ledger_entry", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_ledger_entry_object", type_="unique")
+        batch_op.create_unique_constraint(
+            "uq_ledger_entry_object", ["kind", "stripe_object_id", "party", "order_id"]
+        )
+    with op.batch_alter_table("dispute", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("recovery_due", sa.Integer(), server_default="0", nullable=False)
+        )
+        batch_op.add_column(
+            sa.Column("recovery_attempts", sa.Integer(), server_default="0", nullable=False)
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("dispute", schema=None) as batch_op:
+        batch_op.drop_column("recovery_attempts")
+        batch_op.drop_column("recovery_due")
+    with op.batch_alter_table("ledger_entry", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_ledger_entry_object", type_="unique")
+        batch_op.create_unique_constraint(
+            "uq_ledger_entry_object", ["kind", "stripe_object_id", "party"]
+        )
+    with op.batch_alter_table("refund", schema=None) as batch_op:
+        batch_op.drop_column("reversal_refusals")
+        batch_op.drop_column("stripe_reversal_id")
+        batch_op.drop_column("held_reduced")
