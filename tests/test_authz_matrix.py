@@ -565,6 +565,19 @@ ROUTES = [
         "GET /api/stores/{storeId}/loss-policy", {**READ, "platform_admin": 200}, get_loss_policy
     ),
     Route("PUT /api/admin/stores/{storeId}/loss-policy", PLATFORM, put_loss_policy),
+    Route(
+        "GET /api/admin/disputes/recoveries",
+        PLATFORM,
+        lambda w: Case("GET", "/api/admin/disputes/recoveries"),
+    ),
+    # No dispute is due in this world: a platform admin is let through to the 404.
+    Route(
+        "POST /api/admin/disputes/{disputeId}/recover",
+        PLATFORM,
+        lambda w: Case("POST", "/api/admin/disputes/999999/recover"),
+        success=404,
+        writes=False,
+    ),
 ]
 
 

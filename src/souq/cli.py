@@ -331,6 +331,23 @@ def release_transfers() -> None:
     console.print(f"{sum(summary.values())} held transfer(s) due")
 
 
+disputes_app = typer.Typer(help="Chargebacks.", no_args_is_help=True)
+app.add_typer(disputes_app, name="disputes")
+
+
+@disputes_app.command("recover")
+def disputes_recover() -> None:
+    """Make every dispute recovery that is due and not made (a lost dispute's reversal of the
+    store's transfer, or a won one's give-back): the same Stripe idempotency key unless Stripe
+    refused the last try. The job `ledger.recover_disputes` does the same every hour."""
+    from souq.ledger.disputes import make_due_recoveries
+
+    summary = run(lambda ctx: make_due_recoveries(ctx.factory, ctx.gateway))
+    for outcome, count in sorted(summary.items()):
+        console.print(f"dispute recovery {outcome}: {count}")
+    console.print(f"{sum(summary.values())} dispute recovery(ies) due")
+
+
 def _send_notifications() -> None:
     from souq.senders import send_all
 
@@ -411,18 +428,22 @@ def report_statement(
     end: ToOption = None,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV instead of a table.")] = False,
 ) -> None:
-    """A store's statement: per day and currency."""
-    from souq.ledger.reports import StatementRow, statement_rows
+    """A store's statement: per day and currency, then its payouts (with --csv, the payouts
+    follow the rows after an empty line)."""
+    from souq.ledger.reports import PayoutLine, StatementRow, statement_payouts, statement_rows
 
-    async def work(session: AsyncSession) -> list[StatementRow]:
-        return await statement_rows(
-            session,
-            store,
-            start=start.date() if start else None,
-            end=end.date() if end else None,
+    async def work(session: AsyncSession) -> tuple[list[StatementRow], list[PayoutLine]]:
+        period = {"start": start.date() if start else None, "end": end.date() if end else None}
+        return (
+            await statement_rows(session, store, **period),
+            await statement_payouts(session, store, **period),
         )
 
-    _print_rows(run_in_session(work), StatementRow, as_csv)
+    rows, paid_out = run_in_session(work)
+    _print_rows(rows, StatementRow, as_csv)
+    if as_csv:
+        console.print()
+    _print_rows(paid_out, PayoutLine, as_csv)
 
 
 events_app = typer.Typer(help="The Stripe webhook inbox.", no_args_is_help=True)

@@ -29,8 +29,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from souq.config import Settings
 from souq.payments.stripe import StripeGateway
@@ -81,6 +83,36 @@ class Task:
 
 
 TASKS: dict[str, Task] = {}
+# Defers scheduled by `defer_after_commit`, kept until done (the loop holds tasks weakly).
+_after_commit: set[asyncio.Task[None]] = set()
+
+
+def defer_after_commit(
+    session: AsyncSession, job: Task, *, lock: str | None = None, **kwargs: Any
+) -> None:
+    """Queue `job` once `session` commits; nothing if it rolls back. The work must also be
+    found in the tables by a periodic job (or a `souq` command): a one-off command has no queue
+    to defer to, and the in-process queue forgets with its process."""
+
+    def committed(_session: Session) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if loop not in _queues:
+            return
+        deferring = loop.create_task(_defer_logged(job, lock, kwargs))
+        _after_commit.add(deferring)
+        deferring.add_done_callback(_after_commit.discard)
+
+    event.listen(session.sync_session, "after_commit", committed, once=True)
+
+
+async def _defer_logged(job: Task, lock: str | None, kwargs: dict[str, Any]) -> None:
+    try:
+        await job.defer(lock=lock, **kwargs)
+    except Exception:
+        log.exception("queueing %s failed; its periodic run picks the work up", job.name)
 
 
 def task(

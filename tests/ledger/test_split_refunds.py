@@ -215,9 +215,9 @@ def test_a_refund_while_held_lowers_or_cancels_the_held_transfer(live: LiveServe
         assert refund(whole.owner.client, whole_id, "held-all").status_code == 201
         transfer = order_json(whole, whole_id)["transfer"]
         assert (transfer["status"], transfer["amount"]) == ("canceled", "0.00")
-        assert sorted(r.amount for r in sdk(live).v1.refunds.list(
-            params={"charge": charge_id}
-        ).data) == [500, 1200]
+        assert sorted(
+            r.amount for r in sdk(live).v1.refunds.list(params={"charge": charge_id}).data
+        ) == [500, 1200]
         replay_refund_events(live, charge_id)
         assert order_json(part, part_id)["transfer"]["amount"] == "14.25"
 

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -49,6 +49,15 @@ def settle(live: LiveServer, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{waiting} event(s) still unprocessed after {timeout} s")
         time.sleep(0.005)
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
+    """Poll `check` until it holds; fail after `timeout` seconds saying `what` never happened."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.02)
 
 
 def advance_clock(live: LiveServer, seconds: int) -> None:

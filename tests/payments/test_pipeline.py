@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,20 +30,12 @@ from tests.payments.stripe_helpers import (
     set_faults,
     settle,
     start,
+    wait_for,
     webhooks_paused,
 )
 from tests.servers import ENGINES, Cli, LiveServer, Servers, beside, cli_env
 
 POSTGRES = [engine for engine in ENGINES if engine == "postgresql"]
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
-    """Poll `check` until it holds; fail after `timeout` seconds saying `what` never happened."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.02)
 
 
 def last_event_id(live: LiveServer) -> int:

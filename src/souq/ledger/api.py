@@ -12,7 +12,7 @@ from pydantic import BeforeValidator
 from souq.auth.deps import OptionalUser
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import Forbidden
-from souq.ledger import disputes, reports
+from souq.ledger import disputes, payouts, reports
 from souq.ledger import refunds as service
 from souq.ledger import service as ledger
 from souq.ledger.models import StoreLossPolicy
@@ -29,10 +29,12 @@ from souq.ledger.schemas import (
     MoneyOut,
     PreviewIn,
     PreviewOut,
+    RecoveryOut,
     RefundIn,
     RefundList,
     RefundOut,
     Statement,
+    StatementPayoutOut,
     StatementRowOut,
     StoreLossPolicyOut,
 )
@@ -124,7 +126,10 @@ async def order_money(order_id: OrderId, user: OptionalUser, session: SessionDep
         raise Forbidden("only the store and platform admins see how an order's money is split")
     entries = list(await ledger.entries_of(session, order.id))
     _, rows, _ = await service.list_refunds(session, order.id, user)
-    return MoneyOut.of(order.id, ledger.waterfall(order.currency, entries), entries, list(rows))
+    paid_out = await payouts.payouts_of_order(session, order.id)
+    return MoneyOut.of(
+        order.id, ledger.waterfall(order.currency, entries), entries, list(rows), paid_out
+    )
 
 
 def _policy_out(
@@ -203,6 +208,32 @@ async def submit_evidence(
     return DisputeOut.of(row)
 
 
+@router.get(
+    "/api/admin/disputes/recoveries",
+    response_model=DisputeList,
+    responses=error_responses(401, 403),
+)
+async def due_recoveries(user: OptionalUser, session: SessionDep) -> DisputeList:
+    """Disputes whose recovery from the store is due and not made yet (platform admins):
+    a refused one shows Stripe's reason and how often it was tried."""
+    rows = await disputes.list_due_recoveries(session, user)
+    return DisputeList(data=[DisputeOut.of(d) for d in rows])
+
+
+@router.post(
+    "/api/admin/disputes/{dispute_id}/recover",
+    response_model=RecoveryOut,
+    responses=error_responses(401, 403, 404, 422, 502, 503),
+)
+async def retry_recovery(
+    dispute_id: DisputeId, user: CallerDep, factory: SessionFactoryDep, stripe: StripeDep
+) -> RecoveryOut:
+    """Try a dispute's recovery from the store again now (platform admins); the same Stripe
+    idempotency key as the last try unless Stripe refused it, so it is never made twice."""
+    outcome, row = await disputes.retry_recovery(factory, stripe, user, dispute_id)
+    return RecoveryOut(outcome=outcome, dispute=DisputeOut.of(row))
+
+
 def _iso_day(value: object) -> object:
     """Only a calendar day as the description says (YYYY-MM-DD): pydantic alone would also
     take a number of seconds since 1970 (`to=0`)."""
@@ -269,9 +300,14 @@ async def store_statement(
     end: ToQuery = None,
     format_: FormatQuery = None,
 ) -> Statement | Response:
-    """The store's orders, gross, commission, transfers, reversals and net per day and
-    currency (its members)."""
-    rows = await reports.statement(session, user, store_id, start=start, end=end)
+    """The store's orders, gross, commission, transfers, reversals, net and payouts per day
+    and currency, and its payouts with the orders each paid out (its members)."""
+    rows, paid_out = await reports.statement_with_payouts(
+        session, user, store_id, start=start, end=end
+    )
     if _wants_csv(request, format_):
         return Response(reports.to_csv(rows, reports.StatementRow), media_type="text/csv")
-    return Statement(data=[StatementRowOut.model_validate(r) for r in rows])
+    return Statement(
+        data=[StatementRowOut.model_validate(r) for r in rows],
+        payouts=[StatementPayoutOut.model_validate(p) for p in paid_out],
+    )

@@ -5,7 +5,13 @@ With destination charges Stripe debits the platform and leaves the transfer alon
 takes back from the store follows the loss policy, by one reversal of the store's transfer
 (idempotency key from the dispute's id, and the reversal's id kept on the dispute row, under
 the order's row lock), made when the dispute is lost or, if the policy says so, as soon as
-the funds are withdrawn.
+the funds are withdrawn. Applying a dispute (in the webhook's transaction) only fixes the amount
+on the row; the reversal is made after the commit by the job `ledger.recover_dispute`, and a
+refused one is tried again by the periodic `ledger.recover_disputes`, `souq reconcile` and
+`souq disputes recover`.
+
+An order with an open dispute is `disputed`; a won one goes back to what its refunds say, a
+lost one stays `disputed` (`follow_status`).
 """
 
 from __future__ import annotations
@@ -13,15 +19,18 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.auth.models import User
+from souq.auth.service import require_platform_admin
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict, NotFound
+from souq.jobs import defer_after_commit
 from souq.ledger import service as ledger
 from souq.ledger.models import Dispute
 from souq.ledger.policy import dispute_recovery
@@ -29,15 +38,18 @@ from souq.ledger.refunds import may_refund, store_policy
 from souq.ledger.service import PLATFORM, STORE, STRIPE
 from souq.ledger.sync import (
     DISPUTE_KEY,
+    REFUNDABLE_STATES,
+    ChargeMoney,
     apply_charge_money,
     order_of_charge,
     read_charge_money,
+    update_refund_status,
 )
 from souq.notifications import triggers
 from souq.orders import service as orders
-from souq.orders.models import Order
+from souq.orders.models import Order, PaymentStatus
+from souq.payments.stripe import Charge, Event, StripeFailed, StripeGateway, StripeUnavailable
 from souq.payments.stripe import Dispute as StripeDispute
-from souq.payments.stripe import Event, StripeFailed, StripeGateway
 from souq.payments.webhooks import Apply, Ignored, read_or_ignore
 
 log = logging.getLogger(__name__)
@@ -84,107 +96,298 @@ async def apply_dispute(session: AsyncSession, order: Order, dispute: StripeDisp
     return row
 
 
-async def recover(
-    session: AsyncSession,
-    gateway: StripeGateway,
-    settings: Settings,
-    order: Order,
-    row: Dispute,
-) -> None:
-    """Take the store's share of a lost (or, by policy, withdrawn) dispute back, once."""
-    if row.recovery_reversal_id is not None:
-        if row.status == "won" and row.return_transfer_id is None:
-            await _give_back(session, gateway, order, row)
-            await session.flush()
-        return
-    policy = await store_policy(session, settings, order.store_id)
-    withdrawn = row.status not in ("won", "warning_closed") and any(
-        e.kind == "dispute" for e in await ledger.entries_of(session, order.id)
+# A dispute in one of these states is decided (or was never one the buyer's bank pursues).
+DECIDED = ("won", "lost", "warning_closed", "charge_refunded")
+# Decided in the platform's favour: the order goes back to what its refunds say.
+CLEARED = ("won", "warning_closed", "charge_refunded")
+
+
+async def follow_status(session: AsyncSession, order: Order) -> None:
+    """An order with an open dispute is `disputed`; when none is open any more it stays
+    disputed if one was lost (the buyer's bank took the money back for good), and otherwise
+    goes back to paid / partially_refunded / refunded as its refunds say."""
+    statuses = set(
+        (
+            await session.execute(select(Dispute.status).where(Dispute.order_id == order.id))
+        ).scalars()
     )
+    if order.payment_status not in (*REFUNDABLE_STATES, PaymentStatus.disputed):
+        return
+    if statuses - set(DECIDED) or "lost" in statuses:
+        order.payment_status = PaymentStatus.disputed
+    elif order.payment_status == PaymentStatus.disputed:
+        order.payment_status = PaymentStatus.paid
+        await update_refund_status(session, order)
+    await session.flush()
+
+
+async def plan_recovery(
+    session: AsyncSession, settings: Settings, order: Order, row: Dispute
+) -> bool:
+    """Fix what a lost (or, by policy, withdrawn) dispute takes back from the store, once, on
+    the row (`recovery_due`); True when a Stripe call is due: that recovery not made yet, or
+    a recovery to give back because the dispute was won after all. The call itself is the
+    job `ledger.recover_dispute`, after the commit (`make_recovery`)."""
+    if row.recovery_reversal_id is not None:
+        return row.status == "won" and row.return_transfer_id is None
+    if row.recovery_due > 0:
+        return True
+    policy = await store_policy(session, settings, order.store_id)
+    entries = await ledger.entries_of(session, order.id)
+    withdrawn = row.status not in CLEARED and any(e.kind == "dispute" for e in entries)
     due = row.status == "lost" or (policy.dispute_recovery_on == "funds_withdrawn" and withdrawn)
+    if not due or not any(e.kind == "transfer" for e in entries):
+        return False
+    state = await ledger.charge_state(session, order)
+    row.recovery_due = dispute_recovery(policy, state, amount=row.amount, fee=row.fee)
+    await session.flush()
+    return row.recovery_due > 0
+
+
+def recovery_key(row: Dispute) -> str:
+    """The recovery's Stripe idempotency key; a refusal is replayed for the same key, so the
+    try after a recorded refusal takes the next one."""
+    key = f"souq-dispute-{row.stripe_dispute_id}-recovery"
+    return key if row.recovery_attempts == 0 else f"{key}-{row.recovery_attempts}"
+
+
+@dataclass(frozen=True)
+class RecoveryCall:
+    """The Stripe call a dispute's recovery needs, read in a short transaction."""
+
+    dispute_id: int
+    order_id: int
+    stripe_dispute_id: str
+    attempts: int
+    give_back: bool
+    amount: int
+    key: str
+    transfer_id: str | None  # the store's transfer to reverse
+    charge_id: str | None  # the charge a give-back transfer is made from
+    destination: str | None
+    currency: str
+
+
+async def _recovery_call(session: AsyncSession, dispute_id: int) -> RecoveryCall | None:
+    row = await session.get(Dispute, dispute_id)
+    order = None if row is None else await session.get(Order, row.order_id)
+    if row is None or order is None:
+        return None
+    give_back = row.recovery_reversal_id is not None
+    if give_back and (row.status != "won" or row.return_transfer_id is not None):
+        return None
+    if not give_back and (row.recovery_due <= 0 or row.status in CLEARED):
+        return None  # won before the recovery was made: nothing to take
     transfer = next(
         (e for e in await ledger.entries_of(session, order.id) if e.kind == "transfer"), None
     )
-    if not due or transfer is None:
-        return
-    state = await ledger.charge_state(session, order)
-    amount = dispute_recovery(policy, state, amount=row.amount, fee=row.fee)
-    if amount <= 0:
-        return
+    payment = order.payment
+    return RecoveryCall(
+        dispute_id=row.id,
+        order_id=order.id,
+        stripe_dispute_id=row.stripe_dispute_id,
+        attempts=row.recovery_attempts,
+        give_back=give_back,
+        amount=row.recovered_amount if give_back else row.recovery_due,
+        key=f"souq-dispute-{row.stripe_dispute_id}-return" if give_back else recovery_key(row),
+        transfer_id=transfer.stripe_object_id if transfer else None,
+        charge_id=payment.stripe_charge_id if payment else None,
+        destination=order.destination_account_id,
+        currency=order.currency,
+    )
+
+
+async def make_recovery(
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, dispute_id: int
+) -> str:
+    """The Stripe call a dispute's recovery needs, made outside any transaction and booked
+    in a short one, exactly once (the idempotency key, and the reversal's or transfer's id
+    kept on the row under the order's lock). Stripe refusing it (the store's available
+    balance may not cover it yet) is recorded on the row for the platform admin and tried
+    again by the periodic job or `souq disputes recover`; no answer is retried with the
+    same key. Answers what happened: recovered, returned, refused, or nothing."""
+    async with unit_of_work(factory) as session:
+        call = await _recovery_call(session, dispute_id)
+    if call is None or (call.give_back and (call.charge_id is None or call.destination is None)):
+        return "nothing"
+    if not call.give_back and call.transfer_id is None:
+        return "nothing"
+    metadata = {DISPUTE_KEY: call.stripe_dispute_id, "order_id": str(call.order_id)}
     try:
-        reversal = await gateway.reverse_transfer(
-            transfer.stripe_object_id,
-            amount=amount,
-            metadata={DISPUTE_KEY: row.stripe_dispute_id, "order_id": str(order.id)},
-            idempotency_key=f"souq-dispute-{row.stripe_dispute_id}-recovery",
-        )
+        if call.give_back:
+            assert call.charge_id is not None and call.destination is not None
+            made = await gateway.create_transfer(
+                destination=call.destination,
+                amount=call.amount,
+                currency=call.currency,
+                source_transaction=call.charge_id,
+                metadata=metadata,
+                idempotency_key=call.key,
+            )
+        else:
+            assert call.transfer_id is not None
+            made = await gateway.reverse_transfer(
+                call.transfer_id, amount=call.amount, metadata=metadata, idempotency_key=call.key
+            )
+    except StripeUnavailable:
+        raise
     except StripeFailed as exc:
-        # The store's available balance may not cover it yet: the error is kept on the row,
-        # and the dispute's next event tries again.
-        row.recovery_error = str(exc)[:1000]
-        log.warning("dispute %s: recovery from the store failed: %s", row.stripe_dispute_id, exc)
-        return
-    row.recovery_reversal_id = reversal.id
-    row.recovered_amount = reversal.amount
-    row.recovery_error = None
+        await _record_refusal(factory, call, exc)
+        return "refused"
+    async with unit_of_work(factory) as session:
+        order = await orders.lock_order(session, call.order_id)
+        row = await session.get(Dispute, call.dispute_id, populate_existing=True)
+        assert order is not None and row is not None
+        if call.give_back:
+            await _book_return(session, order, row, made.id, made.amount)
+            return "returned"
+        await _book_recovery(session, order, row, made.id, made.amount)
+    return "recovered"
+
+
+async def _book_recovery(
+    session: AsyncSession, order: Order, row: Dispute, reversal_id: str, amount: int
+) -> None:
+    if row.recovery_reversal_id is None:
+        row.recovery_reversal_id = reversal_id
+        row.recovered_amount = amount
+        row.recovery_error = None
+        log.warning(
+            "dispute %s: %s recovered from store %s", row.stripe_dispute_id, amount, order.store_id
+        )
     await ledger.post(
-        session,
-        order,
-        "dispute_recovery",
-        reversal.id,
-        ledger.between(STORE, PLATFORM, reversal.amount),
+        session, order, "dispute_recovery", reversal_id, ledger.between(STORE, PLATFORM, amount)
     )
     await session.flush()
-    log.warning(
-        "dispute %s: %s recovered from store %s", row.stripe_dispute_id, amount, order.store_id
-    )
 
 
-async def _give_back(
-    session: AsyncSession, gateway: StripeGateway, order: Order, row: Dispute
+async def _book_return(
+    session: AsyncSession, order: Order, row: Dispute, transfer_id: str, amount: int
 ) -> None:
     """A dispute recovered from the store when its funds were withdrawn, then won: the
-    store gets its share back, by one transfer from the charge."""
-    payment = order.payment
-    if payment is None or payment.stripe_charge_id is None or not order.destination_account_id:
-        return
-    transfer = await gateway.create_transfer(
-        destination=order.destination_account_id,
-        amount=row.recovered_amount,
-        currency=order.currency,
-        source_transaction=payment.stripe_charge_id,
-        metadata={DISPUTE_KEY: row.stripe_dispute_id, "order_id": str(order.id)},
-        idempotency_key=f"souq-dispute-{row.stripe_dispute_id}-return",
-    )
-    row.return_transfer_id = transfer.id
+    store's share went back by one transfer from the charge."""
+    row.return_transfer_id = row.return_transfer_id or transfer_id
     await ledger.post(
-        session,
-        order,
-        "dispute_return",
-        transfer.id,
-        ledger.between(PLATFORM, STORE, transfer.amount),
+        session, order, "dispute_return", transfer_id, ledger.between(PLATFORM, STORE, amount)
+    )
+    await session.flush()
+
+
+async def _record_refusal(
+    factory: async_sessionmaker[AsyncSession], call: RecoveryCall, exc: StripeFailed
+) -> None:
+    """Kept on the row; the count moves only if no other try moved it meanwhile, so two
+    tries never use two keys for one refusal."""
+    log.warning("dispute %s: recovery refused by Stripe: %s", call.stripe_dispute_id, exc)
+    async with unit_of_work(factory) as session:
+        await orders.lock_order(session, call.order_id)
+        row = await session.get(Dispute, call.dispute_id, populate_existing=True)
+        if row is None or row.recovery_attempts != call.attempts:
+            return
+        if call.give_back or row.recovery_reversal_id is None:
+            row.recovery_error = str(exc)[:1000]
+            row.recovery_attempts += 1
+
+
+async def due_recoveries(factory: async_sessionmaker[AsyncSession]) -> list[int]:
+    """Disputes whose recovery (or give-back) is due and not made: what the periodic job,
+    reconcile and `souq disputes recover` try again."""
+    async with unit_of_work(factory) as session:
+        query = select(Dispute.id).where(_due_recovery())
+        return list((await session.execute(query.order_by(Dispute.id))).scalars())
+
+
+def _due_recovery() -> ColumnElement[bool]:
+    return or_(
+        and_(
+            Dispute.recovery_due > 0,
+            Dispute.recovery_reversal_id.is_(None),
+            Dispute.status.not_in(CLEARED),
+        ),
+        and_(
+            Dispute.recovery_reversal_id.is_not(None),
+            Dispute.status == "won",
+            Dispute.return_transfer_id.is_(None),
+        ),
+    )
+
+
+async def list_due_recoveries(session: AsyncSession, user: User | None) -> Sequence[Dispute]:
+    """Disputes whose recovery is due and not made (refused ones show Stripe's reason), for
+    platform admins."""
+    require_platform_admin(user)
+    query = select(Dispute).where(_due_recovery())
+    return (await session.execute(query.order_by(Dispute.id))).scalars().all()
+
+
+async def retry_recovery(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    user: User | None,
+    dispute_id: int,
+) -> tuple[str, Dispute]:
+    """A platform admin tries a dispute's recovery again now."""
+    async with unit_of_work(factory) as session:
+        require_platform_admin(user)
+        if await session.get(Dispute, dispute_id) is None:
+            raise NotFound("dispute not found")
+    outcome = await make_recovery(factory, gateway, dispute_id)
+    async with unit_of_work(factory) as session:
+        return outcome, await session.get_one(Dispute, dispute_id)
+
+
+async def make_due_recoveries(
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway
+) -> dict[str, int]:
+    """Every due recovery, tried once: a count per outcome."""
+    summary: dict[str, int] = {}
+    for dispute_id in await due_recoveries(factory):
+        try:
+            outcome = await make_recovery(factory, gateway, dispute_id)
+        except StripeUnavailable:
+            outcome = "no answer"
+        summary[outcome] = summary.get(outcome, 0) + 1
+    return summary
+
+
+def _recover_after_commit(session: AsyncSession, row: Dispute) -> None:
+    # Imported here: the ledger's tasks module imports this one.
+    from souq.ledger.tasks import recover_dispute
+
+    defer_after_commit(
+        session, recover_dispute, lock=f"dispute-{row.id}-recovery", dispute_id=row.id
     )
 
 
 async def settle(
-    session: AsyncSession, gateway: StripeGateway, dispute: StripeDispute
+    session: AsyncSession, settings: Settings, dispute: StripeDispute
 ) -> Ignored | None:
+    """Apply a dispute read from Stripe to its order (locked here): the row, its entries,
+    the order's status, and the recovery it calls for, queued for after the commit."""
     if dispute.charge_id is None:
         return Ignored(f"dispute {dispute.id} names no charge")
     order = await order_of_charge(session, dispute.charge_id)
     if isinstance(order, Ignored):
         return order
-    row = await apply_dispute(session, order, dispute)
-    await recover(session, gateway, gateway.settings, order, row)
+    await _settle_on(session, settings, order, dispute)
     return None
+
+
+async def _settle_on(
+    session: AsyncSession, settings: Settings, order: Order, dispute: StripeDispute
+) -> None:
+    row = await apply_dispute(session, order, dispute)
+    await follow_status(session, order)
+    if await plan_recovery(session, settings, order, row):
+        _recover_after_commit(session, row)
 
 
 async def on_dispute(
     factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, event: Event
 ) -> Apply | Ignored:
     """charge.dispute.*: the dispute is re-read (no transaction open), so any order of events
-    ends the same; applying it may reverse the store's transfer, a Stripe call made inside the
-    short transaction with an idempotency key, so a replay after a rollback changes nothing."""
+    ends the same; applying it writes no Stripe object: a recovery it calls for is fixed on the
+    row and made by a job after the commit."""
     dispute = await read_or_ignore(
         gateway.retrieve_dispute(event.object_id), f"dispute {event.object_id}"
     )
@@ -192,7 +395,7 @@ async def on_dispute(
         return dispute
 
     async def apply(session: AsyncSession) -> Ignored | None:
-        return await settle(session, gateway, dispute)
+        return await settle(session, gateway.settings, dispute)
 
     return apply
 
@@ -233,12 +436,19 @@ async def submit_evidence(
         stripe_id, evidence, idempotency_key=f"souq-dispute-{stripe_id}-evidence-{digest}"
     )
     async with unit_of_work(factory) as session:
-        await settle(session, gateway, dispute)
+        await settle(session, gateway.settings, dispute)
         row = await session.get(Dispute, dispute_id)
         assert row is not None
         row.evidence_text = text
         row.evidence_submitted_at = utcnow()
-        return row
+    # A recovery the answer made due (the dispute lost) is made now, after the commit, so
+    # the store sees it at once; the queued job finds it made (same key, same row).
+    try:
+        await make_recovery(factory, gateway, dispute_id)
+    except StripeUnavailable:
+        log.warning("dispute %s: Stripe did not answer; the job recovers later", stripe_id)
+    async with unit_of_work(factory) as session:
+        return await session.get_one(Dispute, dispute_id)
 
 
 async def list_disputes(
@@ -259,16 +469,35 @@ async def list_disputes(
     )
 
 
-async def catch_up(session: AsyncSession, gateway: StripeGateway, order: Order) -> None:
+@dataclass(frozen=True)
+class AfterPayment:
+    """Refunds and disputes Stripe has on a charge when its payment is first applied."""
+
+    money: ChargeMoney | None
+    disputes: list[StripeDispute]
+
+
+async def read_after_payment(gateway: StripeGateway, charge: Charge | None) -> AfterPayment | None:
+    """Read (with no transaction open) the refunds and disputes a just-paid charge shows, and
+    only when it shows some: the charge's own `amount_refunded` and `disputed` say so."""
+    if charge is None or not (charge.amount_refunded or charge.disputed):
+        return None
+    money = await read_charge_money(gateway, charge.id) if charge.amount_refunded else None
+    found = await gateway.list_disputes(charge.id) if charge.disputed else []
+    return AfterPayment(money, found)
+
+
+async def catch_up(
+    session: AsyncSession, settings: Settings, order: Order, after: AfterPayment | None
+) -> None:
     """Refunds and disputes Stripe announced before the order was paid in Souq's books (their
-    events found no paid order then): read them now, once the payment is recorded. The
-    order is locked by the caller."""
+    events found no paid order then), as read before the transaction. The order is locked by
+    the caller."""
     payment = order.payment
-    if payment is None or payment.stripe_charge_id is None:
+    if after is None or payment is None or payment.stripe_charge_id is None:
         return
-    charge_id = payment.stripe_charge_id
-    if await gateway.list_refunds(charge_id):
-        await apply_charge_money(session, order, await read_charge_money(gateway, charge_id))
-    for dispute in await gateway.list_disputes(charge_id):
-        row = await apply_dispute(session, order, dispute)
-        await recover(session, gateway, gateway.settings, order, row)
+    if after.money is not None and after.money.charge.id == payment.stripe_charge_id:
+        await apply_charge_money(session, order, after.money)
+    for dispute in after.disputes:
+        if dispute.charge_id == payment.stripe_charge_id:
+            await _settle_on(session, settings, order, dispute)

@@ -128,3 +128,23 @@ class StoreLossPolicy(Base):
     dispute_fee_bearer: Mapped[str | None] = mapped_column(String(20), nullable=True)
     dispute_recovery_on: Mapped[str | None] = mapped_column(String(20), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StorePayout(Base):
+    """A connected account's payout to the store's bank, kept in step with Stripe's payout
+    (`payout.created/paid/failed`); each order's money in it is a ledger `payout` entry."""
+
+    __tablename__ = "store_payout"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id"), index=True)
+    stripe_payout_id: Mapped[str] = mapped_column(String(255), unique=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(30))
+    arrival_date: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Money in the payout that no order of Souq's explains (e.g. a top-up, or an adjustment).
+    unattributed: Mapped[int] = mapped_column(Integer, default=0)
+    failure_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -17,7 +17,8 @@ from souq.auth.models import User
 from souq.auth.service import require_platform_admin
 from souq.errors import InvalidInput
 from souq.ledger.models import LedgerEntry
-from souq.ledger.service import PLATFORM, STORE, STRIPE
+from souq.ledger.payouts import payouts_of_store
+from souq.ledger.service import BANK, PLATFORM, STORE, STRIPE
 from souq.stores.service import READ_ORDERS, require_store_role
 
 
@@ -52,6 +53,23 @@ class StatementRow:
     transfers: int = 0
     reversals: int = 0
     net: int = 0
+    # Paid out to the store's bank that day (a failed payout's money back counts against it);
+    # not part of net, which is what the store earned.
+    payouts: int = 0
+
+
+@dataclass
+class PayoutLine:
+    """One of a store's payouts: the orders whose money it carried and their sum."""
+
+    stripe_payout_id: str
+    status: str
+    arrival_date: str
+    currency: str
+    amount: int
+    orders: int
+    from_orders: int
+    unattributed: int
 
 
 def _window(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
@@ -150,6 +168,19 @@ async def statement(
     return await statement_rows(session, store_id, start=start, end=end)
 
 
+async def statement_with_payouts(
+    session: AsyncSession,
+    user: User | None,
+    store_id: int,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+) -> tuple[list[StatementRow], list[PayoutLine]]:
+    """The statement's rows and the store's payouts in the period (its members)."""
+    rows = await statement(session, user, store_id, start=start, end=end)
+    return rows, await statement_payouts(session, store_id, start=start, end=end)
+
+
 async def statement_rows(
     session: AsyncSession, store_id: int, *, start: date | None = None, end: date | None = None
 ) -> list[StatementRow]:
@@ -162,6 +193,9 @@ async def statement_rows(
             orders[key].add(e.order_id)
             row.gross += e.amount
         if e.party != STORE:
+            continue
+        if e.kind in ("payout", "payout_failure"):
+            row.payouts -= e.amount
             continue
         row.net += e.amount
         if e.kind == "commission":
@@ -177,7 +211,40 @@ async def statement_rows(
     return [rows[k] for k in sorted(rows)]
 
 
-def to_csv(rows: Sequence[FeeRow] | Sequence[StatementRow], kind: type) -> str:
+async def statement_payouts(
+    session: AsyncSession, store_id: int, *, start: date | None = None, end: date | None = None
+) -> list[PayoutLine]:
+    """The store's payouts made in the period, each with the orders it paid out."""
+    low, high = _window(start, end)
+    lines = []
+    for payout in await payouts_of_store(session, store_id, low, high):
+        shares = (
+            await session.execute(
+                select(LedgerEntry.order_id, LedgerEntry.amount).where(
+                    LedgerEntry.stripe_object_id == payout.stripe_payout_id,
+                    LedgerEntry.kind == "payout",
+                    LedgerEntry.party == BANK,
+                )
+            )
+        ).all()
+        lines.append(
+            PayoutLine(
+                stripe_payout_id=payout.stripe_payout_id,
+                status=payout.status,
+                arrival_date=payout.arrival_date.date().isoformat(),
+                currency=payout.currency,
+                amount=payout.amount,
+                orders=len({order_id for order_id, _ in shares}),
+                from_orders=sum(amount for _, amount in shares),
+                unattributed=payout.unattributed,
+            )
+        )
+    return lines
+
+
+def to_csv(
+    rows: Sequence[FeeRow] | Sequence[StatementRow] | Sequence[PayoutLine], kind: type
+) -> str:
     """The rows as CSV, one header line of the column names (amounts in minor units)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

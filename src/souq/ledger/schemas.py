@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from souq.ledger.models import Dispute, LedgerEntry, Refund
+from souq.ledger.payouts import OrderPayout
 from souq.ledger.policy import LossPolicy
 from souq.ledger.refunds import Preview
 from souq.ledger.service import Waterfall
@@ -167,9 +168,31 @@ class LedgerEntryOut(ApiModel):
         )
 
 
+class OrderPayoutOut(ApiModel):
+    """Part of the order's money paid out to the store's bank: in payout `stripePayoutId`,
+    arriving (or arrived, when paid) on `arrivalDate`."""
+
+    stripe_payout_id: str
+    amount: str
+    currency: str
+    status: str
+    arrival_date: datetime
+
+    @classmethod
+    def of(cls, payout: OrderPayout) -> OrderPayoutOut:
+        return cls(
+            stripe_payout_id=payout.stripe_payout_id,
+            amount=format_amount(payout.amount, payout.currency),
+            currency=payout.currency,
+            status=payout.status,
+            arrival_date=payout.arrival_date,
+        )
+
+
 class MoneyOut(ApiModel):
     """An order's waterfall: charged → commission → processing fee → sent to the store →
-    reversed → refunded → disputed; and each party's balance from this order."""
+    reversed → refunded → disputed → paid out to the store's bank; and each party's balance
+    from this order (the store's: what is still on its Stripe balance)."""
 
     order_id: int
     currency: str
@@ -186,7 +209,9 @@ class MoneyOut(ApiModel):
     store_balance: str
     platform_balance: str
     stripe_fees: str
+    paid_out: str
     net_paid: str
+    payouts: list[OrderPayoutOut]
     entries: list[LedgerEntryOut]
     refunds: list[RefundOut]
 
@@ -197,6 +222,7 @@ class MoneyOut(ApiModel):
         flow: Waterfall,
         entries: list[LedgerEntry],
         refunds: list[Refund],
+        payouts: list[OrderPayout],
     ) -> MoneyOut:
         c = flow.currency
         amounts = {
@@ -215,6 +241,7 @@ class MoneyOut(ApiModel):
                 "store_balance",
                 "platform_balance",
                 "stripe_fees",
+                "paid_out",
                 "net_paid",
             )
         }
@@ -222,6 +249,7 @@ class MoneyOut(ApiModel):
             order_id=order_id,
             currency=c,
             **amounts,
+            payouts=[OrderPayoutOut.of(p) for p in payouts],
             entries=[LedgerEntryOut.of(e) for e in entries],
             refunds=[RefundOut.of(r) for r in refunds],
         )
@@ -259,6 +287,11 @@ class DisputeOut(ApiModel):
     evidence_due_by: datetime | None
     evidence_submitted_at: datetime | None
     recovered_from_store: str
+    recovery_due: str = Field(
+        description="What the loss policy takes back from the store (fixed once the "
+        "recovery fell due); made by a background job after the dispute was applied"
+    )
+    recovery_attempts: int = Field(description="How often Stripe refused the recovery")
     recovery_error: str | None
 
     @classmethod
@@ -276,12 +309,23 @@ class DisputeOut(ApiModel):
             evidence_due_by=dispute.evidence_due_by,
             evidence_submitted_at=dispute.evidence_submitted_at,
             recovered_from_store=format_amount(dispute.recovered_amount, c),
+            recovery_due=format_amount(dispute.recovery_due, c),
+            recovery_attempts=dispute.recovery_attempts,
             recovery_error=dispute.recovery_error,
         )
 
 
 class DisputeList(ApiModel):
     data: list[DisputeOut]
+
+
+class RecoveryOut(ApiModel):
+    """What trying a dispute's recovery again did: recovered (the store's transfer reversed),
+    returned (a won dispute's recovery given back), refused (kept on the dispute with Stripe's
+    reason), or nothing (none due)."""
+
+    outcome: str
+    dispute: DisputeOut
 
 
 class FeeRowOut(ApiModel):
@@ -317,7 +361,23 @@ class StatementRowOut(ApiModel):
     transfers: int
     reversals: int
     net: int
+    payouts: int = Field(description="Paid out to the store's bank that day (not in net)")
+
+
+class StatementPayoutOut(ApiModel):
+    """One of the store's payouts to its bank: the orders whose money it carried, their sum
+    (`fromOrders`) and what no order explains (`unattributed`); minor units."""
+
+    stripe_payout_id: str
+    status: str
+    arrival_date: str
+    currency: str
+    amount: int
+    orders: int
+    from_orders: int
+    unattributed: int
 
 
 class Statement(ApiModel):
     data: list[StatementRowOut]
+    payouts: list[StatementPayoutOut]

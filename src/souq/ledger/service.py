@@ -5,14 +5,16 @@ which inserts each (kind, Stripe object, party) once however often it is called:
 handled twice, a page and a webhook racing, a sync after a refund all converge. Every balance,
 waterfall and report is a sum over these rows.
 
-The parties: `store` (its connected account), `platform` (the platform's Stripe balance) and
-`stripe` (fees Stripe keeps). A destination charge books: payment (platform +amount), transfer
-(platform −amount, store +amount), commission (store −fee, platform +fee), processing fee
-(platform −fee, stripe +fee). A split cart's order books the same from its share of the
-group's one charge: payment and its pro-rata share of the processing fee when the group is paid,
-transfer and commission when its store's transfer is sent (see `record_group_sale` and
-`record_group_transfer`). Refunds and dispute withdrawals are the only entries that take
-money out of the books, so an order's entries sum to what its buyer paid minus what went back.
+The parties: `store` (its connected account), `platform` (the platform's Stripe balance),
+`stripe` (fees Stripe keeps) and `bank` (the store's bank account, which its payouts fill).
+A destination charge books: payment (platform +amount), transfer (platform −amount, store
++amount), commission (store −fee, platform +fee), processing fee (platform −fee, stripe +fee).
+A split cart's order books the same from its share of the group's one charge: payment and its
+pro-rata share of the processing fee when the group is paid, transfer and commission when its
+store's transfer is sent (see `record_group_sale` and `record_group_transfer`). A payout moves
+the store's share to its bank (store −, bank +). Refunds and dispute withdrawals are the only
+entries that take money out of the books, so an order's entries sum to what its buyer paid
+minus what went back.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from souq.stores.models import Store
 from souq.stores.service import READ_STORE, require_store_role
 
 STORE, PLATFORM, STRIPE = "store", "platform", "stripe"
+# The store's bank account: where its payouts take its money (ledger/payouts.py).
+BANK = "bank"
 # Refund states whose money is (or may be) on its way back to the buyer.
 LIVE_REFUNDS = ("requested", "pending", "requires_action", "succeeded")
 
@@ -255,11 +259,12 @@ class Waterfall:
     store_balance: int
     platform_balance: int
     stripe_fees: int
+    paid_out: int = 0  # to the store's bank, by its payouts
 
     @property
     def net_paid(self) -> int:
         """What the buyer paid minus what went back: the sum of every entry."""
-        return self.store_balance + self.platform_balance + self.stripe_fees
+        return self.store_balance + self.platform_balance + self.stripe_fees + self.paid_out
 
 
 def waterfall(currency: str, entries: Sequence[LedgerEntry]) -> Waterfall:
@@ -281,6 +286,7 @@ def waterfall(currency: str, entries: Sequence[LedgerEntry]) -> Waterfall:
         store_balance=sum(e.amount for e in entries if e.party == STORE),
         platform_balance=sum(e.amount for e in entries if e.party == PLATFORM),
         stripe_fees=sum(e.amount for e in entries if e.party == STRIPE),
+        paid_out=sum(e.amount for e in entries if e.party == BANK),
     )
 
 

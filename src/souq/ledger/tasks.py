@@ -1,4 +1,6 @@
-"""The ledger's jobs: the reminder before a dispute's evidence deadline."""
+"""The ledger's jobs: the reminder before a dispute's evidence deadline, and the recovery of a
+lost dispute from the store (queued after the commit that made it due, and tried again every
+RECOVER_EVERY_SECONDS while Stripe refuses it)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,14 @@ from sqlalchemy import select
 
 from souq.db import unit_of_work, utcnow
 from souq.jobs import JobContext, task
-from souq.ledger.disputes import OPEN
+from souq.ledger.disputes import OPEN, make_due_recoveries, make_recovery
 from souq.ledger.models import Dispute
 from souq.notifications import triggers
 from souq.orders.models import Order
 
 log = logging.getLogger(__name__)
 
+RECOVER_EVERY_SECONDS = 3600
 # A dispute still without evidence this close to its deadline gets one reminder.
 REMIND_BEFORE = timedelta(hours=48)
 
@@ -49,3 +52,15 @@ async def remind_disputes(ctx: JobContext) -> int:
 @task("ledger.remind_disputes", every_seconds=3600)
 async def remind_disputes_job(ctx: JobContext) -> None:
     await remind_disputes(ctx)
+
+
+@task("ledger.recover_dispute", max_attempts=8)
+async def recover_dispute(ctx: JobContext, *, dispute_id: int) -> None:
+    await make_recovery(ctx.factory, ctx.gateway, dispute_id)
+
+
+@task("ledger.recover_disputes", every_seconds=RECOVER_EVERY_SECONDS, at_start=True)
+async def recover_disputes(ctx: JobContext) -> None:
+    summary = await make_due_recoveries(ctx.factory, ctx.gateway)
+    if summary:
+        log.info("dispute recoveries: %s", summary)

@@ -321,14 +321,24 @@ async def on_checkout_session(
         return found
     group_id = group_id_of(found)
     failed = event.type == "checkout.session.async_payment_failed"
+    # Refunds and disputes Stripe announced before the payment was in our books, read now
+    # (only when the charge shows some) so the apply step asks Stripe nothing.
+    charge = found.payment_intent.latest_charge if found.payment_intent else None
+    after: disputes.AfterPayment | None = None
+    if group_id is None:
+        read = await read_or_ignore(
+            disputes.read_after_payment(gateway, charge), f"checkout session {found.id}"
+        )
+        if isinstance(read, Ignored):
+            return read
+        after = read
 
     async def apply(session: AsyncSession) -> Ignored | None:
         if group_id is None:
             order = await checkout.apply_checkout_session(session, found, failed=failed)
             if order is None:
                 return Ignored(f"checkout session {found.id} is not for an order of ours")
-            # Refunds and disputes Stripe announced before the payment was in our books.
-            await disputes.catch_up(session, gateway, order)
+            await disputes.catch_up(session, gateway.settings, order, after)
         elif await apply_group_session(session, gateway, found, group_id, failed=failed) is None:
             return Ignored(f"checkout session {found.id} is for no checkout group of ours")
         return None

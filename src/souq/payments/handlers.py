@@ -10,7 +10,7 @@ order-independent.
 
 from __future__ import annotations
 
-from souq.ledger import disputes, sync
+from souq.ledger import disputes, payouts, sync
 from souq.payments import checkout, groups, onboarding
 from souq.payments.webhooks import Handler
 
@@ -31,6 +31,9 @@ HANDLERS: dict[str, Handler] = {
     "charge.dispute.closed": disputes.on_dispute,
     "charge.dispute.funds_withdrawn": disputes.on_dispute,
     "charge.dispute.funds_reinstated": disputes.on_dispute,
+    "payout.created": payouts.on_payout,
+    "payout.paid": payouts.on_payout,
+    "payout.failed": payouts.on_payout,
     "account.updated": onboarding.on_account_updated,
     "account.application.deauthorized": onboarding.on_deauthorized,
 }

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
+from souq.ledger import disputes
 from souq.orders import service as orders
 from souq.orders.models import CLOSED_UNPAID, Order, OrderPayment, PaymentStatus
 from souq.payments import checkout, groups, onboarding, transfers
@@ -170,6 +171,8 @@ async def reconcile_orders(
         if progress:
             progress(1)
     await _reconcile_groups(factory, gateway, settings, summary)
+    for outcome, count in (await disputes.make_due_recoveries(factory, gateway)).items():
+        summary[f"dispute recovery {outcome}"] += count
     return summary
 
 

@@ -176,6 +176,61 @@ class Movement:
 
 
 @dataclass(frozen=True)
+class Payout:
+    """A connected account's payout to its bank."""
+
+    id: str
+    amount: int
+    currency: str
+    status: str  # pending | in_transit | paid | failed | canceled
+    arrival_date: int
+    automatic: bool
+    failure_message: str | None
+
+    @classmethod
+    def parse(cls, data: Any) -> Payout:
+        data = _object(data, "payout")
+        what = "payout"
+        return cls(
+            id=_field(data, "id", str, what),
+            amount=_field(data, "amount", int, what),
+            currency=_field(data, "currency", str, what),
+            status=_field(data, "status", str, what),
+            arrival_date=_field(data, "arrival_date", int, what),
+            automatic=bool(data.get("automatic")),
+            failure_message=_optional(data, "failure_message", str, what),
+        )
+
+
+@dataclass(frozen=True)
+class PaidOutLine:
+    """One balance transaction a payout paid out: its net, what caused it (`source`), and for
+    the payment a transfer made on the account, that transfer (`source_transfer`)."""
+
+    id: str
+    type: str
+    net: int
+    source_id: str | None
+    source_transfer_id: str | None
+
+    @classmethod
+    def parse(cls, data: Any) -> PaidOutLine:
+        data = _object(data, "balance_transaction")
+        what = "balance transaction"
+        source_id, source = _expandable(data, "source", what)
+        transfer = source.get("source_transfer") if isinstance(source, dict) else None
+        if isinstance(transfer, dict):
+            transfer = transfer.get("id")
+        return cls(
+            id=_field(data, "id", str, what),
+            type=_field(data, "type", str, what),
+            net=_field(data, "net", int, what),
+            source_id=source_id,
+            source_transfer_id=transfer if isinstance(transfer, str) else None,
+        )
+
+
+@dataclass(frozen=True)
 class DisputeTransaction:
     id: str
     amount: int  # negative: withdrawn; positive: reinstated
@@ -619,12 +674,14 @@ class StripeGateway:
 
     # Money after the sale
 
-    async def _list_all(self, what: str, path: str, params: dict[str, Any]) -> list[Any]:
+    async def _list_all(
+        self, what: str, path: str, params: dict[str, Any], **options: Any
+    ) -> list[Any]:
         """Every item of a Stripe list, page after page."""
         items: list[Any] = []
         query = dict(params, limit=100)
         while True:
-            page = _object(await self._request(what, "get", path, query), "list")
+            page = _object(await self._request(what, "get", path, query, **options), "list")
             data = page.get("data")
             if not isinstance(data, list):
                 raise StripeDataError(f"Stripe's {what} answer has no data list")
@@ -733,6 +790,24 @@ class StripeGateway:
     async def list_disputes(self, charge_id: str) -> list[Dispute]:
         found = await self._list_all("list disputes", "/v1/disputes", {"charge": charge_id})
         return [Dispute.parse(item) for item in found]
+
+    async def retrieve_payout(self, account: str, payout_id: str) -> Payout:
+        """A connected account's payout (Stripe-Account)."""
+        path = f"/v1/payouts/{quote(payout_id, safe='')}"
+        return Payout.parse(
+            await self._request("retrieve payout", "get", path, stripe_account=account)
+        )
+
+    async def list_paid_out(self, account: str, payout_id: str) -> list[PaidOutLine]:
+        """Every balance transaction an automatic payout of a connected account paid out,
+        with its source expanded (a transfer's payment names its transfer)."""
+        found = await self._list_all(
+            "list payout transactions",
+            "/v1/balance_transactions",
+            {"payout": payout_id, "expand": ["data.source"]},
+            stripe_account=account,
+        )
+        return [PaidOutLine.parse(item) for item in found]
 
     async def submit_dispute_evidence(
         self, dispute_id: str, evidence: dict[str, str], *, idempotency_key: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from souq.sandbox.core import Core
+from souq.sandbox.errors import invalid
 from souq.sandbox.objects import DAY, PLATFORM, Ctx, J, account_ctx, new_id, template
 from souq.sandbox.wire import in_range
 
@@ -39,10 +40,21 @@ class Balance:
         return self.core.get(txn_id, "balance_transaction", "balance transaction", ctx)
 
     def transactions(self, ctx: Ctx, params: J) -> list[J]:
+        """Filtered by `source`, `type`, `currency` and `payout`: an automatic payout's own
+        balance transaction and every one it paid out."""
         items = self.core.store.query("balance_transaction", owner=ctx.owner)
         for key in ("source", "type", "currency"):
             if isinstance(params.get(key), str):
                 items = [i for i in items if i[key] == params[key]]
+        payout_id = params.get("payout")
+        if isinstance(payout_id, str):
+            payout = self.core.get(payout_id, "payout", "payout", ctx, param="payout")
+            if not payout.get("automatic"):
+                raise invalid(
+                    "Balance transactions can only be listed by payout for automatic payouts.",
+                    param="payout",
+                )
+            items = [i for i in items if i.get("_payout") == payout_id or i["source"] == payout_id]
         return items
 
 
@@ -99,6 +111,7 @@ class Payouts:
     def _payout(self, account_id: str, amount: int, currency: str) -> J:
         payout_id = new_id("po_")
         now = self.core.now()
+        self._sweep(account_id, currency, payout_id)
         txn = self.core.ledger.book(
             account_id,
             amount=-amount,
@@ -136,6 +149,21 @@ class Payouts:
         self.core.emit("payout.created", payout, Ctx(account=account_id), account=account_id)
         self.core.store.add_job(now + PAYOUT_ARRIVAL_SECONDS, "payout_paid", {"payout": payout_id})
         return payout
+
+    def _sweep(self, account_id: str, currency: str, payout_id: str) -> None:
+        """Mark every available balance transaction not paid out yet as paid out by this
+        payout (what `GET /v1/balance_transactions?payout=` lists): together they are the
+        whole available balance the payout takes."""
+        for txn in self.core.store.query(
+            "balance_transaction",
+            owner=account_id,
+            where="json_extract(data, '$.currency') = ? AND "
+            "json_extract(data, '$.available_on') <= ? AND "
+            "json_extract(data, '$._payout') IS NULL AND json_extract(data, '$.type') != 'payout'",
+            args=(currency, self.core.now()),
+        ):
+            txn["_payout"] = payout_id
+            self.core.put(txn, account_id)
 
     def mark_paid(self, job: J) -> None:
         """A payout in transit reaches the bank on its arrival date."""

@@ -1,4 +1,4 @@
-"""split-cart refunds, disputed orders, dispute recoveries by job
+"""split-cart refunds, disputed orders, dispute recoveries by job, store payouts
 
 A refund row's held reduction and transfer reversal (split carts); the ledger's unique entry
 includes the order (one Stripe object, several orders); a dispute's planned recovery and its
@@ -22,6 +22,25 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "store_payout",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("store_id", sa.Integer(), nullable=False),
+        sa.Column("stripe_payout_id", sa.String(length=255), nullable=False),
+        sa.Column("amount", sa.Integer(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("status", sa.String(length=30), nullable=False),
+        sa.Column("arrival_date", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("unattributed", sa.Integer(), nullable=False),
+        sa.Column("failure_message", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["store_id"], ["store.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("stripe_payout_id"),
+    )
+    with op.batch_alter_table("store_payout", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_store_payout_store_id"), ["store_id"], unique=False)
     with op.batch_alter_table("refund", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("held_reduced", sa.Integer(), server_default="0", nullable=False)
@@ -45,6 +64,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("store_payout", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_store_payout_store_id"))
+    op.drop_table("store_payout")
     with op.batch_alter_table("dispute", schema=None) as batch_op:
         batch_op.drop_column("recovery_attempts")
         batch_op.drop_column("recovery_due")
