@@ -52,7 +52,8 @@ def test_reports_are_the_sums_of_the_orders(live: LiveServer, cli: Cli) -> None:
         header, values = as_csv.text.strip().splitlines()
         assert (
             header
-            == "day,currency,orders,gross,commission,commission_returned,transfers,reversals,net"
+            == "day,currency,orders,gross,commission,commission_returned,transfers,reversals,net,"
+            "payouts"
         )
         assert values.startswith(f"{today},usd,2,4498,225,50,4498,1000,")
         fees_csv = admin.client.get(f"/api/admin/reports/fees?storeId={team.id}&format=csv")
@@ -60,7 +61,11 @@ def test_reports_are_the_sums_of_the_orders(live: LiveServer, cli: Cli) -> None:
 
         printed = cli("report", "statement", str(team.id), "--csv")
         assert printed.returncode == 0, printed.stderr
-        assert printed.stdout == as_csv.text
+        # The rows as the API's CSV, then (after an empty line) the store's payouts: none yet.
+        rows_csv, payouts_csv = printed.stdout.split("\n\n")
+        assert rows_csv + "\n" == as_csv.text
+        assert payouts_csv.startswith("stripe_payout_id,status,arrival_date")
+        assert len(payouts_csv.strip().splitlines()) == 1
         table = cli("report", "fees", "--store", str(team.id))
         assert table.returncode == 0 and "4498" in table.stdout
 

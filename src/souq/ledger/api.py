@@ -302,9 +302,7 @@ async def store_statement(
 ) -> Statement | Response:
     """The store's orders, gross, commission, transfers, reversals, net and payouts per day
     and currency, and its payouts with the orders each paid out (its members)."""
-    rows, paid_out = await reports.statement_with_payouts(
-        session, user, store_id, start=start, end=end
-    )
+    rows, paid_out = await reports.statement(session, user, store_id, start=start, end=end)
     if _wants_csv(request, format_):
         return Response(reports.to_csv(rows, reports.StatementRow), media_type="text/csv")
     return Statement(

@@ -161,23 +161,12 @@ async def statement(
     *,
     start: date | None = None,
     end: date | None = None,
-) -> list[StatementRow]:
-    """A store's orders, gross, commission, transfers, reversals and net per day and
-    currency (its members); net is the sum of the store's entries."""
-    await require_store_role(session, store_id, user, READ_ORDERS)
-    return await statement_rows(session, store_id, start=start, end=end)
-
-
-async def statement_with_payouts(
-    session: AsyncSession,
-    user: User | None,
-    store_id: int,
-    *,
-    start: date | None = None,
-    end: date | None = None,
 ) -> tuple[list[StatementRow], list[PayoutLine]]:
-    """The statement's rows and the store's payouts in the period (its members)."""
-    rows = await statement(session, user, store_id, start=start, end=end)
+    """A store's orders, gross, commission, transfers, reversals, net (the sum of the store's
+    entries but its payouts) and payouts per day and currency, and its payouts in the period
+    (its members)."""
+    await require_store_role(session, store_id, user, READ_ORDERS)
+    rows = await statement_rows(session, store_id, start=start, end=end)
     return rows, await statement_payouts(session, store_id, start=start, end=end)
 
 
