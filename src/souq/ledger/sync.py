@@ -267,16 +267,18 @@ def never_asked(transfer: StoreTransfer) -> bool:
 
 async def settle_held(session: AsyncSession, order: Order, transfer: StoreTransfer) -> None:
     """A transfer not sent yet carries the store's share less what its refunds took off it
-    (so it is never released for refunded money); nothing left: canceled (and back, should a
-    refund fail). The transfer row is locked by the caller."""
+    (so it is never released for refunded money); nothing left: canceled, never sent (and
+    back to held or pending, should a refund fail). The transfer row is locked by the
+    caller."""
     if not never_asked(transfer):
         return
     taken = sum(r.held_reduced for r in await ledger.live_refunds(session, order.id))
     transfer.amount = max(0, order.total_amount - order.platform_fee_amount - taken)
-    if transfer.amount == 0 and transfer.status == TransferStatus.held:
+    if transfer.amount == 0:
         transfer.status = TransferStatus.canceled
-    elif transfer.amount > 0 and transfer.status == TransferStatus.canceled:
-        transfer.status = TransferStatus.held
+    elif transfer.status == TransferStatus.canceled:
+        held = order.transfer_on_fulfilment
+        transfer.status = TransferStatus.held if held else TransferStatus.pending
     await session.flush()
 
 
