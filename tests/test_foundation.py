@@ -153,6 +153,7 @@ def test_migrations_upgrade_and_downgrade(empty_database: str) -> None:
         "refund",
         "dispute",
         "store_loss_policy",
+        "store_payout",
     } | (JOB_ENGINE_TABLES if empty_database.startswith("postgresql") else set())
     engine = sa.create_engine(sync_url(empty_database))
     with engine.begin() as conn:  # the case-insensitive unique email index exists
