@@ -35,8 +35,7 @@ from souq.outbox import OutboxStatus, retry_now
 from souq.stores.models import StoreRole
 from souq.stores.service import require_store_role
 
-# Every type an endpoint can subscribe to. The ones marked later are emitted by the features
-# that make those changes (refunds, disputes, fulfilment, transfers) once they exist.
+# Every type an endpoint can subscribe to.
 EVENT_TYPES: dict[str, str] = {
     "order.created": "an order was placed and is waiting for payment",
     "order.paid": "an order was paid",
@@ -44,7 +43,7 @@ EVENT_TYPES: dict[str, str] = {
     "order.canceled": "an order was canceled or its checkout expired unpaid",
     "order.refunded": "a refund of an order went through",
     "order.disputed": "a payment of the order was disputed",
-    "order.fulfilled": "an order was shipped (emitted by the fulfilment feature)",
+    "order.fulfilled": "the seller marked an order shipped or delivered (carrier, tracking number)",
     "transfer.failed": "Stripe refused a transfer to a store",
     "store.payments_status_changed": "a store's charges, payouts or requirements changed",
 }
