@@ -366,7 +366,7 @@ def _endpoints(w: World) -> Any:
     return sorted(
         tuple(r)
         for r in w.live.rows(
-            "SELECT id, url, description, secret FROM webhook_endpoint "
+            "SELECT id, url, description, secret_sealed FROM webhook_endpoint "
             "WHERE store_id = :s OR store_id IS NULL",
             s=w.team.id,
         )

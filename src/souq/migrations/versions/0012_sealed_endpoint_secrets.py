@@ -62,39 +62,23 @@ def _convert(change) -> None:
         )
 
 
-def upgrade() -> None:
+def _rename(names: dict[str, str], length: int, new_length: int) -> None:
     with op.batch_alter_table("webhook_endpoint", schema=None) as batch_op:
-        batch_op.alter_column(
-            "secret",
-            new_column_name="secret_sealed",
-            existing_type=sa.String(length=100),
-            type_=sa.String(length=400),
-            existing_nullable=False,
-        )
-        batch_op.alter_column(
-            "previous_secret",
-            new_column_name="previous_secret_sealed",
-            existing_type=sa.String(length=100),
-            type_=sa.String(length=400),
-            existing_nullable=True,
-        )
+        for old, new in names.items():
+            batch_op.alter_column(
+                old,
+                new_column_name=new,
+                existing_type=sa.String(length=length),
+                type_=sa.String(length=new_length),
+                existing_nullable=old.startswith("previous"),
+            )
+
+
+def upgrade() -> None:
+    _rename({"secret": "secret_sealed", "previous_secret": "previous_secret_sealed"}, 100, 400)
     _convert(lambda fernet, plain: fernet.encrypt(plain.encode()).decode())
 
 
 def downgrade() -> None:
     _convert(lambda fernet, sealed: fernet.decrypt(sealed.encode()).decode())
-    with op.batch_alter_table("webhook_endpoint", schema=None) as batch_op:
-        batch_op.alter_column(
-            "secret_sealed",
-            new_column_name="secret",
-            existing_type=sa.String(length=400),
-            type_=sa.String(length=100),
-            existing_nullable=False,
-        )
-        batch_op.alter_column(
-            "previous_secret_sealed",
-            new_column_name="previous_secret",
-            existing_type=sa.String(length=400),
-            type_=sa.String(length=100),
-            existing_nullable=True,
-        )
+    _rename({"secret_sealed": "secret", "previous_secret_sealed": "previous_secret"}, 400, 100)
