@@ -5,14 +5,18 @@ secrets), and the migration seals the secrets stored before it (and unseals them
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from souq.integrations.models import WebhookDelivery
 from souq.integrations.sealing import sealer
 from tests.integrations.test_webhooks import register, verified
 from tests.notifications.support import Receiver, receiver, wait_until
 from tests.payments.stripe_helpers import listing, onboarded_team, start
-from tests.servers import LiveServer, migrate, sync_url
+from tests.servers import LiveServer, Servers, cli_env, migrate, sync_url
 from tests.test_foundation import empty_database  # noqa: F401 - a fixture
 
 KEY = "an-ample-secret-key-for-the-migration-test-0123456789"
@@ -103,3 +107,48 @@ def test_the_migration_seals_existing_secrets_and_unseals_them_going_back(
         assert (back.secret, back.previous_secret) == (secret, old)
     finally:
         engine.dispose()
+
+
+def test_a_secret_sealed_under_another_secret_key_fails_its_delivery_saying_why(
+    database_engine: str, servers: Servers
+) -> None:
+    with (
+        receiver(statuses=[500]) as hooks,
+        servers.fresh(database_engine, outbox_retry_base_seconds=3600) as live,
+    ):
+        team = onboarded_team(live)
+        endpoint = register(team, hooks.url, ["order.created"])
+        start(live, team, [(listing(team), 1)])
+        wait_until(lambda: _attempts(live, endpoint["id"]) == 1, what="the first attempt")
+        with live.db.begin() as conn:
+            conn.execute(
+                sa.update(WebhookDelivery)
+                .where(WebhookDelivery.endpoint_id == endpoint["id"])
+                .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        # The senders run by a process whose SECRET_KEY is not the one that sealed the secret.
+        sent = subprocess.run(
+            [sys.executable, "-m", "souq.cli", "notifications", "send"],
+            capture_output=True,
+            text=True,
+            env=cli_env(live, SECRET_KEY="another-secret-key-0123456789-abcdefghijklmnop"),
+            timeout=120,
+            check=False,
+        )
+        assert sent.returncode == 0, sent.stderr
+        errors = [
+            r.error
+            for r in live.rows(
+                "SELECT error FROM webhook_attempt WHERE endpoint_id = :e ORDER BY id",
+                e=endpoint["id"],
+            )
+        ]
+        assert errors[0] is None and "cannot be unsealed" in errors[1], errors
+        assert len(hooks.events()) == 1  # the unsigned request was never made
+
+
+def _attempts(live: LiveServer, endpoint_id: int) -> int:
+    count: int = live.scalar(
+        "SELECT count(*) FROM webhook_attempt WHERE endpoint_id = :e", e=endpoint_id
+    )
+    return count
