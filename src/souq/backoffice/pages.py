@@ -27,7 +27,7 @@ from souq.payments.deps import CallerDep, StripeDep
 from souq.payments.models import TransferStatus
 from souq.stores import service as stores
 from souq.stores.models import Store
-from souq.web.charts import Chart, Series, line_chart
+from souq.web.charts import Chart, Series, bar_chart
 from souq.web.pages import PAGE_DEPENDENCIES, PageRoute, field_errors, render
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ def _daily(rows: list[reports.FeeRow]) -> dict[str, list[reports.FeeRow]]:
 
 
 def _chart(currency: str, days: list[reports.FeeRow]) -> Chart:
-    return line_chart(
+    return bar_chart(
         f"Gross, commission, Stripe's fees and net margin per day, {currency.upper()}",
         currency,
         [d.day for d in days],

@@ -9,36 +9,38 @@ from dataclasses import dataclass
 
 from souq.money import display
 
-WIDTH = 640
-HEIGHT = 280
+WIDTH = 560
+HEIGHT = 300
 # Room for the amount labels on the left and the day labels below.
-LEFT, RIGHT, TOP, BOTTOM = 88, 16, 16, 40
-# Colours told apart by people with the common colour-vision deficiencies (Okabe and Ito's
-# palette), each line also dashed differently so none depends on colour alone.
-PALETTE = (
-    ("#0072b2", ""),
-    ("#009e73", "8 4"),
-    ("#d55e00", "2 3"),
-    ("#cc79a7", "10 3 2 3"),
-    ("#56b4e9", "4 2"),
-)
+LEFT, RIGHT, TOP, BOTTOM = 84, 8, 12, 36
+# Colours of Okabe and Ito's palette (told apart with the common colour-vision deficiencies),
+# darkened to a 3:1 contrast on white; the bars of a day are always in the legend's order.
+PALETTE = ("#0072b2", "#007a5a", "#b34700", "#a2457e", "#5a6b00")
+WIDEST_BAR = 28
 
 
 @dataclass(frozen=True)
 class Series:
-    """One line: its name (the legend's and the table's column) and one value per day."""
+    """One kind of amount: its name (the legend's and the table's column), one value per day."""
 
     name: str
     values: Sequence[int]
 
 
 @dataclass(frozen=True)
-class Line:
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    text: str  # the day, the series and the amount, for the bar's <title>
+
+
+@dataclass(frozen=True)
+class Group:
     name: str
     colour: str
-    dashes: str
-    points: str  # the polyline's "x,y x,y …"
-    dots: list[tuple[float, float, str]]  # each point with its amount, for a <title>
+    bars: list[Bar]
 
 
 @dataclass(frozen=True)
@@ -50,13 +52,12 @@ class Tick:
 @dataclass(frozen=True)
 class Chart:
     title: str
-    currency: str
     width: int
     height: int
     labels: list[tuple[float, str]]  # x and the day shown under it
     ticks: list[Tick]
     zero: float  # the y of the amount 0 (net can be below it)
-    lines: list[Line]
+    series: list[Group]
     plot_left: int
     plot_right: int
 
@@ -67,59 +68,64 @@ def _round_step(span: int) -> int:
     power = 1
     while power * 10 <= raw:
         power *= 10
-    for factor in (1, 2, 5, 10):
+    for factor in (1, 2, 5):
         if power * factor >= raw:
             return power * factor
-    return power * 10  # unreachable: factor 10 always covers raw
+    return power * 10
 
 
-def line_chart(title: str, currency: str, days: Sequence[str], series: Sequence[Series]) -> Chart:
-    """A line per series over the days (amounts in minor units of `currency`)."""
+def bar_chart(title: str, currency: str, days: Sequence[str], series: Sequence[Series]) -> Chart:
+    """Bars per day, one per series, from the zero line (amounts in minor units of
+    `currency`; a negative one hangs below the line)."""
     values = [v for s in series for v in s.values]
-    low = min([0, *values])
-    high = max([0, *values])
-    step = _round_step(high - low)
-    low = (low // step) * step
-    high = -(-high // step) * step or step
+    step = _round_step(max([0, *values]) - min([0, *values]))
+    low = (min([0, *values]) // step) * step
+    high = -(-max([0, *values]) // step) * step or step
     plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
-
-    def x(i: int) -> float:
-        return LEFT + (plot_w / 2 if len(days) == 1 else plot_w * i / (len(days) - 1))
+    slot = plot_w / max(len(days), 1)
+    bar_w = min(slot * 0.8 / max(len(series), 1), WIDEST_BAR)
 
     def y(amount: int) -> float:
         return TOP + plot_h * (high - amount) / (high - low)
 
-    # At most about eight day labels fit under the plot; the first and last always show.
+    def centre(i: int) -> float:
+        return LEFT + slot * (i + 0.5)
+
+    zero = y(0)
+    groups = []
+    for index, s in enumerate(series):
+        bars = []
+        for i, value in enumerate(s.values):
+            left = centre(i) - bar_w * len(series) / 2 + bar_w * index
+            top = min(y(value), zero)
+            bars.append(
+                Bar(
+                    round(left, 1),
+                    round(top, 1),
+                    round(bar_w - 1, 1),
+                    # A zero amount still shows as a hairline on the axis.
+                    max(round(abs(y(value) - zero), 1), 1),
+                    f"{days[i]}: {s.name} {display(value, currency)}",
+                )
+            )
+        groups.append(Group(s.name, PALETTE[index % len(PALETTE)], bars))
+    # About eight day labels fit under the plot; the first and last always show.
     every = max(1, -(-len(days) // 8))
     labels = [
-        (round(x(i), 1), day[5:])  # MM-DD: the table beside the chart has the full date
+        (round(centre(i), 1), day[5:])  # MM-DD: the table beside the chart has the full day
         for i, day in enumerate(days)
         if i % every == 0 or i == len(days) - 1
     ]
-    ticks = [
-        Tick(round(y(amount), 1), display(amount, currency))
-        for amount in range(low, high + 1, step)
-    ]
-    lines = []
-    for index, s in enumerate(series):
-        colour, dashes = PALETTE[index % len(PALETTE)]
-        dots = [
-            (round(x(i), 1), round(y(v), 1), f"{days[i]}: {s.name} {display(v, currency)}")
-            for i, v in enumerate(s.values)
-        ]
-        lines.append(
-            Line(s.name, colour, dashes, " ".join(f"{px},{py}" for px, py, _ in dots), dots)
-        )
+    ticks = [Tick(round(y(a), 1), display(a, currency)) for a in range(low, high + 1, step)]
     return Chart(
         title=title,
-        currency=currency,
         width=WIDTH,
         height=HEIGHT,
         labels=labels,
         ticks=ticks,
-        zero=round(y(0), 1),
-        lines=lines,
+        zero=round(zero, 1),
+        series=groups,
         plot_left=LEFT,
         plot_right=WIDTH - RIGHT,
     )
