@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from souq.money import display
 from tests.carts.test_cart import refused_transfer_checkout
+from tests.carts.test_holds import hold, paid_cart, transfers_to
 from tests.helpers import BrowserSession, anonymous, browser_login, store_team
 from tests.ledger.money_helpers import paid_order
 from tests.payments.stripe_helpers import (
@@ -24,6 +25,7 @@ from tests.payments.stripe_helpers import (
     control,
     create_account,
     flush,
+    listing,
     onboarded_team,
     payments_status,
     platform_admin,
@@ -163,6 +165,32 @@ def test_a_refused_transfer_is_retried_from_its_page(live: LiveServer) -> None:
         assert post(browser, f"/admin/transfers/{transfer_id}/retry").status_code == 303
         assert live.scalar("SELECT attempts FROM store_transfer WHERE id = :i", i=transfer_id) == 3
         assert post(browser, "/admin/transfers/2147483000/retry").status_code == 404
+
+
+def test_retry_leaves_a_held_transfer_held(live: LiveServer) -> None:
+    with (
+        onboarded_team(live, name="Holding") as team,
+        anonymous(live) as buyer,
+        admin_browser(live) as browser,
+    ):
+        hold(live, team)
+        body = paid_cart(live, buyer, listing(team, price="8.00"))
+        order_id = body["orders"][0]["orderId"]
+        transfer_id = live.scalar("SELECT id FROM store_transfer WHERE order_id = :o", o=order_id)
+        assert live.scalar("SELECT status FROM store_transfer WHERE id = :i", i=transfer_id) == (
+            "held"
+        )
+        held_page = browser.client.get("/admin/transfers", params={"status": "held"}).text
+        row = held_page[held_page.index(f'data-transfer-id="{transfer_id}"') :]
+        assert "Retry" not in row[: row.index("</tr>")]
+        # Posted anyway (a stale tab): the money stays held until fulfilment.
+        assert post(browser, f"/admin/transfers/{transfer_id}/retry").status_code == 303
+        assert live.scalar("SELECT status FROM store_transfer WHERE id = :i", i=transfer_id) == (
+            "held"
+        )
+        assert transfers_to(live, team) == []
+        assert browser.client.get("/admin/transfers?status=all").status_code == 200
+        assert browser.client.get("/admin/transfers?status=lost").status_code == 422
 
 
 @pytest.mark.fresh_server

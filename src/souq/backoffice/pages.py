@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import defaultdict
-from dataclasses import fields
 from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -18,6 +16,7 @@ from sqlalchemy.exc import NoResultFound
 
 from souq.auth.deps import CurrentUser
 from souq.auth.service import require_platform_admin
+from souq.config import Settings
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import InvalidInput, NotFound, SouqError
 from souq.ledger import reports
@@ -71,7 +70,7 @@ def _amounts_form(field: str, text: str) -> dict[str, str]:
 def _commission_page(
     request: Request,
     store: Store,
-    settings: Any,
+    settings: Settings,
     *,
     error: SouqError | None = None,
     form: dict[str, str] | None = None,
@@ -179,19 +178,6 @@ def _day(name: str, text: str) -> date | None:
         ) from None
 
 
-def _daily(rows: list[reports.FeeRow]) -> dict[str, list[reports.FeeRow]]:
-    """The report's rows summed over stores: per currency, one row per day."""
-    days: dict[tuple[str, str], reports.FeeRow] = {}
-    for row in rows:
-        total = days.setdefault((row.currency, row.day), reports.FeeRow(row.day, row.currency, 0))
-        for f in fields(reports.FeeRow)[3:]:
-            setattr(total, f.name, getattr(total, f.name) + getattr(row, f.name))
-    by_currency: dict[str, list[reports.FeeRow]] = defaultdict(list)
-    for (currency, _), total in sorted(days.items()):
-        by_currency[currency].append(total)
-    return dict(by_currency)
-
-
 def _chart(currency: str, days: list[reports.FeeRow]) -> Chart:
     return bar_chart(
         f"Gross, commission, Stripe's fees and net margin per day, {currency.upper()}",
@@ -237,7 +223,7 @@ async def fee_report(
         )
     except InvalidInput as exc:
         return render(request, "backoffice/fees.html", error=exc, daily={}, chart_of={}, **context)
-    daily = _daily(rows)
+    daily = reports.fee_totals_per_day(rows)
     chart_of = {code: _chart(code, days) for code, days in daily.items()}
     return render(request, "backoffice/fees.html", daily=daily, chart_of=chart_of, **context)
 
@@ -247,11 +233,14 @@ async def transfer_list(
     request: Request,
     user: CurrentUser,
     session: SessionDep,
-    status: Annotated[TransferStatus | None, Query()] = TransferStatus.failed,
+    state: Annotated[str, Query(alias="status", max_length=20)] = TransferStatus.failed.value,
 ) -> Response:
-    """The stores' transfers of GET /api/admin/transfers (refused ones first by default),
-    with a Retry button for those not sent."""
+    """The stores' transfers of GET /api/admin/transfers (the refused ones unless another
+    state, or `all`, is asked for), with a Retry button for those not sent."""
     require_platform_admin(user)
+    if state != "all" and state not in TransferStatus.__members__:
+        raise InvalidInput("status: one of " + ", ".join(["all", *TransferStatus.__members__]))
+    status = None if state == "all" else TransferStatus(state)
     rows = await transfers.list_transfers(session, status=status, limit=100, before=None)
     return render(
         request,
