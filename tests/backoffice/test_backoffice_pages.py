@@ -23,13 +23,12 @@ from tests.ledger.money_helpers import paid_order
 from tests.payments.stripe_helpers import (
     clear_faults,
     control,
-    create_account,
+    failed_account_event,
     flush,
     listing,
     onboarded_team,
     payments_status,
     platform_admin,
-    set_faults,
 )
 from tests.servers import LiveServer
 
@@ -196,16 +195,8 @@ def test_retry_leaves_a_held_transfer_held(live: LiveServer) -> None:
 @pytest.mark.fresh_server
 def test_a_failed_event_is_shown_with_its_error_and_replayed(live: LiveServer) -> None:
     with store_team(live) as team, admin_browser(live) as browser:
-        account_id = create_account(team)
-        set_faults(live, api_error_rate=1.0)
         try:
-            control(live, f"/accounts/{account_id}/onboard", {"outcome": "complete"})
-            flush(live)
-            event_id = live.scalar(
-                "SELECT stripe_event_id FROM stripe_event WHERE account = :a "
-                "AND processed_at IS NULL",
-                a=account_id,
-            )
+            event_id = failed_account_event(live, team)
             inbox = browser.client.get("/admin/events", params={"failed": "true"}).text
             assert f'data-event-id="{event_id}" data-state="failed"' in inbox
             assert "StripeUnavailable" in inbox

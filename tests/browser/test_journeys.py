@@ -16,13 +16,10 @@ from tests.helpers import PASSWORD, api_user, store_team, unique_email
 from tests.ledger.money_helpers import paid_order
 from tests.payments.stripe_helpers import (
     clear_faults,
-    control,
-    create_account,
-    flush,
+    failed_account_event,
     listing,
     onboarded_team,
     platform_admin,
-    set_faults,
 )
 from tests.servers import LiveServer
 
@@ -360,25 +357,11 @@ async def test_an_owner_manages_members_and_a_listings_stock(
     assert live.scalar("SELECT active FROM listing WHERE id = :i", i=listing_id) in (False, 0)
 
 
-def _failed_account_event(live: LiveServer) -> tuple[str, str]:
-    """A store's account.updated event whose handling fails for real: Stripe answers errors
-    (until `clear_faults`) while the handler reads the account. The store's id and the
-    event's id."""
-    team = store_team(live, name=_name("Outage Bazaar"))
-    try:
-        account_id = create_account(team)
-        set_faults(live, api_error_rate=1.0)
-        control(live, f"/accounts/{account_id}/onboard", {"outcome": "complete"})
-        flush(live)
-        event_id: str = live.scalar(
-            "SELECT stripe_event_id FROM stripe_event WHERE account = :a "
-            "AND processed_at IS NULL AND last_error IS NOT NULL",
-            a=account_id,
-        )
-        assert event_id, "the event must have failed"
-        return str(team.id), event_id
-    finally:
-        team.close()
+def _failed_account_event(live: LiveServer) -> tuple[int, str]:
+    """A store whose account.updated event failed (Stripe answering errors until
+    `clear_faults`): the store's id and the event's id."""
+    with store_team(live, name=_name("Outage Bazaar")) as team:
+        return team.id, failed_account_event(live, team)
 
 
 @pytest.mark.fresh_server
@@ -434,6 +417,6 @@ async def test_the_platform_admin_reads_the_fee_report_and_replays_a_failed_webh
         "data-state", "processed"
     )
     assert live.scalar(
-        "SELECT stripe_charges_enabled FROM store WHERE id = :s", s=int(failing_store)
+        "SELECT stripe_charges_enabled FROM store WHERE id = :s", s=failing_store
     ) in (True, 1)
     await browsing.check(page, "webhook inbox, replayed")
