@@ -63,6 +63,10 @@ def test_a_stores_commission_is_shown_and_changed_through_the_form(live: LiveSer
         assert field_error(refused.text, "fixed") != ""
         assert 'value="usd 0.30, xyz 1"' in refused.text
         assert live.scalar("SELECT platform_fee_bps FROM store WHERE id = :s", s=team.id) is None
+        # Without the form's CSRF field: refused, nothing saved.
+        forged = browser.client.post(path, data={"bps": "250"})
+        assert forged.status_code == 403 and "CSRF" in forged.text
+        assert live.scalar("SELECT platform_fee_bps FROM store WHERE id = :s", s=team.id) is None
         bad_rate = post(browser, path, {"bps": "1%"})
         assert bad_rate.status_code == 422 and field_error(bad_rate.text, "bps") != ""
 
