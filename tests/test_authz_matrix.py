@@ -843,6 +843,7 @@ PAGE_ROUTES = [
     ),
     Route("POST /admin/stores/{id}/commission", PLATFORM, commission_page),
     Route("GET /admin/reports/fees", PLATFORM, lambda w: _page("GET", "/admin/reports/fees")),
+    Route("GET /admin/outbox", PLATFORM, lambda w: _page("GET", "/admin/outbox")),
     Route("GET /admin/transfers", PLATFORM, lambda w: _page("GET", "/admin/transfers")),
     Route("POST /admin/transfers/{id}/retry", PLATFORM, retry_transfer_page),
     Route("GET /admin/events", PLATFORM, lambda w: _page("GET", "/admin/events?failed=true")),

@@ -87,6 +87,9 @@ async def test_every_back_office_page(browsing: Browsing, live: LiveServer) -> N
     await browsing.check(page, "failed transfers")
     await page.goto("/admin/events")
     await browsing.check(page, "webhook inbox")
+    await page.goto("/admin/outbox")
+    await expect(page.locator("header")).to_contain_text("Logged in as Platform Admin")
+    await browsing.check(page, "email outbox")
 
     await page.goto("/admin/webhook-endpoints")
     await page.get_by_label("URL").fill("ftp://example.com/hooks")
