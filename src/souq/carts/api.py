@@ -69,36 +69,27 @@ async def _cart_out(session: SessionDep, settings: Settings, cart: Cart | None) 
                 problem=problem,
             )
         )
-    stores: list[CartStoreOut] = []
-    totals: dict[str, tuple[int, int]] = {}
-    for (store_id, currency), lines in service.grouped(judged.lines).items():
-        store = lines[0].store
-        if store is None:
-            continue
-        subtotal = sum(line.item.seen_unit_price * line.item.quantity for line in lines)
-        fee = service.store_buyer_fee(subtotal, settings, currency)
-        stores.append(
-            CartStoreOut(
-                store_id=store_id,
-                store_name=store.name,
-                currency=currency,
-                subtotal=format_amount(subtotal, currency),
-                buyer_fee=format_amount(fee, currency),
-            )
-        )
-        before = totals.get(currency, (0, 0))
-        totals[currency] = (before[0] + subtotal, before[1] + fee)
+    summary = service.summarize(judged, settings)
     return CartOut(
         items=items,
-        stores=stores,
+        stores=[
+            CartStoreOut(
+                store_id=part.store.id,
+                store_name=part.store.name,
+                currency=part.currency,
+                subtotal=format_amount(part.subtotal, part.currency),
+                buyer_fee=format_amount(part.buyer_fee, part.currency),
+            )
+            for part in summary.stores
+        ],
         totals=[
             CartTotalOut(
-                currency=c,
-                subtotal=format_amount(sub, c),
-                buyer_fee=format_amount(fee, c),
-                total=format_amount(sub + fee, c),
+                currency=t.currency,
+                subtotal=format_amount(t.subtotal, t.currency),
+                buyer_fee=format_amount(t.buyer_fee, t.currency),
+                total=format_amount(t.total, t.currency),
             )
-            for c, (sub, fee) in sorted(totals.items())
+            for t in summary.totals
         ],
         problems=[CartProblem.model_validate(p) for p in judged.problems],
     )

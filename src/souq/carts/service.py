@@ -250,6 +250,57 @@ def store_buyer_fee(subtotal: int, settings: Settings, currency: str) -> int:
 
 
 @dataclass(frozen=True)
+class StorePart:
+    """One store's items of one currency, with their subtotal and the buyer's service fee."""
+
+    store: Store
+    currency: str
+    lines: list[Line]
+    subtotal: int
+    buyer_fee: int
+
+
+@dataclass(frozen=True)
+class CurrencyTotal:
+    currency: str
+    subtotal: int
+    buyer_fee: int
+
+    @property
+    def total(self) -> int:
+        return self.subtotal + self.buyer_fee
+
+
+@dataclass(frozen=True)
+class CartSummary:
+    """The cart as the buyer reads it (the JSON answer and the cart page): by store, and what
+    is paid per currency."""
+
+    judged: CartView
+    stores: list[StorePart]
+    totals: list[CurrencyTotal]
+
+
+def summarize(judged: CartView, settings: Settings) -> CartSummary:
+    stores: list[StorePart] = []
+    totals: dict[str, tuple[int, int]] = {}
+    for (_, currency), lines in grouped(judged.lines).items():
+        store = lines[0].store
+        if store is None:
+            continue
+        subtotal = sum(line.item.seen_unit_price * line.item.quantity for line in lines)
+        fee = store_buyer_fee(subtotal, settings, currency)
+        stores.append(StorePart(store, currency, lines, subtotal, fee))
+        before = totals.get(currency, (0, 0))
+        totals[currency] = (before[0] + subtotal, before[1] + fee)
+    return CartSummary(
+        judged,
+        stores,
+        [CurrencyTotal(c, sub, fee) for c, (sub, fee) in sorted(totals.items())],
+    )
+
+
+@dataclass(frozen=True)
 class CartCheckout:
     group_id: int | None
     url: str

@@ -17,6 +17,7 @@ from souq.config import Settings
 from souq.db import unit_of_work
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import InvalidInput, SouqError
+from souq.ledger import refunds
 from souq.listings import service as listings
 from souq.listings.models import Listing
 from souq.listings.pages import render_listing
@@ -165,15 +166,16 @@ async def my_orders(request: Request, user: CurrentUser, session: SessionDep) ->
 async def order_page(
     request: Request, order_id: ObjectId, user: CurrentUser, session: SessionDep
 ) -> Response:
-    """One order: what was bought and its state; the store's members and platform admins also
-    see the platform fee, Stripe's fee and the store's net."""
-    order = await service.get_order_for(session, order_id, user)
+    """One order: what was bought, its state, shipping and refunds; the store's members and
+    platform admins also see the platform fee, Stripe's fee and the store's net."""
+    order, order_refunds, split = await refunds.list_refunds(session, order_id, user)
     return render(
         request,
         "orders/order.html",
         order=order,
         store=await get_store(session, order.store_id),
-        split=await service.sees_the_split(session, order, user),
+        split=split,
+        refunds=order_refunds,
     )
 
 

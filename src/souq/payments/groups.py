@@ -6,6 +6,7 @@ each store gets one Transfer of its total minus its commission, from the charge
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from souq.auth.models import User
 from souq.carts.models import CheckoutGroup, GroupStatus
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
-from souq.errors import Conflict, InvalidInput
+from souq.errors import Conflict, InvalidInput, NotFound
 from souq.ledger import disputes
 from souq.orders import service as orders
 from souq.orders.models import CLOSED_UNPAID, Order, PaymentStatus
@@ -72,7 +73,7 @@ def group_session_params(
     fee, no destination (the money stays with the platform until the transfers)."""
     metadata = {GROUP_METADATA: str(group.id)}
     ttl = timedelta(minutes=settings.checkout_session_ttl_minutes)
-    back = f"{settings.app_url}/shop?checkoutGroup={group.id}"
+    cancel_token = checkout.cancel_token(settings, group.id, kind="group")
     return {
         "mode": "payment",
         "line_items": [
@@ -83,8 +84,8 @@ def group_session_params(
         "customer_email": group.customer_email,
         "metadata": metadata,
         "payment_intent_data": {"transfer_group": group.transfer_group, "metadata": metadata},
-        "success_url": back,
-        "cancel_url": back,
+        "success_url": f"{settings.app_url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": f"{settings.app_url}/checkout/cancel?groupId={group.id}&token={cancel_token}",
         "expires_at": int((group.created_at + ttl + checkout.EXPIRY_SLACK).timestamp()),
     }
 
@@ -373,3 +374,110 @@ async def reconcile_group(
         group_after = await apply_group_session(session, gateway, found, group_id)
         after = group_after.status if group_after else before
     return after.value if after != before else "unchanged"
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """A checkout group as its buyer's landing page shows it: every store's order."""
+
+    group: CheckoutGroup
+    orders: list[Order]
+    stores: dict[int, Store]
+
+    @property
+    def confirming(self) -> bool:
+        """Still open in our books: the page says the payment is being confirmed."""
+        return self.group.status in (GroupStatus.pending, GroupStatus.session_unknown)
+
+
+async def _view(session: AsyncSession, group_id: int) -> GroupView:
+    group = await session.get(CheckoutGroup, group_id)
+    assert group is not None
+    group_orders = list(
+        (
+            await session.execute(
+                select(Order).where(Order.checkout_group_id == group_id).order_by(Order.id)
+            )
+        ).scalars()
+    )
+    ids = {order.store_id for order in group_orders}
+    found = (await session.execute(select(Store).where(Store.id.in_(ids)))).scalars()
+    return GroupView(group, group_orders, {store.id: store for store in found})
+
+
+async def _sync(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    group_id: int,
+    session_id: str,
+) -> None:
+    found = await gateway.retrieve_checkout_session(session_id)
+    async with unit_of_work(factory) as session:
+        await apply_group_session(session, gateway, found, group_id)
+
+
+async def group_status(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    session_id: str,
+) -> GroupView | None:
+    """The landing page after paying a group (None: the session is no group's). As for one
+    order (`checkout.checkout_status`): while the group is open in our books Stripe is read,
+    at most once per CHECKOUT_STATUS_POLL_SECONDS, and when it cannot be read the page says
+    the payment is being confirmed."""
+    async with unit_of_work(factory) as session:
+        group = (
+            await session.execute(
+                select(CheckoutGroup).where(CheckoutGroup.stripe_checkout_session_id == session_id)
+            )
+        ).scalar_one_or_none()
+        if group is None:
+            return None
+        group_id = group.id
+        first = (
+            await session.execute(
+                select(Order.id).where(Order.checkout_group_id == group_id).order_by(Order.id)
+            )
+        ).scalar()
+        # The first order's last-read time throttles the reads for the whole group.
+        due = (
+            group.status in (GroupStatus.pending, GroupStatus.session_unknown)
+            and first is not None
+            and await checkout.claim_stripe_read(
+                session, first, settings.checkout_status_poll_seconds
+            )
+        )
+    if due:
+        try:
+            await _sync(factory, gateway, group_id, session_id)
+        except (StripeUnavailable, StripeFailed) as exc:
+            log.warning("checkout group %s: Stripe could not be read: %s", group_id, exc)
+    async with unit_of_work(factory) as session:
+        return await _view(session, group_id)
+
+
+async def cancel_group(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    group_id: int,
+    token: str,
+) -> GroupView:
+    """The buyer backed out of a group's payment page: expire its session; the orders follow
+    the session's state (canceled, stock given back; or paid if the buyer paid after all).
+    Only a link from our own session (signed token) cancels anything."""
+    async with unit_of_work(factory) as session:
+        group = await session.get(CheckoutGroup, group_id)
+        if group is None or not checkout.verify_cancel_token(settings, group_id, token, "group"):
+            raise NotFound("no such checkout")
+        session_id = group.stripe_checkout_session_id
+        open_ = group.status == GroupStatus.pending and session_id is not None
+    if open_:
+        assert session_id is not None
+        # Not open any more (paid, or already expired): take whatever state it is in.
+        with contextlib.suppress(StripeFailed):
+            await gateway.expire_checkout_session(session_id)
+        await _sync(factory, gateway, group_id, session_id)
+    async with unit_of_work(factory) as session:
+        return await _view(session, group_id)

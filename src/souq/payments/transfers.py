@@ -17,11 +17,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from souq.auth.models import User
 from souq.carts.models import CheckoutGroup
 from souq.db import unit_of_work, utcnow
 from souq.ledger.models import Dispute
 from souq.notifications import triggers
-from souq.orders.models import Order, PaymentStatus
+from souq.orders import service as orders
+from souq.orders.models import FulfilmentStatus, Order, PaymentStatus
 from souq.payments.models import StoreTransfer, TransferStatus
 from souq.payments.stripe import (
     Charge,
@@ -183,6 +185,27 @@ async def release_transfer(
             return transfer.status
         transfer.status = TransferStatus.pending
         return await send_transfer(session, gateway, transfer, group)
+
+
+async def fulfil(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    order_id: int,
+    user: User | None,
+    status: FulfilmentStatus,
+    carrier: str | None,
+    tracking_number: str | None,
+) -> None:
+    """Mark a paid order shipped or delivered (`orders.record_fulfilment`); a store share held
+    until fulfilment is then transferred, unless the order is refunded or disputed."""
+    async with unit_of_work(factory) as session:
+        order = await orders.record_fulfilment(
+            session, order_id, user, status, carrier, tracking_number
+        )
+        held = order.transfer if order.transfer_on_fulfilment else None
+        held_id = held.id if held is not None and held.status == TransferStatus.held else None
+    if held_id is not None:
+        await release_transfer(factory, gateway, held_id)
 
 
 async def due_held_transfer_ids(
