@@ -127,9 +127,9 @@ async def _again(
     exc: SouqError,
     **forms: Any,
 ) -> Response:
-    """A refused form of the order page: the page again with the reason. Services refuse
-    before they write, so nothing changed."""
-    if exc.status_code >= 500 or user is None:
+    """A refused form of the order page: the page again with the reason (services refuse
+    before they write, so nothing changed). Who may not see the order gets the error page."""
+    if exc.status_code >= 500 or exc.status_code in (401, 403, 404) or user is None:
         raise exc
     async with unit_of_work(factory) as session:
         page = await render_order(request, session, order_id, user, error=exc, **forms)
@@ -159,8 +159,6 @@ async def mark_fulfilled(
             tracking_number.strip() or None,
         )
     except SouqError as exc:
-        if exc.status_code in (401, 403, 404):
-            raise
         return await _again(request, factory, order_id, user, exc)
     return RedirectResponse(f"/dashboard/orders/{order_id}#fulfilment", status_code=303)
 
@@ -204,8 +202,6 @@ async def preview_refund(
             factory, stripe, settings, order_id, user, _amount(amount)
         )
     except SouqError as exc:
-        if exc.status_code in (401, 403, 404):
-            raise
         return await _again(request, factory, order_id, user, _amount_error(exc), refund_form=form)
     assert user is not None
     async with unit_of_work(factory) as session:
@@ -237,8 +233,6 @@ async def create_refund(
             factory, stripe, settings, order_id, user, ask, check_key(idempotency_key)
         )
     except SouqError as exc:
-        if exc.status_code in (401, 403, 404):
-            raise
         return await _again(request, factory, order_id, user, _amount_error(exc), refund_form=form)
     return RedirectResponse(f"/dashboard/orders/{order_id}#refunds", status_code=303)
 
@@ -265,8 +259,6 @@ async def submit_evidence(
             )
         await disputes.submit_evidence(factory, stripe, order_id, dispute_id, user, text)
     except SouqError as exc:
-        if exc.status_code in (401, 403, 404):
-            raise
         return await _again(request, factory, order_id, user, exc, evidence={dispute_id: text})
     return RedirectResponse(f"/dashboard/orders/{order_id}#disputes", status_code=303)
 
