@@ -574,7 +574,7 @@ async def test_a_store_statement_has_a_chart_a_table_and_a_csv(
         table = page.locator('.statement-table[data-currency="usd"]')
         await expect(table.locator("tbody tr")).to_have_count(1)
         await expect(table).to_contain_text("$40.00")
-        await expect(page.locator("#chart-usd svg rect")).to_have_count(3)
+        await expect(page.locator("#chart-usd .series rect")).to_have_count(3)
         await browsing.check(page, "statement")
         async with page.expect_download() as download:
             await page.get_by_role("link", name="Download as CSV").click()

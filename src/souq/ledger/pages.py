@@ -9,7 +9,6 @@ import re
 import secrets
 from collections.abc import Sequence
 from datetime import date
-from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Path, Query, Request
@@ -25,7 +24,6 @@ from souq.errors import InvalidInput, NotFound, SouqError
 from souq.ledger import disputes, reports
 from souq.ledger import refunds as refund_service
 from souq.ledger import service as ledger
-from souq.money import display
 from souq.orders import service as orders
 from souq.orders.models import FulfilmentStatus, Order
 from souq.payments import transfers
@@ -33,7 +31,7 @@ from souq.payments.checkout_requests import check_key
 from souq.payments.deps import CallerDep, StripeDep
 from souq.stores.models import StoreMember, StoreRole
 from souq.stores.service import MANAGE_STORE, READ_ORDERS, get_store, require_store_role
-from souq.web.charts import Series, bar_chart
+from souq.web.charts import Chart, Series, bar_chart
 from souq.web.pages import PAGE_DEPENDENCIES, PageRoute, render
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute, dependencies=PAGE_DEPENDENCIES)
@@ -299,22 +297,18 @@ async def _statement(
     )
 
 
-def _money(currency: str, minor: int) -> str:
-    return display(minor, currency)
-
-
-def _charts(rows: Sequence[reports.StatementRow]) -> list[tuple[str, Any]]:
+def _charts(rows: Sequence[reports.StatementRow]) -> list[tuple[str, Chart]]:
     """One chart per currency: each day's sales, fees (commission kept) and net."""
     charts = []
     for currency in sorted({row.currency for row in rows}):
         mine = [row for row in rows if row.currency == currency]
         series = [
-            Series("Sales", [row.gross for row in mine], "#0969da"),
-            Series("Fees", [row.commission - row.commission_returned for row in mine], "#bc4c00"),
-            Series("Net", [row.net for row in mine], "#1a7f37"),
+            Series("Sales", [row.gross for row in mine]),
+            Series("Fees", [row.commission - row.commission_returned for row in mine]),
+            Series("Net", [row.net for row in mine]),
         ]
-        chart = bar_chart([row.day[5:] for row in mine], series, partial(_money, currency))
-        charts.append((currency, chart))
+        title = f"Sales, fees and net per day in {currency.upper()}"
+        charts.append((currency, bar_chart(title, currency, [row.day for row in mine], series)))
     return charts
 
 
