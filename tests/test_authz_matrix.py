@@ -550,6 +550,11 @@ ROUTES = [
     Route("GET /api/orders/{orderId}/refunds", ORDER_READ, list_refunds),
     Route("GET /api/orders/{orderId}/money", ORDER_READ, order_money),
     Route("GET /api/orders/{orderId}/disputes", ORDER_READ, list_disputes),
+    Route(
+        "GET /api/stores/{storeId}/disputes",
+        READ,
+        lambda w: Case("GET", f"/api/stores/{w.team.id}/disputes"),
+    ),
     # Whoever packs and ships marks an order fulfilled: every member of its store.
     Route("POST /api/orders/{orderId}/fulfilment", READ, fulfil_order),
     Route(

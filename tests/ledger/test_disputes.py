@@ -137,3 +137,21 @@ def test_funds_withdrawn_then_reinstated_recovers_once_and_gives_it_back_once(
         total = entry_sum(live, paid.id, "store") + entry_sum(live, earlier.id, "store")
         assert stripe_balance(live, paid.account_id) == total
         assert_invariant(live, paid.id)
+
+
+def test_a_stores_disputes_list_the_unanswered_first(live: LiveServer) -> None:
+    with onboarded_team(live) as team:
+        answered, first = _disputed(live, team)
+        waiting, _ = _disputed(live, team)
+        assert _answer(team, answered, first, "winning_evidence").status_code == 200
+        listed = team.seller.client.get(f"/api/stores/{team.id}/disputes")
+        assert listed.status_code == 200, listed.text
+        rows = listed.json()["data"]
+        assert [(r["orderId"], r["status"]) for r in rows] == [
+            (waiting.id, "needs_response"),
+            (answered.id, "won"),
+        ]
+        assert rows[0]["evidenceDueBy"] is not None
+        # Another store's member sees none of them.
+        with onboarded_team(live, name="Elsewhere") as other:
+            assert other.owner.client.get(f"/api/stores/{team.id}/disputes").status_code == 404
