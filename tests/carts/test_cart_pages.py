@@ -98,6 +98,13 @@ def test_a_cart_of_two_stores_is_paid_on_one_page_and_canceled_from_it(
             "SELECT payment_status FROM orders WHERE checkout_group_id = :g", g=group_id
         )
         assert [r.payment_status for r in opened] == ["pending", "pending"]
+        # Back on the success page before paying (or while the payment is confirmed): it
+        # says so, and refreshes itself.
+        early = browser.get(f"/checkout/success?session_id={session}")
+        assert early.status_code == 200
+        assert 'data-confirming="true"' in early.text
+        assert "We are confirming your payment" in early.text
+        assert '<meta http-equiv="refresh"' in early.text
         cancel_url = _cancel_url(live, session)
         canceled = browser.get(cancel_url)
         assert canceled.status_code == 200
