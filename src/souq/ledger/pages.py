@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Sequence
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Path, Query, Request
@@ -32,7 +31,7 @@ from souq.payments.deps import CallerDep, StripeDep
 from souq.stores.models import StoreMember, StoreRole
 from souq.stores.service import MANAGE_STORE, READ_ORDERS, get_store, require_store_role
 from souq.web.charts import Chart, Series, bar_chart
-from souq.web.pages import PAGE_DEPENDENCIES, PageRoute, render
+from souq.web.pages import PAGE_DEPENDENCIES, PageRoute, form_day, render
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute, dependencies=PAGE_DEPENDENCIES)
 
@@ -276,24 +275,11 @@ async def store_disputes(
     )
 
 
-def _day(text: str, field: str) -> date | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            return date.fromisoformat(text)
-    except ValueError:
-        pass
-    message = "a day as YYYY-MM-DD"
-    raise InvalidInput(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 async def _statement(
     session: AsyncSession, user: User, store_id: int, start: str, end: str
 ) -> list[reports.StatementRow]:
     return await reports.statement(
-        session, user, store_id, start=_day(start, "from"), end=_day(end, "to")
+        session, user, store_id, start=form_day("from", start), end=form_day("to", end)
     )
 
 
