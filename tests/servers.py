@@ -273,6 +273,10 @@ def start_server(database_url: str, folder: Path, **overrides: Any) -> RunningSe
         # where a test asks for them (they would repair what other tests leave broken).
         jobs_in_web=True,
         jobs_periodic=False,
+        # A failed job is tried again a second later, and a PostgreSQL worker finds a retry
+        # that came due within 0.2 s: the tests of retries wait for them.
+        jobs_backoff_base=1,
+        jobs_poll_seconds=0.2,
         password_hash_time_cost=FAST_HASHING["password_hash_time_cost"],
         password_hash_memory_kib=FAST_HASHING["password_hash_memory_kib"],
         password_hash_parallelism=FAST_HASHING["password_hash_parallelism"],
