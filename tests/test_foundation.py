@@ -192,6 +192,7 @@ def _souq(
     )
 
 
+@pytest.mark.slow
 def test_db_upgrade_demo_and_create_admin_from_the_command_line(tmp_path: Path) -> None:
     # No DATABASE_URL: the database is data/souq.sqlite3 under the working directory.
     env: dict[str, str] = {}

@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     # dead and its jobs are queued again.
     jobs_heartbeat_seconds: float = Field(default=10.0, gt=0)
     jobs_stalled_seconds: float = Field(default=60.0, gt=0)
+    # A failed job waits base**2, base**3, … seconds before its next try (at most 10 minutes);
+    # 1 waits a second each time (the test servers). On PostgreSQL a new job wakes a worker at
+    # once and one that comes due later (a retry) is found by looking every jobs_poll_seconds.
+    jobs_backoff_base: int = Field(default=2, ge=1)
+    jobs_poll_seconds: float = Field(default=5.0, gt=0)
     # The missed-event sweep reads Stripe's events older than this (younger ones are still
     # being delivered), and on its first run looks back this far (Stripe keeps 30 days).
     events_sweep_settle_seconds: int = Field(default=60, ge=0)

@@ -43,8 +43,8 @@ TASK_MODULES: tuple[str, ...] = (
     "souq.notifications.tasks",
     "souq.ledger.tasks",
 )
-# Waits between tries: 2, 4, 8, … seconds (procrastinate's exponential_wait), at most this.
-BACKOFF_BASE = 2
+# Waits between tries: base**2, base**3, … seconds (procrastinate's exponential_wait, with
+# base = Settings.jobs_backoff_base), at most this.
 BACKOFF_MAX_SECONDS = 600
 
 
@@ -104,9 +104,9 @@ def load_tasks() -> dict[str, Task]:
     return TASKS
 
 
-def backoff_seconds(attempt: int) -> float:
+def backoff_seconds(attempt: int, base: int) -> float:
     """The wait after the `attempt`-th failed try (1-based)."""
-    return float(min(BACKOFF_BASE ** (attempt + 1), BACKOFF_MAX_SECONDS))
+    return float(min(base ** (attempt + 1), BACKOFF_MAX_SECONDS))
 
 
 def period_of(settings: Settings, task: Task) -> int | None:
@@ -232,7 +232,8 @@ class InProcessQueue:
                             "job %s failed (try %s of %s)", task.name, attempt, task.max_attempts
                         )
                 if attempt < task.max_attempts:
-                    await asyncio.sleep(backoff_seconds(attempt))
+                    base = self.ctx.settings.jobs_backoff_base
+                    await asyncio.sleep(backoff_seconds(attempt, base))
             log.error("job %s gave up after %s tries", task.name, task.max_attempts)
         finally:
             if held is not None:

@@ -119,6 +119,7 @@ def test_a_three_store_cart_is_paid_once_and_each_store_gets_one_transfer(
         assert sum(t["amount"] for t in sent.values()) == 6418 - 322
 
 
+@pytest.mark.slow
 def test_transfers_happen_once_under_duplicate_and_shuffled_webhooks_and_concurrent_reconcile(
     live: LiveServer, cli: Cli
 ) -> None:
