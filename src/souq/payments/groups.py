@@ -20,10 +20,11 @@ from souq.carts.models import CheckoutGroup, GroupStatus
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict, InvalidInput
+from souq.jobs import defer_after_commit
 from souq.ledger import disputes
 from souq.orders import service as orders
 from souq.orders.models import CLOSED_UNPAID, Order, PaymentStatus
-from souq.payments import checkout, limits, transfers
+from souq.payments import checkout, limits
 from souq.payments.models import StoreTransfer, TransferStatus
 from souq.payments.stripe import (
     CheckoutSession,
@@ -259,15 +260,15 @@ async def _pay_group(
 
 async def apply_group_session(
     session: AsyncSession,
-    gateway: StripeGateway,
     checkout_session: CheckoutSession,
     group_id: int,
     *,
     failed: bool = False,
 ) -> CheckoutGroup | None:
-    """Bring a group and its orders to the state of its Checkout Session, then send every
-    store's transfer not sent yet. Safe to run any number of times, concurrently, in any
-    order: the group row is locked, orders and transfers move once."""
+    """Bring a group and its orders to the state of its Checkout Session; a paid group gets
+    its transfer rows, sent by the caller once this transaction committed (Stripe is never
+    asked while it is open). Safe to run any number of times, concurrently, in any order:
+    the group row is locked, orders and transfer rows move once."""
     group = await session.get(CheckoutGroup, group_id)
     if group is None:
         return None
@@ -284,8 +285,6 @@ async def apply_group_session(
                     order.payment_status = PaymentStatus.needs_review
                     order.review_reason = f"checkout group {group.id}: {reason}"[:1000]
                 log.warning("checkout group %s needs review: %s", group.id, reason)
-        if group.status == GroupStatus.paid:
-            await transfers.send_group_transfers(session, gateway, group)
     elif group.stripe_checkout_session_id in (None, checkout_session.id):
         group.stripe_checkout_session_id = checkout_session.id
         unpaid = (
@@ -326,8 +325,17 @@ async def on_checkout_session(
                 return Ignored(f"checkout session {found.id} is not for an order of ours")
             # Refunds and disputes Stripe announced before the payment was in our books.
             await disputes.catch_up(session, gateway, order)
-        elif await apply_group_session(session, gateway, found, group_id, failed=failed) is None:
-            return Ignored(f"checkout session {found.id} is for no checkout group of ours")
+        else:
+            group = await apply_group_session(session, found, group_id, failed=failed)
+            if group is None:
+                return Ignored(f"checkout session {found.id} is for no checkout group of ours")
+            if group.status == GroupStatus.paid:
+                # Imported here: the jobs module lists this handler's module (a cycle).
+                from souq.payments.tasks import send_group_transfers, transfers_lock
+
+                defer_after_commit(
+                    session, send_group_transfers, lock=transfers_lock(group.id), group_id=group.id
+                )
         return None
 
     return apply
@@ -370,6 +378,7 @@ async def reconcile_group(
         found = await gateway.expire_checkout_session(session_id)
         found = await gateway.retrieve_checkout_session(session_id)
     async with unit_of_work(factory) as session:
-        group_after = await apply_group_session(session, gateway, found, group_id)
+        group_after = await apply_group_session(session, found, group_id)
         after = group_after.status if group_after else before
+    # Its transfers are sent by reconcile's pass over every unsent transfer, which follows.
     return after.value if after != before else "unchanged"
