@@ -138,6 +138,49 @@ def test_a_one_store_cart_with_holds_is_paid_by_separate_charge_and_transfer(
         assert [t["amount"] for t in transfers_to(live, team)] == [1500 - 75]
 
 
+def test_a_store_checkout_with_holds_is_paid_by_separate_charge_and_transfer(
+    live: LiveServer,
+) -> None:
+    """`POST /api/stripe/checkout/create` (and the Buy form behind it) for a store whose money
+    is held: a platform charge in a group of one, no transfer until fulfilment, then one."""
+    with onboarded_team(live, name="Held Buy") as team, anonymous(live) as buyer:
+        hold(live, team)
+        body = {
+            "storeId": team.id,
+            "currency": "usd",
+            "customerEmail": "held-buyer@example.com",
+            "items": [{"listingId": listing(team, price="40.00"), "quantity": 1}],
+        }
+        key = {"Idempotency-Key": f"held-{team.id}"}
+        started = buyer.post("/api/stripe/checkout/create", json=body, headers=key)
+        assert started.status_code == 200, started.text
+        again = buyer.post("/api/stripe/checkout/create", json=body, headers=key)
+        assert again.json() == started.json()  # the same order and page
+        order_id, url = started.json()["orderId"], started.json()["url"]
+        group_id = order_json(team, order_id)["checkoutGroupId"]
+        assert group_id is not None
+
+        assert pay(live, url, card="4242424242424242").status_code == 200
+        flush(live)
+        order = order_json(team, order_id)
+        assert order["paymentStatus"] == "paid" and order["transfer"]["status"] == "held"
+        intent_id = live.scalar(
+            "SELECT stripe_payment_intent_id FROM checkout_group WHERE id = :g", g=group_id
+        )
+        intent = sdk(live).v1.payment_intents.retrieve(intent_id).to_dict()
+        assert intent["transfer_data"] is None and intent["application_fee_amount"] is None
+        assert intent["transfer_group"] == f"checkout-group-{group_id}"
+        assert transfers_to(live, team) == []
+
+        done = fulfil(team.seller.client, order_id, status="shipped")
+        assert done.status_code == 200, done.text
+        sent = transfers_to(live, team)
+        assert [(t["amount"], t["transfer_group"]) for t in sent] == [
+            (4000 - 200, f"checkout-group-{group_id}")
+        ]
+        assert done.json()["transfer"]["stripeTransferId"] == sent[0]["id"]
+
+
 @pytest.mark.fresh_server
 def test_held_transfers_are_released_after_the_holding_time_never_when_refunded(
     live: LiveServer,

@@ -6,6 +6,7 @@ each store gets one Transfer of its total minus its commission, from the charge
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -100,10 +101,12 @@ async def start_group_checkout(
     customer_email: str,
     user: User | None,
     client_address: str | None = None,
+    request_id: int | None = None,
 ) -> GroupStarted:
-    """As `checkout.start_checkout`, for several stores at once: (1) the group and one order
-    per store, stock reserved, all or nothing; (2) one Checkout Session; (3) its id saved, or
-    every order failed (Stripe refused) or held as session_unknown (no answer)."""
+    """As `checkout.start_checkout`, for several stores at once (or one whose money is held):
+    (1) the group and one order per store, stock reserved, all or nothing (and the caller's
+    Idempotency-Key row linked to the first order); (2) one Checkout Session; (3) its id
+    saved, or every order failed (Stripe refused) or held as session_unknown (no answer)."""
     buyer = limits.Buyer(customer_email, user.id if user else None, client_address)
     await limits.check_checkout_rate(factory, settings, buyer)
     async with unit_of_work(factory) as session:
@@ -142,6 +145,19 @@ async def start_group_checkout(
         await session.flush()
         params = group_session_params(settings, group, made)
         group_id, order_ids = group.id, [order.id for order in made]
+        if request_id is not None:
+            await checkout.link_request(session, request_id, order_id=order_ids[0])
+    url = await _open_group_session(factory, gateway, group_id, params, request_id)
+    return GroupStarted(group_id=group_id, url=url, order_ids=order_ids)
+
+
+async def _open_group_session(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    group_id: int,
+    params: dict[str, Any],
+    request_id: int | None,
+) -> str:
     try:
         found = await gateway.create_checkout_session(params, idempotency_key=group_key(group_id))
     except (StripeUnavailable, StripeDataError) as exc:
@@ -161,9 +177,92 @@ async def start_group_checkout(
             group.stripe_checkout_session_id = found.id
         if group.status == GroupStatus.session_unknown:
             group.status = GroupStatus.pending
-    if found.url is None:
-        raise Conflict("the payment page is closed: start a new checkout", code="checkout_closed")
-    return GroupStarted(group_id=group_id, url=found.url, order_ids=order_ids)
+            for order in await _group_orders(session, group_id):
+                if order.payment_status == PaymentStatus.session_unknown:
+                    order.payment_status = PaymentStatus.pending
+        if group.status != GroupStatus.pending or found.url is None:
+            raise Conflict(
+                f"the checkout is {group.status.value}: start a new checkout",
+                code="checkout_closed",
+            )
+        if request_id is not None:
+            await checkout.link_request(session, request_id, url=found.url)
+    return found.url
+
+
+async def resume_group_checkout(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    group_id: int,
+    request_id: int | None,
+) -> str:
+    """A retry of a group's checkout whose page the caller never got: Stripe is asked again
+    with the group's own key, which returns the session it made, never a second."""
+    async with unit_of_work(factory) as session:
+        group = await _lock_group(session, group_id)
+        if group.status not in (GroupStatus.pending, GroupStatus.session_unknown):
+            raise Conflict(
+                f"the checkout is {group.status.value}: start a new checkout",
+                code="checkout_closed",
+            )
+        params = group_session_params(settings, group, await _group_orders(session, group_id))
+    return await _open_group_session(factory, gateway, group_id, params, request_id)
+
+
+@dataclass(frozen=True)
+class StoreCheckout:
+    group_id: int | None
+    order_id: int
+    url: str
+
+
+async def start_store_checkout(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    *,
+    store_id: int,
+    currency: str,
+    lines: Sequence[checkout.CartLine],
+    customer_email: str,
+    user: User | None,
+    client_address: str | None = None,
+    request_id: int | None = None,
+) -> StoreCheckout:
+    """One store's checkout: the seed's destination charge, unless the store's money is held
+    until fulfilment, which a destination charge cannot do (its transfer is made with the
+    charge); then a group of one order, paid on the platform's account and transferred later
+    (https://docs.stripe.com/connect/separate-charges-and-transfers)."""
+    async with unit_of_work(factory) as session:
+        store = await session.get(Store, store_id)
+        held = store is not None and holds_transfers(store, settings)
+    if held:
+        group = await start_group_checkout(
+            factory,
+            gateway,
+            settings,
+            currency=currency,
+            stores=[StoreLines(store_id, lines)],
+            customer_email=customer_email,
+            user=user,
+            client_address=client_address,
+            request_id=request_id,
+        )
+        return StoreCheckout(group.group_id, group.order_ids[0], group.url)
+    started = await checkout.start_checkout(
+        factory,
+        gateway,
+        settings,
+        store_id=store_id,
+        currency=currency,
+        lines=lines,
+        customer_email=customer_email,
+        user=user,
+        request_id=request_id,
+        client_address=client_address,
+    )
+    return StoreCheckout(None, started.order_id, started.url)
 
 
 async def _lock_group(session: AsyncSession, group_id: int) -> CheckoutGroup:
@@ -382,3 +481,33 @@ async def reconcile_group(
         after = group_after.status if group_after else before
     # Its transfers are sent by reconcile's pass over every unsent transfer, which follows.
     return after.value if after != before else "unchanged"
+
+
+async def abandon_store_checkout(
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, started: StoreCheckout
+) -> None:
+    """Close a store's checkout made as part of a cart's per_store checkout that could not be
+    completed: its session expired (unless paid already) and the order brought to the
+    session's state, its stock returned once. Best effort: a session left open expires by
+    itself, and its webhook closes the order."""
+    async with unit_of_work(factory) as session:
+        if started.group_id is not None:
+            group = await session.get_one(CheckoutGroup, started.group_id)
+            session_id = group.stripe_checkout_session_id
+        else:
+            order = await session.get_one(Order, started.order_id)
+            session_id = order.stripe_checkout_session_id
+    if session_id is None:
+        return
+    try:
+        with contextlib.suppress(StripeFailed):
+            await gateway.expire_checkout_session(session_id)
+        found = await gateway.retrieve_checkout_session(session_id)
+    except (StripeUnavailable, StripeFailed) as exc:
+        log.warning("order %s left to expire by itself: %s", started.order_id, exc.message)
+        return
+    async with unit_of_work(factory) as session:
+        if started.group_id is not None:
+            await apply_group_session(session, found, started.group_id)
+        else:
+            await checkout.apply_checkout_session(session, found)

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from souq.auth.deps import OptionalUser
+from souq.carts import service as carts
+from souq.db import unit_of_work
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.payments import checkout, onboarding
 from souq.payments.deps import StripeDep
@@ -113,11 +115,14 @@ async def checkout_success(
     """The buyer's landing page: the order as Souq knows it, or, while the payment is still
     being confirmed, a page that says so and refreshes itself."""
     status = await checkout.checkout_status(factory, stripe, settings, session_id)
+    async with unit_of_work(factory) as session:
+        next_payment = await carts.next_to_pay(session, status.order)
     return render(
         request,
         "checkout/success.html",
         order=status.order,
         store=status.store,
+        next_payment=next_payment,
         confirming=status.confirming,
         refresh_seconds=max(int(settings.checkout_status_poll_seconds), 2),
     )
