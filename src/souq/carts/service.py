@@ -311,13 +311,20 @@ async def _latest(session: AsyncSession, cart_id: int) -> CartCheckout | None:
     ).scalar_one_or_none()
 
 
-async def _still_open(session: AsyncSession, record: CartCheckout) -> bool:
-    found = await session.scalar(
-        select(Order.id)
-        .where(Order.cart_checkout_id == record.id, Order.payment_status.in_(OPEN_STATES))
-        .limit(1)
+async def _still_open(session: AsyncSession, record: CartCheckout) -> CheckedOut | None:
+    """The checkout's orders still waiting for payment, with their pages, if any."""
+    found = set(
+        (
+            await session.execute(
+                select(Order.id).where(
+                    Order.cart_checkout_id == record.id, Order.payment_status.in_(OPEN_STATES)
+                )
+            )
+        ).scalars()
     )
-    return found is not None
+    made = _done(record)
+    pages = [(order_id, url) for order_id, url in made.pages if order_id in found]
+    return CheckedOut(made.checkout_id, made.group_id, pages) if pages else None
 
 
 async def _claim(
@@ -327,8 +334,9 @@ async def _claim(
     user: User | None,
 ) -> _Claimed | _Waiting | CheckedOut:
     """Under the cart's row lock: the checkout an earlier request is making (wait for it), the
-    one it made if the cart is empty since and its orders still wait for payment (a double
-    click answered late), or a new one for this request after judging the cart again."""
+    one it made if the cart is empty since and some of its orders still wait for payment (a
+    double click answered late: those orders), or a new one for this request after judging
+    the cart again."""
     async with unit_of_work(factory) as session:
         cart = await load_cart(session, settings, cookie, user, create=False)
         judged = await view(session, cart)
@@ -339,13 +347,10 @@ async def _claim(
             if utcnow() - latest.created_at < patience:
                 return _Waiting(latest.id, patience)
             latest.status = CartCheckoutStatus.failed  # its request died half-way
-        if (
-            latest is not None
-            and latest.status == CartCheckoutStatus.ready
-            and not judged.lines
-            and await _still_open(session, latest)
-        ):
-            return _done(latest)
+        if latest is not None and latest.status == CartCheckoutStatus.ready and not judged.lines:
+            still_open = await _still_open(session, latest)
+            if still_open is not None:
+                return still_open
         if not judged.lines:
             raise Conflict("the cart is empty: add items first", code="empty_cart")
         if judged.problems:
