@@ -192,7 +192,7 @@ async def _reconcile_groups(
             log.exception("checkout group %s could not be reconciled", group_id)
             summary["error"] += 1
     for transfer_id in await transfers.unsent_transfer_ids(factory):
-        status = await transfers.send_transfer(factory, gateway, transfer_id)
+        status = await transfers.retry_transfer(factory, gateway, transfer_id)
         summary[f"transfer {status.value}"] += 1
 
 

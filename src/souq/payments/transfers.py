@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.carts.models import CheckoutGroup
 from souq.db import unit_of_work, utcnow
+from souq.errors import NotFound
 from souq.ledger.models import Dispute
 from souq.notifications import triggers
 from souq.orders.models import Order, PaymentStatus
@@ -152,6 +153,18 @@ async def unsent_transfer_ids(factory: async_sessionmaker[AsyncSession]) -> list
     async with unit_of_work(factory) as session:
         query = select(StoreTransfer.id).where(StoreTransfer.status.in_(UNSENT))
         return list((await session.execute(query.order_by(StoreTransfer.id))).scalars())
+
+
+async def retry_transfer(
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, transfer_id: int
+) -> TransferStatus:
+    """One unsent transfer, again (same idempotency key: a transfer Stripe did make is
+    returned, never made twice): `souq reconcile` and the back office's Retry button. A sent
+    or held transfer is left as it is (a held one waits for its release)."""
+    async with unit_of_work(factory) as session:
+        if await session.get(StoreTransfer, transfer_id) is None:
+            raise NotFound("transfer not found", code="transfer_not_found")
+    return await send_transfer(factory, gateway, transfer_id)
 
 
 async def why_hold(session: AsyncSession, order: Order, charge: Charge) -> str | None:

@@ -4,7 +4,7 @@ The checkout of a cart (its split mode, status, group and the page that pays eac
 click makes one checkout and a per_store checkout's orders know each other.
 
 Revision ID: 0010
-Revises: 0009
+Revises: 0012
 Create Date: 2026-11-29 12:10:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0009"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
