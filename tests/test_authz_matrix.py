@@ -527,6 +527,11 @@ ROUTES = [
     Route("POST /api/stripe/connect/login-link", MANAGE, create_login_link, writes=False),
     Route("GET /api/stores/{storeId}/payments", READ, get_payments),
     Route("GET /api/stores/{storeId}/orders", READ, list_store_orders),
+    Route(
+        "GET /api/stores/{storeId}/balance",
+        READ,
+        lambda w: Case("GET", f"/api/stores/{w.team.id}/balance"),
+    ),
     Route("GET /api/admin/orders", PLATFORM, list_all_orders),
     Route("POST /api/admin/orders/{orderId}/resolve", PLATFORM, resolve_order),
     Route("POST /api/webhook-endpoints (store)", OWNER, create_store_endpoint, success=201),

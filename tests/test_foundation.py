@@ -147,6 +147,7 @@ def test_migrations_upgrade_and_downgrade(empty_database: str) -> None:
         "webhook_attempt",
         "cart",
         "cart_item",
+        "cart_checkout",
         "checkout_group",
         "store_transfer",
         "ledger_entry",

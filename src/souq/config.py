@@ -27,6 +27,7 @@ SANDBOX_KEY_FILE = "sandbox_api_key"
 
 
 TransferTiming = Literal["on_payment", "on_fulfilment"]
+SplitMode = Literal["single_payment", "per_store"]
 
 
 class Settings(BaseSettings):
@@ -67,6 +68,10 @@ class Settings(BaseSettings):
     platform_fee_bps: int = Field(default=500, ge=0, le=10_000)
     # A service fee charged to the buyer on top of the subtotal, in basis points (0: none).
     buyer_fee_bps: int = Field(default=0, ge=0, le=10_000)
+    # How a cart with several stores is paid: once, on the platform's account, and split by
+    # transfers (single_payment); or one destination-charge payment per store, in turn
+    # (per_store), each success page leading to the next store's.
+    checkout_split_mode: SplitMode = "single_payment"
     # When a checkout group's store gets its transfer: as soon as the payment succeeds, or
     # once the seller marks the order fulfilled (held until then, or until
     # TRANSFER_RELEASE_DAYS after the payment). A platform admin may set a store's own.

@@ -29,8 +29,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from souq.config import Settings
 from souq.payments.stripe import StripeGateway
@@ -138,6 +140,36 @@ def current() -> Queue:
 def queue_running() -> bool:
     """Whether a job queue runs on this event loop (a server or worker, not a one-off command)."""
     return asyncio.get_running_loop() in _queues
+
+
+# Defers scheduled by `defer_after_commit`, kept until done (the loop holds tasks weakly).
+_after_commit: set[asyncio.Task[None]] = set()
+
+
+def defer_after_commit(session: AsyncSession, task: Task, *, lock: str, **kwargs: Any) -> None:
+    """Queue `task` once `session` commits (never if it rolls back), so the job sees what the
+    transaction wrote. Without a job queue on this loop (a one-off command) nothing is queued:
+    the work must be found again in the tables (reconcile, a periodic job)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if not queue_running():
+        return
+
+    def committed(_session: Session) -> None:
+        deferring = loop.create_task(_defer_logged(task, lock, kwargs))
+        _after_commit.add(deferring)
+        deferring.add_done_callback(_after_commit.discard)
+
+    event.listen(session.sync_session, "after_commit", committed, once=True)
+
+
+async def _defer_logged(task: Task, lock: str, kwargs: dict[str, Any]) -> None:
+    try:
+        await task.defer(lock=lock, **kwargs)
+    except Exception:
+        log.exception("queueing %s failed; its periodic recovery does the work", task.name)
 
 
 def runs_in_process(settings: Settings) -> bool:

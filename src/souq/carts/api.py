@@ -10,7 +10,7 @@ from sqlalchemy import select
 from souq.auth.deps import OptionalUser
 from souq.auth.service import require_platform_admin
 from souq.carts import service
-from souq.carts.models import Cart
+from souq.carts.models import Cart, CartCheckout
 from souq.carts.schemas import (
     MAX_ID,
     CartCheckoutIn,
@@ -162,7 +162,10 @@ async def checkout_cart(
     stripe: StripeDep,
 ) -> CartCheckoutOut:
     """Check the cart out: one order per store, paid once (a checkout group) when there are
-    several stores. 409 `cart_changed` lists every item that changed since it was added."""
+    several stores, or each in turn under CHECKOUT_SPLIT_MODE=per_store (`url` is the first
+    to pay; each order has its own). 409 `cart_changed` lists every item that changed since
+    it was added. A second request while the first is being made (a double click) gets the
+    same checkout."""
     email = body.customer_email or (user.email if user else None)
     if email is None:
         raise NotAuthenticated(
@@ -177,21 +180,23 @@ async def checkout_cart(
         customer_email=email,
         client_address=client_address(request),
     )
+    pages = dict(started.pages)
     async with unit_of_work(factory) as session:
-        made = (
-            await session.execute(
-                select(Order).where(Order.id.in_(started.order_ids)).order_by(Order.id)
-            )
-        ).scalars()
+        made = (await session.execute(select(Order).where(Order.id.in_(list(pages))))).scalars()
+        by_id = {o.id: o for o in made}
         orders = [
             CartOrderOut(
                 order_id=o.id,
                 store_id=o.store_id,
                 total=format_amount(o.total_amount, o.currency),
+                url=pages[o.id],
             )
-            for o in made
+            for o in (by_id[order_id] for order_id, _ in started.pages)
         ]
-    return CartCheckoutOut(checkout_group_id=started.group_id, url=started.url, orders=orders)
+        split_mode = (await session.get_one(CartCheckout, started.checkout_id)).split_mode
+    return CartCheckoutOut(
+        checkout_group_id=started.group_id, url=started.url, split_mode=split_mode, orders=orders
+    )
 
 
 class AdminTransferOut(TransferOut):

@@ -87,6 +87,11 @@ class Order(Base):
     checkout_group_id: Mapped[int | None] = mapped_column(
         ForeignKey("checkout_group.id", ondelete="SET NULL"), nullable=True, index=True
     )
+    # The cart checkout that made the order with its other stores' orders (NULL: checked out
+    # alone); under CHECKOUT_SPLIT_MODE=per_store its success page leads to the next one.
+    cart_checkout_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cart_checkout.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     # Whether the order's items are taken off the shelf right now; every reservation and
     # release flips it under the order's row lock, so stock moves exactly once either way.
     holds_stock: Mapped[bool] = mapped_column(Boolean, default=True)

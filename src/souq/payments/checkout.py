@@ -331,12 +331,15 @@ async def start_checkout(
         )
         params = session_params(settings, order, store)
         if request_id is not None:
-            await session.execute(
-                update(CheckoutRequest)
-                .where(CheckoutRequest.id == request_id)
-                .values(order_id=order.id)
-            )
+            await link_request(session, request_id, order_id=order.id)
     return await _open_session(factory, gateway, order.id, params, request_id)
+
+
+async def link_request(session: AsyncSession, request_id: int, **values: int | str) -> None:
+    """Record on the caller's Idempotency-Key row the order it made, or its payment page."""
+    await session.execute(
+        update(CheckoutRequest).where(CheckoutRequest.id == request_id).values(**values)
+    )
 
 
 async def _open_session(
@@ -380,11 +383,7 @@ async def _open_session(
                 code="checkout_closed",
             )
         if request_id is not None:
-            await session.execute(
-                update(CheckoutRequest)
-                .where(CheckoutRequest.id == request_id)
-                .values(url=found.url)
-            )
+            await link_request(session, request_id, url=found.url)
     return CheckoutStarted(order_id=order_id, url=found.url)
 
 

@@ -21,10 +21,11 @@ from souq.carts.models import CheckoutGroup, GroupStatus
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict, InvalidInput, NotFound
+from souq.jobs import defer_after_commit
 from souq.ledger import disputes
 from souq.orders import service as orders
 from souq.orders.models import CLOSED_UNPAID, Order, PaymentStatus
-from souq.payments import checkout, limits, transfers
+from souq.payments import checkout, limits
 from souq.payments.models import StoreTransfer, TransferStatus
 from souq.payments.stripe import (
     CheckoutSession,
@@ -100,10 +101,12 @@ async def start_group_checkout(
     customer_email: str,
     user: User | None,
     client_address: str | None = None,
+    request_id: int | None = None,
 ) -> GroupStarted:
-    """As `checkout.start_checkout`, for several stores at once: (1) the group and one order
-    per store, stock reserved, all or nothing; (2) one Checkout Session; (3) its id saved, or
-    every order failed (Stripe refused) or held as session_unknown (no answer)."""
+    """As `checkout.start_checkout`, for several stores at once (or one whose money is held):
+    (1) the group and one order per store, stock reserved, all or nothing (and the caller's
+    Idempotency-Key row linked to the first order); (2) one Checkout Session; (3) its id
+    saved, or every order failed (Stripe refused) or held as session_unknown (no answer)."""
     buyer = limits.Buyer(customer_email, user.id if user else None, client_address)
     await limits.check_checkout_rate(factory, settings, buyer)
     async with unit_of_work(factory) as session:
@@ -142,6 +145,19 @@ async def start_group_checkout(
         await session.flush()
         params = group_session_params(settings, group, made)
         group_id, order_ids = group.id, [order.id for order in made]
+        if request_id is not None:
+            await checkout.link_request(session, request_id, order_id=order_ids[0])
+    url = await _open_group_session(factory, gateway, group_id, params, request_id)
+    return GroupStarted(group_id=group_id, url=url, order_ids=order_ids)
+
+
+async def _open_group_session(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    group_id: int,
+    params: dict[str, Any],
+    request_id: int | None,
+) -> str:
     try:
         found = await gateway.create_checkout_session(params, idempotency_key=group_key(group_id))
     except (StripeUnavailable, StripeDataError) as exc:
@@ -161,9 +177,92 @@ async def start_group_checkout(
             group.stripe_checkout_session_id = found.id
         if group.status == GroupStatus.session_unknown:
             group.status = GroupStatus.pending
-    if found.url is None:
-        raise Conflict("the payment page is closed: start a new checkout", code="checkout_closed")
-    return GroupStarted(group_id=group_id, url=found.url, order_ids=order_ids)
+            for order in await _group_orders(session, group_id):
+                if order.payment_status == PaymentStatus.session_unknown:
+                    order.payment_status = PaymentStatus.pending
+        if group.status != GroupStatus.pending or found.url is None:
+            raise Conflict(
+                f"the checkout is {group.status.value}: start a new checkout",
+                code="checkout_closed",
+            )
+        if request_id is not None:
+            await checkout.link_request(session, request_id, url=found.url)
+    return found.url
+
+
+async def resume_group_checkout(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    group_id: int,
+    request_id: int | None,
+) -> str:
+    """A retry of a group's checkout whose page the caller never got: Stripe is asked again
+    with the group's own key, which returns the session it made, never a second."""
+    async with unit_of_work(factory) as session:
+        group = await _lock_group(session, group_id)
+        if group.status not in (GroupStatus.pending, GroupStatus.session_unknown):
+            raise Conflict(
+                f"the checkout is {group.status.value}: start a new checkout",
+                code="checkout_closed",
+            )
+        params = group_session_params(settings, group, await _group_orders(session, group_id))
+    return await _open_group_session(factory, gateway, group_id, params, request_id)
+
+
+@dataclass(frozen=True)
+class StoreCheckout:
+    group_id: int | None
+    order_id: int
+    url: str
+
+
+async def start_store_checkout(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    *,
+    store_id: int,
+    currency: str,
+    lines: Sequence[checkout.CartLine],
+    customer_email: str,
+    user: User | None,
+    client_address: str | None = None,
+    request_id: int | None = None,
+) -> StoreCheckout:
+    """One store's checkout: the seed's destination charge, unless the store's money is held
+    until fulfilment, which a destination charge cannot do (its transfer is made with the
+    charge); then a group of one order, paid on the platform's account and transferred later
+    (https://docs.stripe.com/connect/separate-charges-and-transfers)."""
+    async with unit_of_work(factory) as session:
+        store = await session.get(Store, store_id)
+        held = store is not None and holds_transfers(store, settings)
+    if held:
+        group = await start_group_checkout(
+            factory,
+            gateway,
+            settings,
+            currency=currency,
+            stores=[StoreLines(store_id, lines)],
+            customer_email=customer_email,
+            user=user,
+            client_address=client_address,
+            request_id=request_id,
+        )
+        return StoreCheckout(group.group_id, group.order_ids[0], group.url)
+    started = await checkout.start_checkout(
+        factory,
+        gateway,
+        settings,
+        store_id=store_id,
+        currency=currency,
+        lines=lines,
+        customer_email=customer_email,
+        user=user,
+        request_id=request_id,
+        client_address=client_address,
+    )
+    return StoreCheckout(None, started.order_id, started.url)
 
 
 async def _lock_group(session: AsyncSession, group_id: int) -> CheckoutGroup:
@@ -260,15 +359,15 @@ async def _pay_group(
 
 async def apply_group_session(
     session: AsyncSession,
-    gateway: StripeGateway,
     checkout_session: CheckoutSession,
     group_id: int,
     *,
     failed: bool = False,
 ) -> CheckoutGroup | None:
-    """Bring a group and its orders to the state of its Checkout Session, then send every
-    store's transfer not sent yet. Safe to run any number of times, concurrently, in any
-    order: the group row is locked, orders and transfers move once."""
+    """Bring a group and its orders to the state of its Checkout Session; a paid group gets
+    its transfer rows, sent by the caller once this transaction committed (Stripe is never
+    asked while it is open). Safe to run any number of times, concurrently, in any order:
+    the group row is locked, orders and transfer rows move once."""
     group = await session.get(CheckoutGroup, group_id)
     if group is None:
         return None
@@ -285,8 +384,6 @@ async def apply_group_session(
                     order.payment_status = PaymentStatus.needs_review
                     order.review_reason = f"checkout group {group.id}: {reason}"[:1000]
                 log.warning("checkout group %s needs review: %s", group.id, reason)
-        if group.status == GroupStatus.paid:
-            await transfers.send_group_transfers(session, gateway, group)
     elif group.stripe_checkout_session_id in (None, checkout_session.id):
         group.stripe_checkout_session_id = checkout_session.id
         unpaid = (
@@ -327,8 +424,17 @@ async def on_checkout_session(
                 return Ignored(f"checkout session {found.id} is not for an order of ours")
             # Refunds and disputes Stripe announced before the payment was in our books.
             await disputes.catch_up(session, gateway, order)
-        elif await apply_group_session(session, gateway, found, group_id, failed=failed) is None:
-            return Ignored(f"checkout session {found.id} is for no checkout group of ours")
+        else:
+            group = await apply_group_session(session, found, group_id, failed=failed)
+            if group is None:
+                return Ignored(f"checkout session {found.id} is for no checkout group of ours")
+            if group.status == GroupStatus.paid:
+                # Imported here: the jobs module lists this handler's module (a cycle).
+                from souq.payments.tasks import send_group_transfers, transfers_lock
+
+                defer_after_commit(
+                    session, send_group_transfers, lock=transfers_lock(group.id), group_id=group.id
+                )
         return None
 
     return apply
@@ -371,8 +477,9 @@ async def reconcile_group(
         found = await gateway.expire_checkout_session(session_id)
         found = await gateway.retrieve_checkout_session(session_id)
     async with unit_of_work(factory) as session:
-        group_after = await apply_group_session(session, gateway, found, group_id)
+        group_after = await apply_group_session(session, found, group_id)
         after = group_after.status if group_after else before
+    # Its transfers are sent by reconcile's pass over every unsent transfer, which follows.
     return after.value if after != before else "unchanged"
 
 
@@ -413,7 +520,7 @@ async def _sync(
 ) -> None:
     found = await gateway.retrieve_checkout_session(session_id)
     async with unit_of_work(factory) as session:
-        await apply_group_session(session, gateway, found, group_id)
+        await apply_group_session(session, found, group_id)
 
 
 async def group_status(
@@ -481,3 +588,33 @@ async def cancel_group(
         await _sync(factory, gateway, group_id, session_id)
     async with unit_of_work(factory) as session:
         return await _view(session, group_id)
+
+
+async def abandon_store_checkout(
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, started: StoreCheckout
+) -> None:
+    """Close a store's checkout made as part of a cart's per_store checkout that could not be
+    completed: its session expired (unless paid already) and the order brought to the
+    session's state, its stock returned once. Best effort: a session left open expires by
+    itself, and its webhook closes the order."""
+    async with unit_of_work(factory) as session:
+        if started.group_id is not None:
+            group = await session.get_one(CheckoutGroup, started.group_id)
+            session_id = group.stripe_checkout_session_id
+        else:
+            order = await session.get_one(Order, started.order_id)
+            session_id = order.stripe_checkout_session_id
+    if session_id is None:
+        return
+    try:
+        with contextlib.suppress(StripeFailed):
+            await gateway.expire_checkout_session(session_id)
+        found = await gateway.retrieve_checkout_session(session_id)
+    except (StripeUnavailable, StripeFailed) as exc:
+        log.warning("order %s left to expire by itself: %s", started.order_id, exc.message)
+        return
+    async with unit_of_work(factory) as session:
+        if started.group_id is not None:
+            await apply_group_session(session, found, started.group_id)
+        else:
+            await checkout.apply_checkout_session(session, found)

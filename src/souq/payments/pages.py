@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from souq.auth.deps import OptionalUser
+from souq.carts import service as carts
+from souq.db import unit_of_work
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import NotFound
 from souq.payments import checkout, groups, onboarding
@@ -120,11 +122,14 @@ async def checkout_success(
     if group is not None:
         return render(request, "checkout/group.html", view=group, refresh_seconds=refresh_seconds)
     status = await checkout.checkout_status(factory, stripe, settings, session_id)
+    async with unit_of_work(factory) as session:
+        next_payment = await carts.next_to_pay(session, status.order)
     return render(
         request,
         "checkout/success.html",
         order=status.order,
         store=status.store,
+        next_payment=next_payment,
         confirming=status.confirming,
         refresh_seconds=refresh_seconds,
     )

@@ -619,12 +619,14 @@ class StripeGateway:
 
     # Money after the sale
 
-    async def _list_all(self, what: str, path: str, params: dict[str, Any]) -> list[Any]:
+    async def _list_all(
+        self, what: str, path: str, params: dict[str, Any], **options: Any
+    ) -> list[Any]:
         """Every item of a Stripe list, page after page."""
         items: list[Any] = []
         query = dict(params, limit=100)
         while True:
-            page = _object(await self._request(what, "get", path, query), "list")
+            page = _object(await self._request(what, "get", path, query, **options), "list")
             data = page.get("data")
             if not isinstance(data, list):
                 raise StripeDataError(f"Stripe's {what} answer has no data list")
@@ -659,6 +661,19 @@ class StripeGateway:
             "create refund", "post", "/v1/refunds", params, idempotency_key=idempotency_key
         )
         return Refund.parse(refund)
+
+    async def paid_out(self, account_id: str) -> dict[str, int]:
+        """What Stripe paid from a connected account to its bank (payouts that arrived:
+        status paid), per currency."""
+        found = await self._list_all(
+            "list payouts", "/v1/payouts", {"status": "paid"}, stripe_account=account_id
+        )
+        totals: dict[str, int] = {}
+        for item in found:
+            payout = _object(item, "payout")
+            currency = _field(payout, "currency", str, "payout")
+            totals[currency] = totals.get(currency, 0) + _field(payout, "amount", int, "payout")
+        return totals
 
     async def list_refunds(self, charge_id: str) -> list[Refund]:
         found = await self._list_all("list refunds", "/v1/refunds", {"charge": charge_id})
