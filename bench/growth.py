@@ -102,7 +102,13 @@ HOT_QUERIES: list[tuple[str, str]] = [
     (
         "GET /shop (orders/pages.py:shop)",
         "SELECT listing.*, store.* FROM listing JOIN store ON store.id = listing.store_id "
-        "WHERE listing.active IS true ORDER BY store.name, listing.id LIMIT 200",
+        "WHERE listing.active IS true ORDER BY listing.id DESC LIMIT 101",
+    ),
+    (
+        "GET /shop?storeId=&after= (a later page of one store)",
+        "SELECT listing.*, store.* FROM listing JOIN store ON store.id = listing.store_id "
+        "WHERE listing.active IS true AND listing.store_id = {store} AND listing.id < {mid} "
+        "ORDER BY listing.id DESC LIMIT 101",
     ),
     (
         "GET /api/stores/{id}/orders?status=paid (orders/service.py:list_store_orders)",

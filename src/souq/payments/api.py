@@ -13,6 +13,7 @@ from souq.errors import NotAuthenticated
 from souq.middleware import client_address
 from souq.payments import checkout, checkout_requests, onboarding, webhooks
 from souq.payments.deps import CallerDep, StripeDep
+from souq.payments.handlers import HANDLERS
 from souq.payments.schemas import (
     MAX_ID,
     CheckoutIn,
@@ -121,6 +122,7 @@ async def _receive(
         await request.body(),
         request.headers.get("stripe-signature"),
         connect=connect,
+        handled=HANDLERS,
     )
     return WebhookAck(event_id=outcome.event_id, status=outcome.status, reason=outcome.reason)
 
