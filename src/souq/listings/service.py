@@ -14,7 +14,7 @@ from souq.auth.models import User
 from souq.errors import Conflict, InvalidInput, NotFound
 from souq.listings.models import Listing
 from souq.listings.prices import fits, fits_any
-from souq.listings.schemas import STOCK_MAX
+from souq.listings.schemas import STOCK_MAX, ListingFields
 from souq.money import MAX_AMOUNT, MoneyError, format_amount, parse_amount
 from souq.orders.models import OrderItem
 from souq.schemas import clean_name, currency_input
@@ -193,10 +193,13 @@ def _active_page(
 
 async def list_catalogue(
     session: AsyncSession, *, store_id: int | None, after_id: int | None, limit: int
-) -> tuple[list[Listing], int | None]:
-    """One page of active listings, newest first, and the cursor of the next page (if any)."""
-    query = _active_page(select(Listing), store_id=store_id, after_id=after_id, limit=limit)
-    rows = list((await session.execute(query)).scalars())
+) -> tuple[list[ListingFields], int | None]:
+    """One page of active listings, newest first, and the cursor of the next page (if any).
+    Rows of the listing's columns, not ORM objects: a public read changes nothing, so it skips
+    the identity map and per-object state."""
+    columns = select(*Listing.__table__.columns)
+    query = _active_page(columns, store_id=store_id, after_id=after_id, limit=limit)
+    rows: list[ListingFields] = list((await session.execute(query)).all())
     return rows[:limit], rows[limit - 1].id if len(rows) > limit else None
 
 
