@@ -26,7 +26,8 @@ def get(server: Server, path: str, seconds: float, token: str | None = None) -> 
         )
     if result.non_2xx:
         raise SystemExit(f"{path}: {result.non_2xx} non-2xx answers")
-    return [result.rate, result.p50_ms, result.p99_ms, usage.cpu["serve"] * 1000 / result.requests]
+    cpu_ms = usage.cpu["serve"] * 1000 / max(result.requests, 1)
+    return [result.rate, result.p50_ms, result.p99_ms, cpu_ms]
 
 
 def fill_orders(db: Database, count: int, stores: list[int], payload: dict[str, Any]) -> None:
@@ -154,12 +155,13 @@ def plans(db: Database, values: dict[str, int], report: Report) -> list[list[Any
 
 def main() -> None:
     parser = harness.arguments(__doc__ or "")
+    parser.add_argument("--storm", type=int, help="unique events per webhook storm")
     args = parser.parse_args()
     seconds = 2.0 if args.quick else 5.0
     listing_sizes = [100, 1_000, 10_000] if args.quick else [100, 10_000, 100_000]
     order_sizes = [1_000, 10_000] if args.quick else [1_000, 100_000]
     event_sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
-    storm = 100 if args.quick else 400
+    storm = args.storm or (100 if args.quick else 400)
     report = Report("Growth")
     catalogue, orders_rows, webhook_rows = [], [], []
     with Stack() as stack:
@@ -199,21 +201,26 @@ def main() -> None:
             for store_id in (market.store_id, quiet):
                 path = f"/api/stores/{store_id}/orders?status=paid&limit=20"
                 log(f"store orders at {size} orders: {path}")
-                orders_rows.append(
-                    [f"{size:,}", path, *get(server, path, seconds, market.owner_token)]
-                )
+                with harness.profiled(
+                    server.proc, f"growth-orders-{size}-store{store_id}", args.profile
+                ):
+                    measured = get(server, path, seconds, market.owner_token)
+                orders_rows.append([f"{size:,}", path, *measured])
         for size in event_sizes:
             fill_events(db, size, sample)
             batch = webhooks.paid_orders(server, sandbox, market, storm)
             for kind in ("checkout.session.completed", "charge.succeeded"):
                 requests = webhooks.deliveries(batch, seed=size, charges=kind == "charge.succeeded")
                 log(f"{kind} storm with {size} events in the inbox")
-                with harness.measure({"serve": server.proc}) as usage:
+                watched = {"serve": server.proc, **{w.name: w for w in system.workers}}
+                with harness.measure(watched) as usage:
                     load = harness.run_load(
                         server.url, requests, connections=8, sign_secret=harness.WEBHOOK_SECRET
                     )
+                    webhooks.wait_processed(db, db.scalar("SELECT count(*) FROM stripe_event"))
                 if load.ok != load.requests:
                     raise SystemExit(f"{load.requests - load.ok} webhook deliveries failed")
+                worker_cpu = sum(usage.cpu[w.name] for w in system.workers)
                 webhook_rows.append(
                     [
                         f"{db.scalar('SELECT count(*) FROM stripe_event'):,}",
@@ -222,6 +229,8 @@ def main() -> None:
                         load.percentile(50),
                         load.percentile(99),
                         usage.cpu["serve"] * 1000 / load.requests,
+                        webhooks.e2e_rate(db, batch, load) if kind.startswith("checkout") else "",
+                        worker_cpu * 1000 / len(batch),
                     ]
                 )
             webhooks.verify_exactly_once(db, batch)
@@ -253,7 +262,16 @@ def main() -> None:
     report.table("A store's orders by status", ["orders", "path", *headers], orders_rows)
     report.table(
         "Webhooks as the inbox grows",
-        ["inbox rows", "event", "deliveries/s", "p50 ms", "p99 ms", "serve CPU ms/delivery"],
+        [
+            "inbox rows",
+            "event",
+            "deliveries/s",
+            "p50 ms",
+            "p99 ms",
+            "serve CPU ms/delivery",
+            "processed events/s",
+            "worker CPU ms/event",
+        ],
         webhook_rows,
     )
     report.table("Hot query plans at the largest sizes", ["query", "access", "execution"], summary)

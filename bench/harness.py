@@ -242,7 +242,16 @@ class Database:
     url: str
 
     def connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.url, autocommit=True)
+        # The PostgreSQL server is shared with other users' test runs, which now and then
+        # take every connection slot for a moment.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return psycopg.connect(self.url, autocommit=True)
+            except psycopg.OperationalError as exc:
+                if "too many clients" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> None:
         with self.connect() as conn:

@@ -16,8 +16,9 @@ ROUNDS = 3
 
 def main() -> None:
     parser = harness.arguments(__doc__ or "")
+    parser.add_argument("--orders", type=int, help="orders (and webhook events) per round")
     args = parser.parse_args()
-    orders = 100 if args.quick else 600
+    orders = args.orders or (100 if args.quick else 600)
     seconds = 2.0 if args.quick else 6.0
     report = Report("Memory")
     rows, settled = [], []
