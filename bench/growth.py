@@ -126,6 +126,14 @@ HOT_QUERIES: list[tuple[str, str]] = [
         "SELECT * FROM orders WHERE store_id = {quiet} ORDER BY id DESC LIMIT 20",
     ),
     (
+        "a buyer's held units on checkout (payments/limits.py:check_holding)",
+        "SELECT order_item.listing_id, sum(order_item.quantity) FROM order_item "
+        "JOIN orders ON orders.id = order_item.order_id WHERE orders.payment_status = 'pending' "
+        "AND order_item.listing_id IN (SELECT min(id) FROM listing) AND "
+        "(lower(orders.customer_email) = 'new@example.com' OR orders.client_address = '10.9.0.1' "
+        "OR orders.user_id = 1) GROUP BY order_item.listing_id",
+    ),
+    (
         "charge.* webhooks (payments/checkout.py:on_charge)",
         "SELECT * FROM order_payment WHERE stripe_payment_intent_id = 'pi_fill_{mid_order}' "
         "FOR UPDATE",
