@@ -61,7 +61,10 @@ def main() -> None:
                     sign_secret=harness.WEBHOOK_SECRET,
                 )
                 webhooks.wait_processed(db, db.scalar("SELECT count(*) FROM stripe_event"))
-            verified = webhooks.verify_exactly_once(db, batch)
+            retried = webhooks.redeliver(targets, db, batch)
+            if retried:
+                webhooks.wait_processed(db, db.scalar("SELECT count(*) FROM stripe_event"))
+            verified = webhooks.verify_exactly_once(db, batch) + f" ({retried} redelivered)"
             e2e = webhooks.e2e_rate(db, batch, load)
             baseline_rate = baseline_rate or e2e
             serve_cores = sum(usage.share(name) for name in procs if name.startswith("serve"))
