@@ -191,8 +191,10 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
 def _include_routers(app: FastAPI) -> None:
     from souq.auth.api import router as auth_api
     from souq.auth.pages import router as auth_pages
+    from souq.backoffice.pages import router as backoffice_pages
     from souq.carts.api import router as carts_api
     from souq.integrations.api import router as integrations_api
+    from souq.integrations.pages import router as integrations_pages
     from souq.ledger.api import router as ledger_api
     from souq.listings.api import router as listings_api
     from souq.listings.pages import router as listings_pages
@@ -221,4 +223,6 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(orders_pages)
     app.include_router(stores_pages)
     app.include_router(listings_pages)
+    app.include_router(backoffice_pages)
+    app.include_router(integrations_pages)
     app.include_router(web_router)

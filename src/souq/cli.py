@@ -440,17 +440,9 @@ def events_list(
     ] = False,
 ) -> None:
     """List received Stripe events (full ids, whatever the terminal's width)."""
-    from sqlalchemy import select
+    from souq.payments.webhooks import list_events
 
-    from souq.payments.models import StripeEvent
-
-    async def work(session: AsyncSession) -> list[StripeEvent]:
-        query = select(StripeEvent).order_by(StripeEvent.id.desc()).limit(limit)
-        if failed:
-            query = query.where(StripeEvent.processed_at.is_(None))
-        return list((await session.execute(query)).scalars())
-
-    rows = run_in_session(work)
+    rows = run_in_session(lambda session: list_events(session, failed=failed, limit=limit))
     if as_json:
         typer.echo(
             json.dumps(
@@ -498,11 +490,10 @@ def events_replay(
     """Run an event's handler again (handlers are idempotent)."""
     from sqlalchemy.exc import NoResultFound
 
-    from souq.payments.handlers import HANDLERS
-    from souq.payments.webhooks import process_event
+    from souq.payments.tasks import replay_event
 
     async def main(ctx: Context) -> str:
-        outcome = await process_event(ctx.factory, ctx.gateway, HANDLERS, event_id, force=True)
+        outcome = await replay_event(ctx.factory, ctx.gateway, event_id)
         return outcome.status + (f" ({outcome.reason})" if outcome.reason else "")
 
     try:

@@ -12,8 +12,15 @@ import sqlalchemy as sa
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import Browsing
-from tests.helpers import PASSWORD, api_user, unique_email
-from tests.payments.stripe_helpers import listing, onboarded_team
+from tests.helpers import PASSWORD, api_user, store_team, unique_email
+from tests.ledger.money_helpers import paid_order
+from tests.payments.stripe_helpers import (
+    clear_faults,
+    failed_account_event,
+    listing,
+    onboarded_team,
+    platform_admin,
+)
 from tests.servers import LiveServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -348,3 +355,68 @@ async def test_an_owner_manages_members_and_a_listings_stock(
     await expect(row).to_contain_text("inactive")
     listing_id = int(await row.get_attribute("data-listing-id") or 0)
     assert live.scalar("SELECT active FROM listing WHERE id = :i", i=listing_id) in (False, 0)
+
+
+def _failed_account_event(live: LiveServer) -> tuple[int, str]:
+    """A store whose account.updated event failed (Stripe answering errors until
+    `clear_faults`): the store's id and the event's id."""
+    with store_team(live, name=_name("Outage Bazaar")) as team:
+        return team.id, failed_account_event(live, team)
+
+
+@pytest.mark.fresh_server
+async def test_the_platform_admin_reads_the_fee_report_and_replays_a_failed_webhook(
+    browsing: Browsing, live: LiveServer
+) -> None:
+    def sales() -> int:
+        with onboarded_team(live, name=_name("Marrakech Spices")) as team:
+            paid_order(live, team, price="40.00", quantity=1)
+            paid_order(live, team, price="12.50", quantity=2)
+            return team.id
+
+    store_id = await asyncio.to_thread(sales)
+    admin = await asyncio.to_thread(platform_admin, live)
+    admin.close()
+    page = await browsing.page()
+    await _log_in(page, admin.email)
+    await page.get_by_role("link", name="Back office").click()
+    await page.get_by_role("link", name="Fee report").click()
+    await page.get_by_label("Store").select_option(str(store_id))
+    await page.get_by_role("button", name="Show").click()
+
+    # The chart (SVG drawn by the server) and the same numbers in the table beside it.
+    chart = page.locator("#chart-usd").get_by_role("img")
+    await expect(chart).to_be_visible()
+    await expect(page.locator('#chart-usd [data-series="Gross volume"] rect')).to_have_count(1)
+    table = page.locator("#fees-usd")
+    await expect(table).to_be_visible()
+    await expect(table.locator("tfoot td").first).to_have_text("$65.00")
+    csv = await page.request.get(await page.locator("#csv").get_attribute("href") or "")
+    assert csv.ok and f",usd,{store_id},6500," in await csv.text()
+    await browsing.check(page, "fee report")
+
+    # Stripe fails while a store's account.updated event is handled: the inbox shows it.
+    try:
+        failing_store, event_id = await asyncio.to_thread(_failed_account_event, live)
+        await page.get_by_role("link", name="← Back office").click()
+        await page.get_by_role("link", name="Webhook inbox").click()
+        await page.get_by_role("link", name="not processed").click()
+        row = page.locator(f'#events tr[data-event-id="{event_id}"]')
+        await expect(row).to_have_attribute("data-state", "failed")
+        await expect(row).to_contain_text("StripeUnavailable")
+        await browsing.check(page, "webhook inbox, a failed event")
+    finally:
+        await asyncio.to_thread(clear_faults, live)
+
+    # Stripe is back: Replay runs the handler again, and the store can take payments.
+    await row.get_by_role("button", name=f"Replay {event_id}").click()
+    replayed = page.locator("#replayed")
+    await expect(replayed).to_have_attribute("data-processed", "yes")
+    await expect(replayed).to_contain_text("processed")
+    await expect(page.locator(f'#events tr[data-event-id="{event_id}"]')).to_have_attribute(
+        "data-state", "processed"
+    )
+    assert live.scalar(
+        "SELECT stripe_charges_enabled FROM store WHERE id = :s", s=failing_store
+    ) in (True, 1)
+    await browsing.check(page, "webhook inbox, replayed")

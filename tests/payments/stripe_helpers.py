@@ -103,6 +103,22 @@ def payments_status(team: StoreTeam) -> dict[str, Any]:
     return status
 
 
+def failed_account_event(live: LiveServer, team: StoreTeam) -> str:
+    """The store's account.updated event, made to fail for real: Stripe answers errors (until
+    `clear_faults`) while its handler re-reads the account. Its event id."""
+    account_id = create_account(team)
+    set_faults(live, api_error_rate=1.0)
+    control(live, f"/accounts/{account_id}/onboard", {"outcome": "complete"})
+    flush(live)
+    event_id = live.scalar(
+        "SELECT stripe_event_id FROM stripe_event WHERE account = :a "
+        "AND processed_at IS NULL AND last_error IS NOT NULL",
+        a=account_id,
+    )
+    assert event_id, "the event must have failed"
+    return str(event_id)
+
+
 def onboarded_team(live: LiveServer, *, name: str = "Ready Store", **fields: Any) -> StoreTeam:
     """A store whose Express account finished onboarding, with the webhook applied."""
     team = store_team(live, name=name, **fields)

@@ -136,6 +136,21 @@ async def fee_rows(
     return [rows[k] for k in sorted(rows)]
 
 
+def fee_totals_per_day(rows: Sequence[FeeRow]) -> dict[str, list[FeeRow]]:
+    """The fee report summed over stores: per currency, one row per day (store_id 0), in
+    order of day; what the back office's chart and its table show."""
+    amounts = [f.name for f in fields(FeeRow) if f.name not in ("day", "currency", "store_id")]
+    days: dict[tuple[str, str], FeeRow] = {}
+    for row in rows:
+        total = days.setdefault((row.currency, row.day), FeeRow(row.day, row.currency, 0))
+        for name in amounts:
+            setattr(total, name, getattr(total, name) + getattr(row, name))
+    per_currency: dict[str, list[FeeRow]] = defaultdict(list)
+    for (currency, _), total in sorted(days.items()):
+        per_currency[currency].append(total)
+    return dict(per_currency)
+
+
 async def statement(
     session: AsyncSession,
     user: User | None,

@@ -9,9 +9,9 @@ from souq.auth.deps import OptionalUser
 from souq.auth.service import require_platform_admin
 from souq.deps import SessionDep
 from souq.notifications import service
-from souq.web.pages import PageRoute, templates
+from souq.web.pages import PAGE_DEPENDENCIES, PageRoute, render
 
-router = APIRouter(include_in_schema=False, route_class=PageRoute)
+router = APIRouter(include_in_schema=False, route_class=PageRoute, dependencies=PAGE_DEPENDENCIES)
 
 
 @router.get("/admin/outbox", response_class=HTMLResponse)
@@ -19,6 +19,4 @@ async def outbox_page(request: Request, user: OptionalUser, session: SessionDep)
     """The newest 100 emails with both parts (the HTML part in a sandboxed frame)."""
     require_platform_admin(user)
     messages = await service.outbox(session, status=None, limit=100, before=None)
-    return templates.TemplateResponse(
-        request, "mail/outbox.html", {"messages": messages, "user": user}
-    )
+    return render(request, "mail/outbox.html", messages=messages)

@@ -7,12 +7,14 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.db import unit_of_work, utcnow
 from souq.jobs import JobContext, task
 from souq.payments import reconcile, sweep, transfers, webhooks
 from souq.payments.handlers import HANDLERS
 from souq.payments.models import StripeEvent
+from souq.payments.stripe import StripeGateway
 from souq.payments.webhooks import EVENT_ATTEMPTS
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,15 @@ def event_lock(stripe_event_id: str) -> str:
 @task("payments.process_stripe_event", max_attempts=EVENT_ATTEMPTS)
 async def process_stripe_event(ctx: JobContext, *, event_id: str) -> None:
     await webhooks.process_event(ctx.factory, ctx.gateway, HANDLERS, event_id)
+
+
+async def replay_event(
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, stripe_event_id: str
+) -> webhooks.Outcome:
+    """Run an event's handler again now, processed or not (handlers are idempotent): `souq
+    events replay` and the back office's Replay button. Raises NoResultFound for an event not
+    in the inbox, and the handler's error when it fails again (recorded on the event)."""
+    return await webhooks.process_event(factory, gateway, HANDLERS, stripe_event_id, force=True)
 
 
 async def enqueue_event(stripe_event_id: str) -> None:

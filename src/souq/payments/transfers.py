@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.carts.models import CheckoutGroup
 from souq.db import unit_of_work, utcnow
+from souq.errors import NotFound
 from souq.ledger.models import Dispute
 from souq.notifications import triggers
 from souq.orders.models import Order, PaymentStatus
@@ -112,13 +113,18 @@ async def retry_transfer(
     factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, transfer_id: int
 ) -> TransferStatus:
     """One unsent transfer, again (same idempotency key: a transfer Stripe did make is
-    returned, never made twice)."""
+    returned, never made twice): `souq reconcile` and the back office's Retry button. A sent
+    or held transfer is left as it is (a held one waits for its release)."""
     async with unit_of_work(factory) as session:
         transfer = (
             await session.execute(
                 select(StoreTransfer).where(StoreTransfer.id == transfer_id).with_for_update()
             )
-        ).scalar_one()
+        ).scalar_one_or_none()
+        if transfer is None:
+            raise NotFound("transfer not found", code="transfer_not_found")
+        if transfer.status not in UNSENT:
+            return transfer.status
         group = await session.get(CheckoutGroup, transfer.checkout_group_id)
         assert group is not None
         return await send_transfer(session, gateway, transfer, group)

@@ -180,6 +180,19 @@ async def process_event(
         raise
 
 
+async def list_events(
+    session: AsyncSession, *, failed: bool, limit: int, event_id: str | None = None
+) -> list[StripeEvent]:
+    """The inbox, newest first; `failed`: only the events not processed yet (their last
+    error says why), which `souq events replay` and the back office run again."""
+    query = select(StripeEvent).order_by(StripeEvent.id.desc()).limit(limit)
+    if failed:
+        query = query.where(StripeEvent.processed_at.is_(None))
+    if event_id is not None:
+        query = query.where(StripeEvent.stripe_event_id == event_id)
+    return list((await session.execute(query)).scalars())
+
+
 Enqueue = Callable[[str], Awaitable[None]]
 
 
