@@ -366,7 +366,7 @@ def _endpoints(w: World) -> Any:
     return sorted(
         tuple(r)
         for r in w.live.rows(
-            "SELECT id, url, description, secret FROM webhook_endpoint "
+            "SELECT id, url, description, secret_sealed FROM webhook_endpoint "
             "WHERE store_id = :s OR store_id IS NULL",
             s=w.team.id,
         )
@@ -666,7 +666,9 @@ def _platform_endpoint(w: World) -> int:
 
 
 def _endpoint_row(w: World, endpoint_id: int) -> Any:
-    rows = w.live.rows("SELECT enabled, secret FROM webhook_endpoint WHERE id = :i", i=endpoint_id)
+    rows = w.live.rows(
+        "SELECT enabled, secret_sealed FROM webhook_endpoint WHERE id = :i", i=endpoint_id
+    )
     return [tuple(r) for r in rows]
 
 

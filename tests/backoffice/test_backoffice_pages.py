@@ -15,6 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from souq.integrations.sealing import sealer
 from souq.money import display
 from tests.carts.test_cart import refused_transfer_checkout
 from tests.carts.test_holds import hold, paid_cart, transfers_to
@@ -241,8 +242,13 @@ def test_webhook_endpoints_are_managed_and_their_deliveries_redelivered(
         secret = re.search(r"<code id=\"secret\">(whsec_[^<]+)</code>", made.text)
         assert secret, made.text
         endpoint_id = live.scalar(
-            "SELECT id FROM webhook_endpoint WHERE secret = :s", s=secret.group(1)
+            "SELECT max(id) FROM webhook_endpoint WHERE url = 'https://example.com/souq'"
         )
+        fernet = sealer(live.settings.secret_key.get_secret_value())
+        sealed = live.scalar(
+            "SELECT secret_sealed FROM webhook_endpoint WHERE id = :i", i=endpoint_id
+        )
+        assert fernet.decrypt(sealed.encode()).decode() == secret.group(1)
         # The secret is shown this once.
         listed = browser.client.get("/admin/webhook-endpoints").text
         assert f'data-endpoint-id="{endpoint_id}" data-enabled="yes"' in listed
@@ -258,9 +264,12 @@ def test_webhook_endpoints_are_managed_and_their_deliveries_redelivered(
         rotated = post(browser, detail + "/rotate-secret")
         new_secret = re.search(r"<code id=\"secret\">(whsec_[^<]+)</code>", rotated.text)
         assert new_secret and new_secret.group(1) != secret.group(1)
-        assert live.scalar(
-            "SELECT previous_secret FROM webhook_endpoint WHERE id = :i", i=endpoint_id
-        ) == secret.group(1)
+        assert (
+            live.scalar(
+                "SELECT previous_secret_sealed FROM webhook_endpoint WHERE id = :i", i=endpoint_id
+            )
+            == sealed
+        )
 
         # A delivery that failed for good, then Redeliver: it is due again.
         with live.db.begin() as conn:

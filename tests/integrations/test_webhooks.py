@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -210,6 +211,15 @@ def test_an_endpoint_that_keeps_failing_is_disabled_and_its_owner_told(
         ("fd00::1", False),
         ("::ffff:127.0.0.1", False),
         ("224.0.0.1", False),
+        ("fc00::1", False),
+        ("fe80::1%eth0", False),
+        ("::", False),
+        # IPv4 inside IPv6: compatible, NAT64, 6to4 and Teredo forms of 127.0.0.1.
+        ("::127.0.0.1", False),
+        ("64:ff9b::7f00:1", False),
+        ("2002:7f00:1::1", False),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),
+        ("64:ff9b::808:808", True),
     ],
 )
 def test_which_addresses_are_public(address: str, public: bool) -> None:
@@ -226,7 +236,18 @@ REFUSED: list[tuple[str, str | None]] = [
     ("http://169.254.169.254/latest/meta-data", "url_not_allowed"),
     ("http://10.1.2.3/hooks", "url_not_allowed"),
     ("http://192.168.0.10:8443/hooks", "url_not_allowed"),
-    ("http://[::1]/hooks", None),  # IPv6 receivers are reached by a name
+    ("http://2130706433/hooks", "url_not_allowed"),  # 127.0.0.1 as one number
+    ("http://0x7f000001/hooks", "url_not_allowed"),
+    ("http://[::1]/hooks", "url_not_allowed"),
+    ("http://[::1]:8443/hooks", "url_not_allowed"),
+    ("http://[fe80::1]/hooks", "url_not_allowed"),
+    ("http://[::ffff:127.0.0.1]/hooks", "url_not_allowed"),
+    ("http://[::ffff:a9fe:a9fe]/latest/meta-data", "url_not_allowed"),  # 169.254.169.254
+    ("http://[fc00::1]/hooks", "url_not_allowed"),
+    ("http://[fd12:3456::1]/hooks", "url_not_allowed"),
+    ("http://[64:ff9b::7f00:1]/hooks", "url_not_allowed"),
+    ("http://[1:2:3]/hooks", "bad_url"),
+    ("http://[::1/hooks", None),
 ]
 
 
@@ -235,6 +256,7 @@ def test_private_addresses_are_refused_at_registration_and_at_delivery(
 ) -> None:
     with (
         receiver() as hooks,
+        receiver(host="::1") as hooks6,
         servers.fresh(database_engine, webhook_allow_private_addresses=False) as live,
     ):
         admin = platform_admin(live)
@@ -250,26 +272,39 @@ def test_private_addresses_are_refused_at_registration_and_at_delivery(
         # Registered where private addresses are allowed; delivered where they are not (a
         # name can resolve elsewhere by the time of delivery): refused, and logged.
         team = onboarded_team(live)
+        port = hooks.url.split(":")[2].split("/")[0]
+        urls = {
+            hooks.url: "127.0.0.1",
+            hooks6.url: "::1",
+            f"http://[::ffff:127.0.0.1]:{port}/hooks": "::ffff:127.0.0.1",
+        }
         with (
             beside(live, webhook_allow_private_addresses=True) as url,
             httpx.Client(
                 base_url=url, headers={"Authorization": f"Bearer {team.owner.token}"}
             ) as owner,
         ):
-            made = owner.post(
-                "/api/webhook-endpoints",
-                json={"url": hooks.url, "events": ["order.created"], "storeId": team.id},
-            )
-            assert made.status_code == 201, made.text
+            made = {}
+            for target in urls:
+                response = owner.post(
+                    "/api/webhook-endpoints",
+                    json={"url": target, "events": ["order.created"], "storeId": team.id},
+                )
+                assert response.status_code == 201, response.text
+                made[target] = response.json()["id"]
         start(live, team, [(listing(team), 1)])
-        endpoint_id = made.json()["id"]
-        [delivery] = wait_until(
-            lambda: (x := deliveries(team, endpoint_id)) and x[0]["log"] and x,
-            what="the refused attempt",
-        )
-        assert delivery["log"][0]["error"].startswith("refused: the host 127.0.0.1 resolves")
-        assert delivery["log"][0]["statusCode"] is None
-        assert hooks.events() == []
+
+        def attempted(endpoint_id: int) -> list[dict[str, Any]] | None:
+            log = deliveries(team, endpoint_id)
+            return log if log and log[0]["log"] else None
+
+        for target, host in urls.items():
+            [delivery] = wait_until(
+                partial(attempted, made[target]), what=f"the refused attempt to {target}"
+            )
+            assert delivery["log"][0]["error"].startswith(f"refused: the host {host} resolves")
+            assert delivery["log"][0]["statusCode"] is None
+        assert hooks.events() == [] and hooks6.events() == []
 
 
 def test_endpoints_refuse_bad_input_without_writing(live: LiveServer, hooks: Receiver) -> None:

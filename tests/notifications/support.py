@@ -104,8 +104,13 @@ class Receiver:
             return [r for r in self.requests if type_ is None or r.json["type"] == type_]
 
 
+class _HTTPServer6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 @contextmanager
-def receiver(statuses: list[int] | None = None) -> Iterator[Receiver]:
+def receiver(statuses: list[int] | None = None, *, host: str = "127.0.0.1") -> Iterator[Receiver]:
+    """A receiver on a free port of `host` (an IPv4 or IPv6 address)."""
     state = Receiver(statuses=list(statuses or []))
 
     class Handler(BaseHTTPRequestHandler):
@@ -124,10 +129,11 @@ def receiver(statuses: list[int] | None = None) -> Iterator[Receiver]:
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = (_HTTPServer6 if ":" in host else ThreadingHTTPServer)((host, 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    netloc = f"[{host}]" if ":" in host else host
+    state.url = f"http://{netloc}:{server.server_address[1]}/hooks"
     try:
         yield state
     finally:

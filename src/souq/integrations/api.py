@@ -43,7 +43,7 @@ async def create_endpoint(
 ) -> EndpointWithSecret:
     """Register an endpoint for some event types; the answer holds its signing secret, which
     is never shown again (rotate it if it is lost)."""
-    endpoint = await service.create_endpoint(
+    endpoint, secret = await service.create_endpoint(
         session,
         settings,
         user,
@@ -52,7 +52,7 @@ async def create_endpoint(
         store_id=body.store_id,
         description=body.description,
     )
-    return EndpointWithSecret.of(endpoint)
+    return EndpointWithSecret.shown(endpoint, secret)
 
 
 @router.get("/api/webhook-endpoints", responses=error_responses(401, 403, 404))
@@ -92,10 +92,11 @@ async def update_endpoint(
     responses=error_responses(401, 404),
 )
 async def rotate_secret(
-    endpoint_id: EndpointId, user: OptionalUser, session: SessionDep
+    endpoint_id: EndpointId, user: OptionalUser, session: SessionDep, settings: SettingsDep
 ) -> EndpointWithSecret:
     """A new signing secret, shown once; for 24 hours deliveries carry signatures by both."""
-    return EndpointWithSecret.of(await service.rotate_secret(session, endpoint_id, user))
+    endpoint, secret = await service.rotate_secret(session, settings, endpoint_id, user)
+    return EndpointWithSecret.shown(endpoint, secret)
 
 
 @router.delete(

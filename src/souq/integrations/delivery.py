@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from souq.auth.models import User
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
-from souq.integrations import addresses, signing
+from souq.integrations import addresses, sealing, signing
 from souq.integrations.models import (
     WebhookAttempt,
     WebhookDelivery,
@@ -52,6 +52,8 @@ class Request:
     body: bytes
     secrets: list[str]
     message_id: str
+    # Set when the request cannot be signed (the secret cannot be unsealed): why.
+    unsigned: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,30 +82,61 @@ class WebhookRun:
     disabled_endpoints: list[int] = field(default_factory=list)
 
 
-def _request(delivery: WebhookDelivery, endpoint: WebhookEndpoint, event: WebhookEvent) -> Request:
+def _request(
+    settings: Settings, delivery: WebhookDelivery, endpoint: WebhookEndpoint, event: WebhookEvent
+) -> Request:
     assert delivery.claim_token is not None
-    keys = [endpoint.secret]
+    sealed = [endpoint.secret_sealed]
     expires = endpoint.previous_secret_expires_at
-    if endpoint.previous_secret and expires is not None and expires > utcnow():
-        keys.append(endpoint.previous_secret)
+    if endpoint.previous_secret_sealed and expires is not None and expires > utcnow():
+        sealed.append(endpoint.previous_secret_sealed)
+    unsigned = None
+    try:
+        keys = [sealing.unseal(settings, s) for s in sealed]
+    except sealing.SecretUnreadable as exc:
+        keys, unsigned = [], str(exc)
     body = json.dumps(event.payload, separators=(",", ":"), sort_keys=True).encode()
     return Request(
-        delivery.id, endpoint.id, delivery.claim_token, endpoint.url, body, keys, event.public_id
+        delivery.id,
+        endpoint.id,
+        delivery.claim_token,
+        endpoint.url,
+        body,
+        keys,
+        event.public_id,
+        unsigned,
     )
 
 
 async def send(request: Request, settings: Settings) -> Result:
-    """One POST, after checking where the URL's host resolves to now."""
-    if reason := await addresses.refusal(request.url, settings.webhooks_may_reach_private):
-        return Result(error=f"refused: {reason}")
+    """One POST to the addresses the URL's host resolves to now, each checked first; the next
+    address only if the previous one could not be connected to."""
+    if request.unsigned is not None:
+        return Result(error=request.unsigned)
+    try:
+        target = await addresses.pin(request.url, settings.webhooks_may_reach_private)
+    except addresses.Refused as exc:
+        return Result(error=f"refused: {exc}")
     headers = signing.headers(request.secrets, request.message_id, int(time.time()), request.body)
     headers["user-agent"] = USER_AGENT
+    headers["host"] = target.host_header
     started = time.monotonic()
     try:
         async with httpx.AsyncClient(
             timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False
         ) as client:
-            response = await client.post(request.url, content=request.body, headers=headers)
+            for number, address in enumerate(target.addresses, 1):
+                try:
+                    response = await client.post(
+                        target.url_at(address),
+                        content=request.body,
+                        headers=headers,
+                        extensions={"sni_hostname": target.host},
+                    )
+                    break
+                except httpx.ConnectError:
+                    if number == len(target.addresses):
+                        raise
     except httpx.HTTPError as exc:
         latency = int((time.monotonic() - started) * 1000)
         return Result(latency_ms=latency, error=f"{type(exc).__name__}: {exc}"[:SNIPPET])
@@ -111,7 +144,9 @@ async def send(request: Request, settings: Settings) -> Result:
     return Result(response.status_code, latency, response.text[:SNIPPET])
 
 
-async def _claim(factory: async_sessionmaker[AsyncSession], limit: int) -> list[Request]:
+async def _claim(
+    factory: async_sessionmaker[AsyncSession], settings: Settings, limit: int
+) -> list[Request]:
     async with unit_of_work(factory) as session:
         enabled = select(WebhookEndpoint.id).where(WebhookEndpoint.enabled)
         batch = await claim(
@@ -121,7 +156,7 @@ async def _claim(factory: async_sessionmaker[AsyncSession], limit: int) -> list[
         for delivery in batch:
             endpoint = await session.get_one(WebhookEndpoint, delivery.endpoint_id)
             event = await session.get_one(WebhookEvent, delivery.event_id)
-            requests.append(_request(delivery, endpoint, event))
+            requests.append(_request(settings, delivery, endpoint, event))
         return requests
 
 
@@ -216,7 +251,7 @@ async def deliver_pending_webhooks(
     """Deliver every due delivery of an enabled endpoint, `limit` at a time, until none is left."""
     run = WebhookRun()
     while True:
-        requests = await _claim(factory, limit)
+        requests = await _claim(factory, settings, limit)
         if not requests:
             return run
         for request in requests:

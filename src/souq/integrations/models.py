@@ -9,6 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from souq.db import Base, UTCDateTime, utcnow
 from souq.outbox import Sendable
 
+# A Fernet token of a whsec_ secret is about 170 characters.
+SEALED_LENGTH = 400
+
 
 class WebhookEndpoint(Base):
     """Where an integrator wants events sent. `store_id` NULL: a platform endpoint (a platform
@@ -26,10 +29,11 @@ class WebhookEndpoint(Base):
     url: Mapped[str] = mapped_column(String(2000))
     description: Mapped[str] = mapped_column(String(200), default="")
     events: Mapped[list[str]] = mapped_column(JSON, default=list)
-    # The signing secret (whsec_…); it must be kept readable to sign with. After a rotation the
+    # The signing secret (whsec_…), sealed under SECRET_KEY (integrations/sealing.py): it must
+    # be readable to sign with, but not by whoever reads the database. After a rotation the
     # previous one still signs, beside the new one, until `previous_secret_expires_at`.
-    secret: Mapped[str] = mapped_column(String(100))
-    previous_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    secret_sealed: Mapped[str] = mapped_column(String(SEALED_LENGTH))
+    previous_secret_sealed: Mapped[str | None] = mapped_column(String(SEALED_LENGTH), nullable=True)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(300), nullable=True)

@@ -35,7 +35,7 @@ async def _list_page(
     *,
     error: SouqError | None = None,
     form: Mapping[str, object] | None = None,
-    created: WebhookEndpoint | None = None,
+    created: tuple[WebhookEndpoint, str] | None = None,
 ) -> Response:
     return render(
         request,
@@ -72,7 +72,7 @@ async def create_endpoint(
         if not _URL.match(url):
             problem = "an http(s) URL, e.g. https://example.com/souq-events"
             raise InvalidInput(problem, details=[{"field": "url", "message": problem}])
-        endpoint = await service.create_endpoint(
+        created = await service.create_endpoint(
             session,
             settings,
             user,
@@ -84,7 +84,7 @@ async def create_endpoint(
     except SouqError as exc:
         form = {"url": url, "description": description, "events": chosen}
         return await _list_page(request, session, user, error=exc, form=form)
-    return await _list_page(request, session, user, created=endpoint)
+    return await _list_page(request, session, user, created=created)
 
 
 @router.get(LIST + "/{endpoint_id}", response_class=HTMLResponse)
@@ -118,17 +118,21 @@ async def set_enabled(
 
 @router.post(LIST + "/{endpoint_id}/rotate-secret", response_class=HTMLResponse)
 async def rotate_secret(
-    request: Request, endpoint_id: EndpointId, user: CurrentUser, session: SessionDep
+    request: Request,
+    endpoint_id: EndpointId,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> Response:
     """A new secret, shown on the page answering, this once."""
     require_platform_admin(user)
-    endpoint = await service.rotate_secret(session, endpoint_id, user)
+    endpoint, secret = await service.rotate_secret(session, settings, endpoint_id, user)
     return render(
         request,
         "integrations/endpoint.html",
         endpoint=endpoint,
         deliveries=await service.deliveries(session, endpoint_id, user, limit=50, before=None),
-        rotated=endpoint.secret,
+        rotated=secret,
     )
 
 

@@ -17,9 +17,12 @@ from souq.schemas import ApiInput, ApiModel
 
 MAX_ID = 2**31 - 1
 _PORT = r"(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
-# http(s), a host name or IPv4 address (an IPv6 receiver is reached by a name), an optional
-# port, then anything printable. Where the host may be is checked by the service.
-URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::{_PORT})?(?:[/?#][^\s\x00]*)?$"
+# http(s), a host name, an IPv4 address or a bracketed IPv6 one, an optional port, then
+# anything printable. Where the host may be is checked by the service (integrations/addresses).
+URL_PATTERN = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::{_PORT})?"
+    r"(?:[/?#][^\s\x00]*)?$"
+)
 
 
 def _known_event_type(value: str) -> str:
@@ -80,8 +83,8 @@ class EndpointWithSecret(EndpointOut):
     secret: str
 
     @classmethod
-    def of(cls, endpoint: WebhookEndpoint) -> EndpointWithSecret:
-        return cls.model_validate(endpoint)
+    def shown(cls, endpoint: WebhookEndpoint, secret: str) -> EndpointWithSecret:
+        return cls(**EndpointOut.of(endpoint).model_dump(), secret=secret)
 
 
 class AttemptOut(ApiModel):

@@ -22,7 +22,7 @@ from souq.auth.models import User
 from souq.config import Settings
 from souq.db import utcnow
 from souq.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
-from souq.integrations import addresses
+from souq.integrations import addresses, sealing
 from souq.integrations.models import (
     WebhookAttempt,
     WebhookDelivery,
@@ -35,8 +35,7 @@ from souq.outbox import OutboxStatus, retry_now
 from souq.stores.models import StoreRole
 from souq.stores.service import require_store_role
 
-# Every type an endpoint can subscribe to. The ones marked later are emitted by the features
-# that make those changes (refunds, disputes, fulfilment, transfers) once they exist.
+# Every type an endpoint can subscribe to.
 EVENT_TYPES: dict[str, str] = {
     "order.created": "an order was placed and is waiting for payment",
     "order.paid": "an order was paid",
@@ -44,7 +43,7 @@ EVENT_TYPES: dict[str, str] = {
     "order.canceled": "an order was canceled or its checkout expired unpaid",
     "order.refunded": "a refund of an order went through",
     "order.disputed": "a payment of the order was disputed",
-    "order.fulfilled": "an order was shipped (emitted by the fulfilment feature)",
+    "order.fulfilled": "the seller marked an order shipped or delivered (carrier, tracking number)",
     "transfer.failed": "Stripe refused a transfer to a store",
     "store.payments_status_changed": "a store's charges, payouts or requirements changed",
 }
@@ -161,24 +160,25 @@ async def create_endpoint(
     events: Sequence[str],
     store_id: int | None,
     description: str,
-) -> WebhookEndpoint:
-    """Register an endpoint; the caller shows its secret once."""
+) -> tuple[WebhookEndpoint, str]:
+    """Register an endpoint: it and its plain secret, which the caller shows once."""
     user = await _require_scope(session, store_id, user)
     events = check_events(events)
     url = await addresses.check_url(url, settings.webhooks_may_reach_private)
+    secret = new_secret()
     endpoint = WebhookEndpoint(
         store_id=store_id,
         created_by_user_id=user.id,
         url=url,
         description=description,
         events=events,
-        secret=new_secret(),
+        secret_sealed=sealing.seal(settings, secret),
         enabled=True,
         consecutive_failures=0,
     )
     session.add(endpoint)
     await session.flush()
-    return endpoint
+    return endpoint, secret
 
 
 async def list_endpoints(
@@ -226,16 +226,17 @@ async def update_endpoint(
 
 
 async def rotate_secret(
-    session: AsyncSession, endpoint_id: int, user: User | None
-) -> WebhookEndpoint:
-    """A new secret; the old one keeps signing beside it for ROTATION_OVERLAP, so a receiver
-    can switch without missing a delivery."""
+    session: AsyncSession, settings: Settings, endpoint_id: int, user: User | None
+) -> tuple[WebhookEndpoint, str]:
+    """A new secret (returned plain, to be shown once); the old one keeps signing beside it for
+    ROTATION_OVERLAP, so a receiver can switch without missing a delivery."""
     endpoint = await get_endpoint(session, endpoint_id, user, lock=True)
-    endpoint.previous_secret = endpoint.secret
+    secret = new_secret()
+    endpoint.previous_secret_sealed = endpoint.secret_sealed
     endpoint.previous_secret_expires_at = utcnow() + ROTATION_OVERLAP
-    endpoint.secret = new_secret()
+    endpoint.secret_sealed = sealing.seal(settings, secret)
     await session.flush()
-    return endpoint
+    return endpoint, secret
 
 
 async def delete_endpoint(session: AsyncSession, endpoint_id: int, user: User | None) -> None:

@@ -48,6 +48,13 @@ KINDS: dict[str, Kind] = {
             "The buyer's checkout expired or was canceled before paying.",
         ),
         Kind(
+            "order_shipped_buyer",
+            "Order #{{ order.id }} from {{ store.name }} "
+            "{{ 'was delivered' if order.fulfilment_status == 'delivered' else 'has shipped' }}",
+            True,
+            "The buyer: the seller marked the order shipped or delivered (carrier, tracking).",
+        ),
+        Kind(
             "store_order_paid",
             "New paid order #{{ order.id }}: {{ order.total_amount | money(order.currency) }}",
             False,

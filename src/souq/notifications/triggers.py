@@ -81,6 +81,22 @@ async def order_closed(session: AsyncSession, order: Order) -> None:
     )
 
 
+async def order_fulfilled(session: AsyncSession, order: Order) -> None:
+    """The seller marked the order shipped or delivered: the buyer (with the carrier and
+    tracking number) and `order.fulfilled`, once per status (a corrected tracking number under
+    the same status tells nobody again)."""
+    assert order.fulfilment_status is not None
+    key = f"order-{order.id}-{order.fulfilment_status.value}"
+    await service.notify(
+        session, "order_shipped_buyer", f"{key}-buyer", [service.buyer_of(order)],
+        order=order, store=await _store(session, order),
+    )  # fmt: skip
+    await integrations.emit(
+        session, "order.fulfilled", key, store_id=order.store_id,
+        data=await _order_data(session, order),
+    )  # fmt: skip
+
+
 async def order_needs_review(session: AsyncSession, order: Order) -> None:
     await _tell_admins(
         session,

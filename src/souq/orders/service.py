@@ -328,4 +328,5 @@ async def record_fulfilment(
         order.fulfilment_tracking_number = tracking_number
     order.fulfilled_at = order.fulfilled_at or utcnow()
     await session.flush()
+    await triggers.order_fulfilled(session, order)
     return order
