@@ -48,7 +48,8 @@ class Order(Base):
     __tablename__ = "orders"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    store_id: Mapped[int] = mapped_column(ForeignKey("store.id"), index=True)
+    # Indexed by ix_orders_store_id_id (souq/models.py), whose leading column it is.
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id"))
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("user.id", ondelete="SET NULL"), nullable=True, index=True
     )

@@ -40,15 +40,19 @@ Factory = SessionFactoryDep
 
 def _render_shop(
     request: Request,
-    rows: list[tuple[Listing, Store]],
+    page: tuple[list[tuple[Listing, Store]], int | None],
     *,
+    store_id: int | None = None,
     error: SouqError | None = None,
 ) -> Response:
+    rows, next_after = page
     return render(
         request,
         "orders/shop.html",
         error=error,
         rows=rows,
+        next_after=next_after,
+        store_id=store_id,
         # A one-time key per rendered form: a double submit lands on one order.
         idempotency_key=secrets.token_urlsafe(24),
     )
@@ -58,10 +62,13 @@ def _render_shop(
 async def shop(
     request: Request,
     session: SessionDep,
-    store_id: Annotated[int | None, Query(alias="storeId", gt=0)] = None,
+    store_id: Annotated[int | None, Query(alias="storeId", gt=0, le=MAX_ID)] = None,
+    after: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
 ) -> Response:
-    """The catalogue as one table, with a Buy button per listing."""
-    return _render_shop(request, await listings.shop_catalogue(session, store_id=store_id))
+    """The catalogue as one table, newest first, with a Buy button per listing; `after` is the
+    cursor of the next page."""
+    page = await listings.shop_catalogue(session, store_id=store_id, after_id=after)
+    return _render_shop(request, page, store_id=store_id)
 
 
 @dataclass(frozen=True)
@@ -123,8 +130,8 @@ async def buy(
         if exc.status_code >= 500:
             raise
         async with unit_of_work(buying.factory) as session:
-            rows = await listings.shop_catalogue(session, store_id=None)
-        return _render_shop(request, rows, error=exc)
+            page = await listings.shop_catalogue(session, store_id=None)
+        return _render_shop(request, page, error=exc)
     return RedirectResponse(url, status_code=303)
 
 

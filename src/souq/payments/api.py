@@ -14,6 +14,7 @@ from souq.middleware import client_address
 from souq.money import format_amount
 from souq.payments import balances, checkout, checkout_requests, onboarding, webhooks
 from souq.payments.deps import CallerDep, StripeDep
+from souq.payments.handlers import HANDLERS
 from souq.payments.schemas import (
     MAX_ID,
     CheckoutIn,
@@ -154,6 +155,7 @@ async def _receive(
         await request.body(),
         request.headers.get("stripe-signature"),
         connect=connect,
+        handled=HANDLERS,
     )
     return WebhookAck(event_id=outcome.event_id, status=outcome.status, reason=outcome.reason)
 
