@@ -11,7 +11,7 @@ of `ix_orders_store_id_id`: every look-up by store (and the foreign keys' checks
 the composite index, so the single-column ones only cost writes and space.
 
 Revision ID: 0013
-Revises: 0012
+Revises: 0010
 Create Date: 2026-11-29 12:20:00.000000
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0012"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
