@@ -33,12 +33,14 @@ typecheck: install
 	$(BIN)/mypy
 
 # --dist worksteal: each worker starts with one contiguous slice of the collected tests, and a
-# worker that runs dry takes half of the longest queue left. pytest collects the tests of each
-# engine together (the engine is a session-scoped parameter), so a worker's slice is mostly of
-# one engine and it starts that engine's server and database once; a worker that meets the
-# other engine starts a second server once and keeps both (tests/conftest.py), nothing is
-# rebuilt. It balances uneven tests (1 ms to 15 s) better than `load`, and unlike
-# `loadgroup`/`loadscope` by engine or module it keeps every worker busy however many there are.
+# worker that runs dry takes half of the longest queue left. tests/conftest.py orders the tests
+# for it: the costly ones (schemathesis, tests marked `slow`, fresh servers, the CLI, the
+# browser) dealt out over the slices and run first, so no worker is left running a long test
+# alone at the end; the rest in collected order, each engine's tests together, so a worker
+# mostly starts one engine's server and database, and one that meets the other engine starts a
+# second server once and keeps both (tests/conftest.py), nothing is rebuilt. It balances uneven
+# tests (1 ms to minutes) better than `load`, and unlike `loadgroup`/`loadscope` by engine or
+# module it keeps every worker busy however many there are.
 test: lint typecheck chromium
 	SOUQ_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal --durations=25
 

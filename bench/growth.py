@@ -26,7 +26,8 @@ def get(server: Server, path: str, seconds: float, token: str | None = None) -> 
         )
     if result.non_2xx:
         raise SystemExit(f"{path}: {result.non_2xx} non-2xx answers")
-    return [result.rate, result.p50_ms, result.p99_ms, usage.cpu["serve"] * 1000 / result.requests]
+    cpu_ms = usage.cpu["serve"] * 1000 / max(result.requests, 1)
+    return [result.rate, result.p50_ms, result.p99_ms, cpu_ms]
 
 
 def fill_orders(db: Database, count: int, stores: list[int], payload: dict[str, Any]) -> None:
@@ -102,7 +103,13 @@ HOT_QUERIES: list[tuple[str, str]] = [
     (
         "GET /shop (orders/pages.py:shop)",
         "SELECT listing.*, store.* FROM listing JOIN store ON store.id = listing.store_id "
-        "WHERE listing.active IS true ORDER BY store.name, listing.id LIMIT 200",
+        "WHERE listing.active IS true ORDER BY listing.id DESC LIMIT 101",
+    ),
+    (
+        "GET /shop?storeId=&after= (a later page of one store)",
+        "SELECT listing.*, store.* FROM listing JOIN store ON store.id = listing.store_id "
+        "WHERE listing.active IS true AND listing.store_id = {store} AND listing.id < {mid} "
+        "ORDER BY listing.id DESC LIMIT 101",
     ),
     (
         "GET /api/stores/{id}/orders?status=paid (orders/service.py:list_store_orders)",
@@ -117,6 +124,14 @@ HOT_QUERIES: list[tuple[str, str]] = [
     (
         "GET /api/stores/{id}/orders (list_store_orders, no status)",
         "SELECT * FROM orders WHERE store_id = {quiet} ORDER BY id DESC LIMIT 20",
+    ),
+    (
+        "a buyer's held units on checkout (payments/limits.py:check_holding)",
+        "SELECT order_item.listing_id, sum(order_item.quantity) FROM order_item "
+        "JOIN orders ON orders.id = order_item.order_id WHERE orders.payment_status = 'pending' "
+        "AND order_item.listing_id IN (SELECT min(id) FROM listing) AND "
+        "(lower(orders.customer_email) = 'new@example.com' OR orders.client_address = '10.9.0.1' "
+        "OR orders.user_id = 1) GROUP BY order_item.listing_id",
     ),
     (
         "charge.* webhooks (payments/checkout.py:on_charge)",
@@ -148,12 +163,13 @@ def plans(db: Database, values: dict[str, int], report: Report) -> list[list[Any
 
 def main() -> None:
     parser = harness.arguments(__doc__ or "")
+    parser.add_argument("--storm", type=int, help="unique events per webhook storm")
     args = parser.parse_args()
     seconds = 2.0 if args.quick else 5.0
     listing_sizes = [100, 1_000, 10_000] if args.quick else [100, 10_000, 100_000]
     order_sizes = [1_000, 10_000] if args.quick else [1_000, 100_000]
     event_sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
-    storm = 100 if args.quick else 400
+    storm = args.storm or (100 if args.quick else 400)
     report = Report("Growth")
     catalogue, orders_rows, webhook_rows = [], [], []
     with Stack() as stack:
@@ -193,21 +209,24 @@ def main() -> None:
             for store_id in (market.store_id, quiet):
                 path = f"/api/stores/{store_id}/orders?status=paid&limit=20"
                 log(f"store orders at {size} orders: {path}")
-                orders_rows.append(
-                    [f"{size:,}", path, *get(server, path, seconds, market.owner_token)]
-                )
+                with harness.profiled(
+                    server.proc, f"growth-orders-{size}-store{store_id}", args.profile
+                ):
+                    measured = get(server, path, seconds, market.owner_token)
+                orders_rows.append([f"{size:,}", path, *measured])
         for size in event_sizes:
             fill_events(db, size, sample)
             batch = webhooks.paid_orders(server, sandbox, market, storm)
             for kind in ("checkout.session.completed", "charge.succeeded"):
                 requests = webhooks.deliveries(batch, seed=size, charges=kind == "charge.succeeded")
                 log(f"{kind} storm with {size} events in the inbox")
-                with harness.measure({"serve": server.proc}) as usage:
+                watched = {"serve": server.proc, **{w.name: w for w in system.workers}}
+                with harness.measure(watched) as usage:
                     load = harness.run_load(
                         server.url, requests, connections=8, sign_secret=harness.WEBHOOK_SECRET
                     )
-                if load.ok != load.requests:
-                    raise SystemExit(f"{load.requests - load.ok} webhook deliveries failed")
+                    webhooks.wait_processed(db, db.scalar("SELECT count(*) FROM stripe_event"))
+                worker_cpu = sum(usage.cpu[w.name] for w in system.workers)
                 webhook_rows.append(
                     [
                         f"{db.scalar('SELECT count(*) FROM stripe_event'):,}",
@@ -216,8 +235,12 @@ def main() -> None:
                         load.percentile(50),
                         load.percentile(99),
                         usage.cpu["serve"] * 1000 / load.requests,
+                        webhooks.e2e_rate(db, batch, load) if kind.startswith("checkout") else "",
+                        worker_cpu * 1000 / len(batch),
                     ]
                 )
+            if webhooks.redeliver(server.url, db, batch):
+                webhooks.wait_processed(db, db.scalar("SELECT count(*) FROM stripe_event"))
             webhooks.verify_exactly_once(db, batch)
         mid_order = db.scalar("SELECT min(id) + (max(id) - min(id)) / 2 FROM order_payment")
         values = {
@@ -247,7 +270,16 @@ def main() -> None:
     report.table("A store's orders by status", ["orders", "path", *headers], orders_rows)
     report.table(
         "Webhooks as the inbox grows",
-        ["inbox rows", "event", "deliveries/s", "p50 ms", "p99 ms", "serve CPU ms/delivery"],
+        [
+            "inbox rows",
+            "event",
+            "deliveries/s",
+            "p50 ms",
+            "p99 ms",
+            "serve CPU ms/delivery",
+            "processed events/s",
+            "worker CPU ms/event",
+        ],
         webhook_rows,
     )
     report.table("Hot query plans at the largest sizes", ["query", "access", "execution"], summary)

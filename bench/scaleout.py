@@ -1,9 +1,10 @@
-"""Scale-out: two `souq serve` processes on different ports over one PostgreSQL database (and
-`souq worker`s once they exist, with --souq-workers), a webhook storm split across them with
+"""Scale-out: two `souq serve` processes on different ports over one PostgreSQL database and
+`souq worker`s (--souq-workers, shared out per server: with 2 and 2 servers, the one-server
+round has one worker and the two-server round two), a webhook storm split across them with
 30% duplicates (a duplicate often reaches the other server at the same moment). Exactly-once
 must still hold. The same storm against one server, in the same run, is the comparison.
 
-    python -m bench.scaleout [--quick] [--workers 1] [--servers 2] [--souq-workers 0]
+    python -m bench.scaleout [--quick] [--workers 1] [--servers 2] [--souq-workers 2]
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ CONCURRENCY = 32
 def main() -> None:
     parser = harness.arguments(__doc__ or "")
     parser.add_argument("--servers", type=int, default=2)
+    parser.add_argument("--events", type=int, help="unique events per storm")
     args = parser.parse_args()
-    count = 150 if args.quick else 1000
+    count = args.events or (150 if args.quick else 1000)
     report = Report("Scale-out")
     rows, notes = [], []
     with Stack() as stack:
@@ -35,10 +37,14 @@ def main() -> None:
             )
             for i in range(args.servers)
         ]
-        workers = harness.start_souq_workers(stack, db, sandbox, args.souq_workers)
+        workers: list[harness.Proc] = []
         market = harness.create_market(db, sandbox)
         baseline_rate = 0.0
         for used in (1, args.servers):
+            wanted = args.souq_workers * used // args.servers
+            workers += harness.start_souq_workers(
+                stack, db, sandbox, wanted - len(workers), first=len(workers)
+            )
             batch = webhooks.paid_orders(servers[0], sandbox, market, count)
             requests = webhooks.deliveries(batch, seed=used)
             targets = [server.url for server in servers[:used]]
@@ -55,7 +61,10 @@ def main() -> None:
                     sign_secret=harness.WEBHOOK_SECRET,
                 )
                 webhooks.wait_processed(db, db.scalar("SELECT count(*) FROM stripe_event"))
-            verified = webhooks.verify_exactly_once(db, batch)
+            retried = webhooks.redeliver(targets, db, batch)
+            if retried:
+                webhooks.wait_processed(db, db.scalar("SELECT count(*) FROM stripe_event"))
+            verified = webhooks.verify_exactly_once(db, batch) + f" ({retried} redelivered)"
             e2e = webhooks.e2e_rate(db, batch, load)
             baseline_rate = baseline_rate or e2e
             serve_cores = sum(usage.share(name) for name in procs if name.startswith("serve"))
@@ -68,7 +77,9 @@ def main() -> None:
                     load.percentile(99),
                     e2e,
                     ratio(e2e, baseline_rate),
+                    len(workers),
                     serve_cores,
+                    sum(usage.share(w.name) for w in workers),
                     usage.share("postgres"),
                     usage.share("sandbox"),
                     load.client_busy,
@@ -81,7 +92,7 @@ def main() -> None:
             notes.append(f"{used} server(s): {verified}")
     report.table(
         f"Webhook storm at concurrency {CONCURRENCY}, split over the servers "
-        f"({args.workers} uvicorn worker(s) each, {args.souq_workers} souq worker(s))",
+        f"({args.workers} uvicorn worker(s) each, {args.souq_workers} souq worker(s) in all)",
         [
             "servers",
             "events + duplicates",
@@ -90,7 +101,9 @@ def main() -> None:
             "p99 ms",
             "processed events/s",
             "vs one server",
+            "souq workers",
             "souq serve (cores)",
+            "souq workers (cores)",
             "postgres",
             "sandbox",
             "load client (busiest)",

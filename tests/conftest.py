@@ -13,6 +13,7 @@ sandbox of its own.
 
 from __future__ import annotations
 
+import inspect
 import os
 import ssl
 import uuid
@@ -42,6 +43,67 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "fresh_server: give the test a server, database and sandbox of its own"
     )
+    config.addinivalue_line(
+        "markers", "slow: the test runs for many seconds (started early, see run_slow_first)"
+    )
+
+
+# What a test costs, roughly, by its markers and fixtures: the schemathesis runs (tens of
+# seconds of fuzzing), tests marked `slow`, tests with servers of their own (marked, or taking
+# `servers` to start some), tests running the `souq` command or driving the browser. Anything
+# else counts 1; a test that is several of these counts their sum.
+COSTS: tuple[tuple[str, int], ...] = (
+    ("fuzzed", 100),
+    ("slow", 30),
+    ("fresh_server", 10),
+    ("servers", 10),
+    ("cli", 5),
+    ("browsing", 5),
+)
+
+
+def cost_of(item: pytest.Item) -> int:
+    names = {mark.name for mark in item.iter_markers()}
+    if isinstance(item, pytest.Function):
+        # `servers` is in every live test's closure (through `live`): only the tests that ask
+        # for it themselves start servers of their own.
+        names |= set(item.fixturenames) - {"servers"}
+        names |= set(inspect.signature(item.function).parameters) & {"servers"}
+    return max(sum(cost for name, cost in COSTS if name in names), 1)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    run_slow_first(items, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
+def run_slow_first(items: list[pytest.Item], workers: int) -> None:
+    """Order the tests so that no worker is left running a long test alone at the end.
+
+    `--dist worksteal` first hands each of the `workers` one contiguous slice of the collected
+    tests (the first len//n, then the same of what is left), and an idle worker later steals the
+    back half of the longest queue. So the costly tests are dealt out over the slices, each
+    to the slice with the least cost so far, and put at the front of their slice; the cheap
+    ones fill the rest in their collected order (which keeps each engine's tests together, so
+    a worker rarely needs a server on the other engine). Every worker collects the same order:
+    it depends only on the collection and the worker count."""
+    costly = sorted((item for item in items if cost_of(item) > 1), key=cost_of, reverse=True)
+    cheap = [item for item in items if cost_of(item) == 1]
+    sizes, left = [], len(items)
+    for index in range(workers):
+        sizes.append(left // (workers - index))
+        left -= sizes[-1]
+    slices: list[list[pytest.Item]] = [[] for _ in sizes]
+    loads = [0] * len(sizes)
+    for item in costly:
+        open_slices = [i for i, size in enumerate(sizes) if len(slices[i]) < size]
+        chosen = min(open_slices, key=lambda i: loads[i])
+        slices[chosen].append(item)
+        loads[chosen] += cost_of(item)
+    rest = iter(cheap)
+    for index, size in enumerate(sizes):
+        slices[index].extend(next(rest) for _ in range(size - len(slices[index])))
+    items[:] = [item for chosen in slices for item in chosen]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -42,6 +42,10 @@ FAST_HASHING: dict[str, int] = {
     "password_hash_memory_kib": 1024,
     "password_hash_parallelism": 1,
 }
+# Job timings sized for tests: a failed job is tried again a second later, and a PostgreSQL
+# worker finds a job that came due (a retry, a stalled job queued again) within 0.2 s; the
+# tests of retries wait for them. The servers and the `souq` commands (workers) use them.
+FAST_JOBS: dict[str, float] = {"jobs_backoff_base": 1, "jobs_poll_seconds": 0.2}
 ENGINES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 
@@ -152,7 +156,7 @@ def cli_env(live: LiveServer, **extra: str) -> dict[str, str]:
         "SOUQ_DATA_DIR": str(live.settings.data_dir),
         "APP_URL": live.url,
         "SECRET_KEY": live.settings.secret_key.get_secret_value(),
-        **{name.upper(): str(value) for name, value in FAST_HASHING.items()},
+        **{name.upper(): str(value) for name, value in (FAST_HASHING | FAST_JOBS).items()},
         **extra,
     }
     for name in ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "NEXT_PUBLIC_APP_URL"):
@@ -273,6 +277,8 @@ def start_server(database_url: str, folder: Path, **overrides: Any) -> RunningSe
         # where a test asks for them (they would repair what other tests leave broken).
         jobs_in_web=True,
         jobs_periodic=False,
+        jobs_backoff_base=int(FAST_JOBS["jobs_backoff_base"]),
+        jobs_poll_seconds=FAST_JOBS["jobs_poll_seconds"],
         password_hash_time_cost=FAST_HASHING["password_hash_time_cost"],
         password_hash_memory_kib=FAST_HASHING["password_hash_memory_kib"],
         password_hash_parallelism=FAST_HASHING["password_hash_parallelism"],

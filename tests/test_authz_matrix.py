@@ -527,6 +527,11 @@ ROUTES = [
     Route("POST /api/stripe/connect/login-link", MANAGE, create_login_link, writes=False),
     Route("GET /api/stores/{storeId}/payments", READ, get_payments),
     Route("GET /api/stores/{storeId}/orders", READ, list_store_orders),
+    Route(
+        "GET /api/stores/{storeId}/balance",
+        READ,
+        lambda w: Case("GET", f"/api/stores/{w.team.id}/balance"),
+    ),
     Route("GET /api/admin/orders", PLATFORM, list_all_orders),
     Route("POST /api/admin/orders/{orderId}/resolve", PLATFORM, resolve_order),
     Route("POST /api/webhook-endpoints (store)", OWNER, create_store_endpoint, success=201),
@@ -556,6 +561,11 @@ ROUTES = [
     Route("GET /api/orders/{orderId}/refunds", ORDER_READ, list_refunds),
     Route("GET /api/orders/{orderId}/money", ORDER_READ, order_money),
     Route("GET /api/orders/{orderId}/disputes", ORDER_READ, list_disputes),
+    Route(
+        "GET /api/stores/{storeId}/disputes",
+        READ,
+        lambda w: Case("GET", f"/api/stores/{w.team.id}/disputes"),
+    ),
     # Whoever packs and ships marks an order fulfilled: every member of its store.
     Route("POST /api/orders/{orderId}/fulfilment", READ, fulfil_order),
     Route(
@@ -839,6 +849,51 @@ PAGE_ROUTES = [
         READ,
         lambda w: _page("GET", f"/dashboard/settings/payments?storeId={w.team.id}"),
     ),
+    Route(
+        "GET /dashboard/orders/{id}",
+        {**READ, "platform_admin": 200},
+        lambda w: _page("GET", f"/dashboard/orders/{_paid_order(w)}"),
+    ),
+    Route(
+        "POST /dashboard/orders/{id}/fulfilment",
+        READ,
+        _on_page(
+            fulfil_order, "", {"status": "shipped", "carrier": "DHL", "tracking_number": "T1"}
+        ),
+    ),
+    # The preview answers with the order's page showing it, and writes nothing.
+    Route(
+        "POST /dashboard/orders/{id}/refunds/preview",
+        REFUND,
+        _on_page(preview_refund, "", {"amount": "1.00"}),
+        success=200,
+        writes=False,
+    ),
+    Route(
+        "POST /dashboard/orders/{id}/refunds",
+        REFUND,
+        _on_page(create_refund, "", {"amount": "1.00", "idempotency_key": "matrix-page-refund-1"}),
+    ),
+    Route(
+        "POST /dashboard/orders/{id}/disputes/{disputeId}/evidence",
+        REFUND,
+        _on_page(submit_evidence, "", {"text": "winning_evidence"}),
+    ),
+    Route(
+        "GET /dashboard/disputes?storeId",
+        READ,
+        lambda w: _page("GET", f"/dashboard/disputes?storeId={w.team.id}"),
+    ),
+    Route(
+        "GET /dashboard/statements?storeId",
+        READ,
+        lambda w: _page("GET", f"/dashboard/statements?storeId={w.team.id}"),
+    ),
+    Route(
+        "GET /dashboard/statements/csv?storeId",
+        READ,
+        lambda w: _page("GET", f"/dashboard/statements/csv?storeId={w.team.id}"),
+    ),
     Route("GET /admin", PLATFORM, lambda w: _page("GET", "/admin")),
     Route("GET /admin/orders", PLATFORM, lambda w: _page("GET", "/admin/orders")),
     Route(
@@ -914,6 +969,8 @@ def test_store_scoped_page(world: World, route: Route, actor: str) -> None:
         assert case.snapshot() == before, f"{route.name} by {actor} changed state"
     elif case.method != "GET" and route.writes:
         assert case.snapshot() != before, f"{route.name} by {actor} changed nothing"
+    else:
+        assert case.snapshot() == before, f"{route.name} by {actor} changed state"
 
 
 @dataclass

@@ -147,6 +147,7 @@ def test_migrations_upgrade_and_downgrade(empty_database: str) -> None:
         "webhook_attempt",
         "cart",
         "cart_item",
+        "cart_checkout",
         "checkout_group",
         "store_transfer",
         "ledger_entry",
@@ -193,6 +194,7 @@ def _souq(
     )
 
 
+@pytest.mark.slow
 def test_db_upgrade_demo_and_create_admin_from_the_command_line(tmp_path: Path) -> None:
     # No DATABASE_URL: the database is data/souq.sqlite3 under the working directory.
     env: dict[str, str] = {}

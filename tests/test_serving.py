@@ -141,6 +141,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_serve_spreads_long_lived_connections_over_its_workers(tmp_path: Path) -> None:
     with _souq_serve(tmp_path, workers=2) as (process, port):
         deadline = time.monotonic() + 60

@@ -193,9 +193,11 @@ def _include_routers(app: FastAPI) -> None:
     from souq.auth.pages import router as auth_pages
     from souq.backoffice.pages import router as backoffice_pages
     from souq.carts.api import router as carts_api
+    from souq.carts.pages import router as carts_pages
     from souq.integrations.api import router as integrations_api
     from souq.integrations.pages import router as integrations_pages
     from souq.ledger.api import router as ledger_api
+    from souq.ledger.pages import router as ledger_pages
     from souq.listings.api import router as listings_api
     from souq.listings.pages import router as listings_pages
     from souq.notifications.api import router as notifications_api
@@ -221,6 +223,8 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(ledger_api)
     app.include_router(payments_pages)
     app.include_router(orders_pages)
+    app.include_router(carts_pages)
+    app.include_router(ledger_pages)
     app.include_router(stores_pages)
     app.include_router(listings_pages)
     app.include_router(backoffice_pages)

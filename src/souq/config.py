@@ -27,6 +27,7 @@ SANDBOX_KEY_FILE = "sandbox_api_key"
 
 
 TransferTiming = Literal["on_payment", "on_fulfilment"]
+SplitMode = Literal["single_payment", "per_store"]
 
 
 class Settings(BaseSettings):
@@ -67,6 +68,10 @@ class Settings(BaseSettings):
     platform_fee_bps: int = Field(default=500, ge=0, le=10_000)
     # A service fee charged to the buyer on top of the subtotal, in basis points (0: none).
     buyer_fee_bps: int = Field(default=0, ge=0, le=10_000)
+    # How a cart with several stores is paid: once, on the platform's account, and split by
+    # transfers (single_payment); or one destination-charge payment per store, in turn
+    # (per_store), each success page leading to the next store's.
+    checkout_split_mode: SplitMode = "single_payment"
     # When a checkout group's store gets its transfer: as soon as the payment succeeds, or
     # once the seller marks the order fulfilled (held until then, or until
     # TRANSFER_RELEASE_DAYS after the payment). A platform admin may set a store's own.
@@ -149,6 +154,11 @@ class Settings(BaseSettings):
     # dead and its jobs are queued again.
     jobs_heartbeat_seconds: float = Field(default=10.0, gt=0)
     jobs_stalled_seconds: float = Field(default=60.0, gt=0)
+    # A failed job waits base**2, base**3, … seconds before its next try (at most 10 minutes);
+    # 1 waits a second each time (the test servers). On PostgreSQL a new job wakes a worker at
+    # once and one that comes due later (a retry) is found by looking every jobs_poll_seconds.
+    jobs_backoff_base: int = Field(default=2, ge=1)
+    jobs_poll_seconds: float = Field(default=5.0, gt=0)
     # The missed-event sweep reads Stripe's events older than this (younger ones are still
     # being delivered), and on its first run looks back this far (Stripe keeps 30 days).
     events_sweep_settle_seconds: int = Field(default=60, ge=0)

@@ -45,8 +45,8 @@ TASK_MODULES: tuple[str, ...] = (
     "souq.notifications.tasks",
     "souq.ledger.tasks",
 )
-# Waits between tries: 2, 4, 8, … seconds (procrastinate's exponential_wait), at most this.
-BACKOFF_BASE = 2
+# Waits between tries: base**2, base**3, … seconds (procrastinate's exponential_wait, with
+# base = Settings.jobs_backoff_base), at most this.
 BACKOFF_MAX_SECONDS = 600
 
 
@@ -83,36 +83,6 @@ class Task:
 
 
 TASKS: dict[str, Task] = {}
-# Defers scheduled by `defer_after_commit`, kept until done (the loop holds tasks weakly).
-_after_commit: set[asyncio.Task[None]] = set()
-
-
-def defer_after_commit(
-    session: AsyncSession, job: Task, *, lock: str | None = None, **kwargs: Any
-) -> None:
-    """Queue `job` once `session` commits; nothing if it rolls back. The work must also be
-    found in the tables by a periodic job (or a `souq` command): a one-off command has no queue
-    to defer to, and the in-process queue forgets with its process."""
-
-    def committed(_session: Session) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        if loop not in _queues:
-            return
-        deferring = loop.create_task(_defer_logged(job, lock, kwargs))
-        _after_commit.add(deferring)
-        deferring.add_done_callback(_after_commit.discard)
-
-    event.listen(session.sync_session, "after_commit", committed, once=True)
-
-
-async def _defer_logged(job: Task, lock: str | None, kwargs: dict[str, Any]) -> None:
-    try:
-        await job.defer(lock=lock, **kwargs)
-    except Exception:
-        log.exception("queueing %s failed; its periodic run picks the work up", job.name)
 
 
 def task(
@@ -136,9 +106,9 @@ def load_tasks() -> dict[str, Task]:
     return TASKS
 
 
-def backoff_seconds(attempt: int) -> float:
+def backoff_seconds(attempt: int, base: int) -> float:
     """The wait after the `attempt`-th failed try (1-based)."""
-    return float(min(BACKOFF_BASE ** (attempt + 1), BACKOFF_MAX_SECONDS))
+    return float(min(base ** (attempt + 1), BACKOFF_MAX_SECONDS))
 
 
 def period_of(settings: Settings, task: Task) -> int | None:
@@ -170,6 +140,36 @@ def current() -> Queue:
 def queue_running() -> bool:
     """Whether a job queue runs on this event loop (a server or worker, not a one-off command)."""
     return asyncio.get_running_loop() in _queues
+
+
+# Defers scheduled by `defer_after_commit`, kept until done (the loop holds tasks weakly).
+_after_commit: set[asyncio.Task[None]] = set()
+
+
+def defer_after_commit(session: AsyncSession, task: Task, *, lock: str, **kwargs: Any) -> None:
+    """Queue `task` once `session` commits (never if it rolls back), so the job sees what the
+    transaction wrote. Without a job queue on this loop (a one-off command) nothing is queued:
+    the work must be found again in the tables (reconcile, a periodic job)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if not queue_running():
+        return
+
+    def committed(_session: Session) -> None:
+        deferring = loop.create_task(_defer_logged(task, lock, kwargs))
+        _after_commit.add(deferring)
+        deferring.add_done_callback(_after_commit.discard)
+
+    event.listen(session.sync_session, "after_commit", committed, once=True)
+
+
+async def _defer_logged(task: Task, lock: str, kwargs: dict[str, Any]) -> None:
+    try:
+        await task.defer(lock=lock, **kwargs)
+    except Exception:
+        log.exception("queueing %s failed; its periodic recovery does the work", task.name)
 
 
 def runs_in_process(settings: Settings) -> bool:
@@ -264,7 +264,8 @@ class InProcessQueue:
                             "job %s failed (try %s of %s)", task.name, attempt, task.max_attempts
                         )
                 if attempt < task.max_attempts:
-                    await asyncio.sleep(backoff_seconds(attempt))
+                    base = self.ctx.settings.jobs_backoff_base
+                    await asyncio.sleep(backoff_seconds(attempt, base))
             log.error("job %s gave up after %s tries", task.name, task.max_attempts)
         finally:
             if held is not None:

@@ -18,7 +18,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.engine import make_url
 
 from souq.db import is_pooled
-from souq.jobs import BACKOFF_BASE, JobContext, Task, load_tasks, period_of
+from souq.jobs import JobContext, Task, load_tasks, period_of
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def _declare(app: procrastinate.App, ctx: JobContext, declared: Task) -> None:
     registered = app.task(
         name=declared.name,
         retry=procrastinate.RetryStrategy(
-            max_attempts=declared.max_attempts, exponential_wait=BACKOFF_BASE
+            max_attempts=declared.max_attempts, exponential_wait=ctx.settings.jobs_backoff_base
         ),
     )(run)
     period = period_of(ctx.settings, declared)
@@ -118,6 +118,7 @@ class ProcrastinateQueue:
             concurrency=settings.jobs_concurrency,
             install_signal_handlers=install_signal_handlers,
             update_heartbeat_interval=settings.jobs_heartbeat_seconds,
+            fetch_job_polling_interval=settings.jobs_poll_seconds,
             stalled_worker_timeout=settings.jobs_stalled_seconds,
             shutdown_graceful_timeout=10,
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
 from babel.numbers import format_currency, get_currency_precision
 
@@ -159,6 +160,9 @@ def format_amount(minor: int, code: str) -> str:
     return f"{sign}{whole}.{frac:0{places}d}"
 
 
+# Babel's formatting is ~0.1 ms a call, once per price on every page row: a page of a catalogue
+# shows the same few prices again and again (measured on /shop with `python -m bench.catalogue`).
+@lru_cache(maxsize=4096)
 def display(minor: int, code: str, locale: str = "en_US") -> str:
     """A human rendering for pages ("$19.99", "¥500", "HUF1,000", "HUF10.45"): exact, with
     the locale's everyday decimals when the amount fits them and Stripe's otherwise."""

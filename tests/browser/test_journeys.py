@@ -12,11 +12,12 @@ import sqlalchemy as sa
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import Browsing
-from tests.helpers import PASSWORD, api_user, store_team, unique_email
+from tests.helpers import PASSWORD, StoreTeam, api_user, store_team, unique_email
 from tests.ledger.money_helpers import paid_order
 from tests.payments.stripe_helpers import (
     clear_faults,
     failed_account_event,
+    flush,
     listing,
     onboarded_team,
     platform_admin,
@@ -355,6 +356,246 @@ async def test_an_owner_manages_members_and_a_listings_stock(
     await expect(row).to_contain_text("inactive")
     listing_id = int(await row.get_attribute("data-listing-id") or 0)
     assert live.scalar("SELECT active FROM listing WHERE id = :i", i=listing_id) in (False, 0)
+
+
+async def _ready_team(live: LiveServer, name: str) -> tuple[StoreTeam, int]:
+    """A store that finished onboarding, with one listing (its team's clients are open: close
+    the team after)."""
+
+    def make() -> tuple[StoreTeam, int]:
+        team = onboarded_team(live, name=_name(name))
+        return team, listing(team, price="25.00", stock=10, name=_name("Kilim"))
+
+    return await asyncio.to_thread(make)
+
+
+async def _pay(page: Page, card: str, total: str) -> None:
+    """On the sandbox's checkout page: pay `total` with `card`."""
+    await expect(page.get_by_role("heading", level=1)).to_have_text(f"Pay {total}")
+    await page.get_by_label("Card number").fill(card)
+    await page.get_by_role("button", name=re.compile(rf"^Pay {re.escape(total)}")).click()
+
+
+async def test_a_guest_fills_a_cart_from_two_stores_and_pays_once(
+    browsing: Browsing, live: LiveServer
+) -> None:
+    first = await _ready_listing(live, price="30.00", stock=5)
+    second = await _ready_listing(live, price="12.50")
+    second_store = live.scalar("SELECT store_id FROM listing WHERE id = :i", i=second)
+    page = await browsing.page()
+    await page.goto(f"/listings/{first}")
+    await page.get_by_label("Quantity").fill("2")
+    await page.get_by_role("button", name="Add to cart").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Your cart")
+    # The second store's listing, from its store page.
+    await page.goto(f"/stores/{second_store}")
+    card = page.locator(f'#listings li[data-listing-id="{second}"]')
+    await card.get_by_role("button", name=re.compile("^Add to cart")).click()
+
+    # Grouped by store, each with its subtotal; one total for the currency.
+    await expect(page.locator(".cart-store")).to_have_count(2)
+    first_part = page.locator(".cart-store", has=page.locator(f'tr[data-listing-id="{first}"]'))
+    await expect(first_part.locator(".store-subtotal")).to_have_text("$60.00")
+    await expect(page.locator('#cart-totals tbody[data-currency="usd"] .total')).to_have_text(
+        "$72.50"
+    )
+    await browsing.check(page, "cart of two stores")
+
+    # A price changed since it was added: checkout is refused (409), the reason beside the
+    # item, and updating the item accepts the new price.
+    with live.db.begin() as conn:
+        conn.execute(sa.text("UPDATE listing SET price_amount = 1300 WHERE id = :i"), {"i": second})
+    await page.get_by_label("Your email (for the receipt)").fill("two-stores@example.com")
+    await page.get_by_role("button", name="Check out").click()
+    await expect(page.locator(f"#problem-{second}")).to_contain_text("the price changed")
+    await expect(page.get_by_label("Your email (for the receipt)")).to_have_value(
+        "two-stores@example.com"
+    )
+    await browsing.check(page, "cart with a changed price")
+    row = page.locator(f'tr[data-listing-id="{second}"]')
+    await row.get_by_role("button", name=re.compile("^Update")).click()
+    await expect(page.locator(f"#problem-{second}")).to_have_count(0)
+    await expect(page.locator('#cart-totals tbody[data-currency="usd"] .total')).to_have_text(
+        "$73.00"
+    )
+    # More than the store has left: said beside the item until the quantity fits.
+    quantity = page.locator(f'tr[data-listing-id="{first}"]').get_by_label(
+        re.compile("^Quantity of")
+    )
+    await quantity.fill("6")
+    await (
+        page.locator(f'tr[data-listing-id="{first}"]')
+        .get_by_role("button", name=re.compile("^Update"))
+        .click()
+    )
+    await expect(page.locator(f"#problem-{first}")).to_contain_text("only 5 left")
+    await quantity.fill("2")
+    await (
+        page.locator(f'tr[data-listing-id="{first}"]')
+        .get_by_role("button", name=re.compile("^Update"))
+        .click()
+    )
+    await expect(page.locator(f"#problem-{first}")).to_have_count(0)
+
+    await page.get_by_label("Your email (for the receipt)").fill("two-stores@example.com")
+    await page.get_by_role("button", name="Check out").click()
+    await browsing.check(page, "sandbox checkout of a cart")
+    await _pay(page, "4242 4242 4242 4242", "$73.00")
+
+    status = page.locator("#group-status")
+    await expect(status).to_have_attribute("data-status", "paid", timeout=30_000)
+    await expect(status).to_contain_text("confirmed")
+    await expect(page.locator('.order-status[data-status="paid"]')).to_have_count(2)
+    await browsing.check(page, "cart paid")
+    assert _order_status(live, first) == ["paid"]
+    assert _order_status(live, second) == ["paid"]
+    await page.goto("/cart")
+    await expect(page.locator("#cart-empty")).to_be_visible()
+
+
+async def test_the_seller_ships_and_refunds_part_of_an_order_and_the_buyer_sees_it(
+    browsing: Browsing, live: LiveServer
+) -> None:
+    team, listing_id = await _ready_team(live, "Fes Rugs")
+    buyer = await asyncio.to_thread(api_user, live, name="Rania Buyer")
+    buyer.close()
+    page = await browsing.page()
+    await _log_in(page, buyer.email)
+    await page.goto(f"/listings/{listing_id}")
+    await page.get_by_role("button", name="Add to cart").click()
+    await page.get_by_role("button", name="Check out").click()
+    await _pay(page, "4242 4242 4242 4242", "$25.00")
+    await expect(page.locator("#order-status")).to_have_attribute(
+        "data-status", "paid", timeout=30_000
+    )
+    order_id = live.scalar(
+        "SELECT o.id FROM orders o JOIN order_item i ON i.order_id = o.id WHERE i.listing_id = :l",
+        l=listing_id,
+    )
+
+    seller_browser = await browsing.another_browser()
+    try:
+        seller = await seller_browser.new_page()
+        await _log_in(seller, team.owner.email)
+        await seller.goto(f"/dashboard/stores/{team.id}")
+        await seller.get_by_role("link", name="Orders", exact=True).click()
+        await seller.get_by_role("link", name=f"#{order_id}").click()
+        await expect(seller.locator('#waterfall [data-step="charged"]')).to_have_text("$25.00")
+        await browsing.check(seller, "order detail with the waterfall")
+
+        await seller.get_by_label("Carrier").fill("DHL")
+        await seller.get_by_label("Tracking number").fill("JD0146000042")
+        await seller.get_by_role("button", name="Save shipping").click()
+        await expect(seller.locator("#fulfilment-status")).to_have_attribute(
+            "data-status", "shipped"
+        )
+
+        # A refund beyond what was paid is refused beside the field, the amount kept.
+        await seller.get_by_label("Amount (USD)").fill("99.00")
+        await seller.get_by_role("button", name="Preview the refund").click()
+        await expect(seller.locator("#f-amount-error")).to_contain_text("at most")
+        await expect(seller.get_by_label("Amount (USD)")).to_have_value("99.00")
+        await seller.get_by_label("Amount (USD)").fill("10.00")
+        await seller.get_by_label("Reason").select_option("requested_by_customer")
+        await seller.get_by_role("button", name="Preview the refund").click()
+        preview = seller.locator("#refund-preview")
+        await expect(preview.locator('[data-party="buyer"]')).to_have_text("$10.00")
+        await expect(preview.locator('[data-party="store"]')).to_contain_text("$")
+        await browsing.check(seller, "refund preview")
+        # Nothing is refunded by a preview.
+        assert live.scalar("SELECT count(*) FROM refund WHERE order_id = :i", i=order_id) == 0
+        await seller.get_by_role("button", name="Refund $10.00").click()
+        refund_row = seller.locator("#refund-list tbody tr").first
+        await expect(refund_row).to_contain_text("$10.00")
+        await expect(seller.locator("#order-status")).to_have_attribute(
+            "data-status", "partially_refunded"
+        )
+        await expect(seller.locator('#waterfall [data-step="refunded"]')).to_have_text("$10.00")
+        await browsing.check(seller, "order partly refunded")
+        # Submitting the same confirmation again makes no second refund.
+        await seller.go_back()
+        await seller.get_by_role("button", name="Refund $10.00").click()
+        await expect(seller.locator("#refund-list tbody tr")).to_have_count(1)
+        assert live.scalar("SELECT count(*) FROM refund WHERE order_id = :i", i=order_id) == 1
+    finally:
+        await seller_browser.close()
+        team.close()
+
+    await page.goto("/orders")
+    row = page.locator(f'#orders tr[data-order-id="{order_id}"]')
+    await expect(row).to_have_attribute("data-status", "partially_refunded")
+    await expect(row).to_contain_text("shipped (DHL)")
+    await row.get_by_role("link").click()
+    await expect(page.locator("#fulfilment-status")).to_contain_text("JD0146000042")
+    await expect(page.locator("#refunds")).to_contain_text("$10.00")
+    await browsing.check(page, "buyer's order shipped and refunded")
+    # The buyer is not the store: its dashboard page of the order does not exist for them.
+    response = await page.goto(f"/dashboard/orders/{order_id}")
+    assert response is not None and response.status == 404
+
+
+async def test_a_disputed_payment_is_answered_with_evidence(
+    browsing: Browsing, live: LiveServer
+) -> None:
+    team, listing_id = await _ready_team(live, "Tunis Brass")
+    page = await browsing.page()
+    await page.goto(f"/listings/{listing_id}")
+    await page.get_by_label("Your email (for the receipt)").fill("chargeback@example.com")
+    await page.get_by_role("button", name="Buy now").click()
+    await _pay(page, "4000 0000 0000 0259", "$25.00")
+    await expect(page.locator("#order-status")).to_have_attribute(
+        "data-status", "paid", timeout=30_000
+    )
+    await asyncio.to_thread(flush, live)  # the dispute's webhook
+    try:
+        await _log_in(page, team.owner.email)
+        await page.goto(f"/dashboard/disputes?storeId={team.id}")
+        row = page.locator("#disputes tbody tr").first
+        await expect(row).to_have_attribute("data-status", "needs_response")
+        await expect(row).to_contain_text("$25.00")
+        await browsing.check(page, "disputes")
+        await row.get_by_role("link", name=re.compile("^Answer")).click()
+        dispute = page.locator("section[data-dispute-id]")
+        await dispute.get_by_role("button", name="Submit evidence").click()
+        # The browser itself insists on an answer (required); an empty one never leaves.
+        await expect(dispute).to_have_attribute("data-status", "needs_response")
+        await dispute.get_by_label("Your answer to the bank").fill("winning_evidence")
+        await dispute.get_by_role("button", name="Submit evidence").click()
+        answered = page.locator("section[data-dispute-id]")
+        await expect(answered).not_to_have_attribute("data-status", "needs_response")
+        await expect(answered.locator(".evidence")).to_have_text("winning_evidence")
+        await browsing.check(page, "dispute answered")
+    finally:
+        team.close()
+
+
+async def test_a_store_statement_has_a_chart_a_table_and_a_csv(
+    browsing: Browsing, live: LiveServer
+) -> None:
+    team, _ = await _ready_team(live, "Sfax Olive")
+    try:
+        await asyncio.to_thread(lambda: paid_order(live, team, price="40.00", quantity=1))
+        page = await browsing.page()
+        await _log_in(page, team.seller.email)
+        await page.goto(f"/dashboard/statements?storeId={team.id}")
+        table = page.locator('.statement-table[data-currency="usd"]')
+        await expect(table.locator("tbody tr")).to_have_count(1)
+        await expect(table).to_contain_text("$40.00")
+        await expect(page.locator("#chart-usd .series rect")).to_have_count(3)
+        await browsing.check(page, "statement")
+        async with page.expect_download() as download:
+            await page.get_by_role("link", name="Download as CSV").click()
+        csv_file = await (await download.value).path()
+        lines = csv_file.read_text().splitlines()
+        assert lines[0].startswith("day,currency,orders,gross")
+        assert ",usd,1,4000," in lines[1]
+        # A day that is not a day: said beside the field, not a crash.
+        await page.get_by_label("From (YYYY-MM-DD)").fill("yesterday")
+        await page.get_by_role("button", name="Show").click()
+        await expect(page.locator("#f-from-error")).to_have_text("a day as YYYY-MM-DD")
+        await expect(page.get_by_label("From (YYYY-MM-DD)")).to_have_value("yesterday")
+    finally:
+        team.close()
 
 
 def _failed_account_event(live: LiveServer) -> tuple[int, str]:

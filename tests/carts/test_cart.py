@@ -4,6 +4,7 @@ retry, and what checkout refuses."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from tests.helpers import PASSWORD, anonymous, api_user, browser_login, error_code
 from tests.payments.stripe_helpers import (
+    clear_faults,
     completed_event,
     control,
     deliver,
@@ -23,6 +25,8 @@ from tests.payments.stripe_helpers import (
     platform_admin,
     sdk,
     session_id_of,
+    set_faults,
+    settle,
 )
 from tests.servers import Cli, LiveServer
 
@@ -119,6 +123,7 @@ def test_a_three_store_cart_is_paid_once_and_each_store_gets_one_transfer(
         assert sum(t["amount"] for t in sent.values()) == 6418 - 322
 
 
+@pytest.mark.slow
 def test_transfers_happen_once_under_duplicate_and_shuffled_webhooks_and_concurrent_reconcile(
     live: LiveServer, cli: Cli
 ) -> None:
@@ -149,6 +154,45 @@ def test_transfers_happen_once_under_duplicate_and_shuffled_webhooks_and_concurr
             )
             == 2
         )
+
+
+def test_transfers_are_asked_for_only_after_the_payment_is_committed(live: LiveServer) -> None:
+    """With every Stripe call slowed down, the group is seen paid in the database while its
+    store transfers are still unsent: Stripe was not asked inside the payment's transaction
+    (which would have committed only after the transfers existed). Then each is sent once."""
+    with (
+        onboarded_team(live, name="Slow One") as a,
+        onboarded_team(live, name="Slow Two") as b,
+        anonymous(live) as buyer,
+    ):
+        add(buyer, listing(a, price="6.00"))
+        add(buyer, listing(b, price="4.00"))
+        body = checkout(buyer).json()
+        group_id = body["checkoutGroupId"]
+        assert pay(live, body["url"], card="4242424242424242").status_code == 200
+        set_faults(live, api_latency_ms=1000)
+        try:
+            control(live, "/webhooks/flush")
+            deadline = time.monotonic() + 30
+            while (
+                live.scalar("SELECT status FROM checkout_group WHERE id = :g", g=group_id) != "paid"
+            ):
+                assert time.monotonic() < deadline, "the group was never paid"
+                time.sleep(0.005)
+            unsent = live.scalar(
+                "SELECT count(*) FROM store_transfer "
+                "WHERE checkout_group_id = :g AND status = 'pending'",
+                g=group_id,
+            )
+            assert unsent == 2
+        finally:
+            clear_faults(live)
+        settle(live)
+        assert sorted(t["amount"] for t in group_transfers(live, group_id)) == [380, 570]
+        statuses = live.rows(
+            "SELECT status, attempts FROM store_transfer WHERE checkout_group_id = :g", g=group_id
+        )
+        assert sorted(tuple(r) for r in statuses) == [("sent", 1), ("sent", 1)]
 
 
 def refused_transfer_checkout(

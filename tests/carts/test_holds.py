@@ -5,6 +5,7 @@ refunded in Stripe never released; a one-store cart paid by separate charge and 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from typing import Any
@@ -13,17 +14,21 @@ import httpx
 import pytest
 
 from tests.carts.test_cart import add, checkout, order_json
-from tests.helpers import StoreTeam, anonymous, error_code
+from tests.helpers import StoreTeam, anonymous, api_user, error_code
 from tests.payments.stripe_helpers import (
+    advance_clock,
     flush,
     listing,
     onboarded_team,
     pay,
     payments_status,
     platform_admin,
+    reset_clock,
     sdk,
 )
 from tests.servers import LiveServer, cli_env
+
+DAY = 86_400
 
 
 def hold(live: LiveServer, team: StoreTeam) -> None:
@@ -138,6 +143,49 @@ def test_a_one_store_cart_with_holds_is_paid_by_separate_charge_and_transfer(
         assert [t["amount"] for t in transfers_to(live, team)] == [1500 - 75]
 
 
+def test_a_store_checkout_with_holds_is_paid_by_separate_charge_and_transfer(
+    live: LiveServer,
+) -> None:
+    """`POST /api/stripe/checkout/create` (and the Buy form behind it) for a store whose money
+    is held: a platform charge in a group of one, no transfer until fulfilment, then one."""
+    with onboarded_team(live, name="Held Buy") as team, anonymous(live) as buyer:
+        hold(live, team)
+        body = {
+            "storeId": team.id,
+            "currency": "usd",
+            "customerEmail": "held-buyer@example.com",
+            "items": [{"listingId": listing(team, price="40.00"), "quantity": 1}],
+        }
+        key = {"Idempotency-Key": f"held-{team.id}"}
+        started = buyer.post("/api/stripe/checkout/create", json=body, headers=key)
+        assert started.status_code == 200, started.text
+        again = buyer.post("/api/stripe/checkout/create", json=body, headers=key)
+        assert again.json() == started.json()  # the same order and page
+        order_id, url = started.json()["orderId"], started.json()["url"]
+        group_id = order_json(team, order_id)["checkoutGroupId"]
+        assert group_id is not None
+
+        assert pay(live, url, card="4242424242424242").status_code == 200
+        flush(live)
+        order = order_json(team, order_id)
+        assert order["paymentStatus"] == "paid" and order["transfer"]["status"] == "held"
+        intent_id = live.scalar(
+            "SELECT stripe_payment_intent_id FROM checkout_group WHERE id = :g", g=group_id
+        )
+        intent = sdk(live).v1.payment_intents.retrieve(intent_id).to_dict()
+        assert intent["transfer_data"] is None and intent["application_fee_amount"] is None
+        assert intent["transfer_group"] == f"checkout-group-{group_id}"
+        assert transfers_to(live, team) == []
+
+        done = fulfil(team.seller.client, order_id, status="shipped")
+        assert done.status_code == 200, done.text
+        sent = transfers_to(live, team)
+        assert [(t["amount"], t["transfer_group"]) for t in sent] == [
+            (4000 - 200, f"checkout-group-{group_id}")
+        ]
+        assert done.json()["transfer"]["stripeTransferId"] == sent[0]["id"]
+
+
 @pytest.mark.fresh_server
 def test_held_transfers_are_released_after_the_holding_time_never_when_refunded(
     live: LiveServer,
@@ -176,6 +224,78 @@ def test_held_transfers_are_released_after_the_holding_time_never_when_refunded(
         assert done.status_code == 200, done.text
         assert done.json()["transfer"]["status"] == "held"
         assert len(transfers_to(live, team)) == 1
+
+
+def balance(client: httpx.Client, team: StoreTeam) -> dict[str, Any]:
+    response = client.get(f"/api/stores/{team.id}/balance")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body["storeId"] == team.id and body["paidOutKnown"] is True
+    return {c["currency"]: c for c in body["currencies"]}
+
+
+def money_row(client: httpx.Client, team: StoreTeam) -> dict[str, str]:
+    """The Money section of the store's dashboard page, for US dollars (minor units)."""
+    page = client.get(f"/dashboard/stores/{team.id}")
+    assert page.status_code == 200, page.text
+    found = re.search(r'<tr data-currency="usd"([^>]*)>', page.text)
+    assert found is not None, page.text
+    return dict(re.findall(r'data-([a-z-]+)="([^"]*)"', found.group(1)))
+
+
+@pytest.mark.fresh_server
+def test_the_store_and_its_orders_show_held_released_and_paid_out_money(
+    live: LiveServer,
+) -> None:
+    with (
+        onboarded_team(live, name="Counting") as team,
+        anonymous(live) as buyer,
+        anonymous(live) as second_buyer,
+    ):
+        hold(live, team)
+        assert balance(team.seller.client, team) == {}
+        held_order = paid_cart(live, buyer, listing(team, price="20.00"))["orders"][0]["orderId"]
+        # A sale paid by destination charge (before the hold) counts as released at once.
+        with platform_admin(live) as admin:
+            assert admin.client.patch(
+                f"/api/admin/stores/{team.id}/commission", json={"transferTiming": "on_payment"}
+            ).is_success
+            direct = paid_cart(live, second_buyer, listing(team, price="10.00"))
+            assert direct["checkoutGroupId"] is None
+        usd = balance(team.owner.client, team)["usd"]
+        assert (usd["held"], usd["waiting"], usd["released"], usd["paidOut"]) == (
+            "19.00",
+            "0.00",
+            "9.50",
+            "0.00",
+        )
+        assert money_row(team.seller.client, team) == {
+            "held": "1900",
+            "waiting": "0",
+            "released": "950",
+            "paid-out": "0",
+        }
+        share = order_json(team, held_order)["storeShare"]
+        assert share == {"held": "19.00", "waiting": "0.00", "released": "0.00"}
+        share = order_json(team, direct["orders"][0]["orderId"])["storeShare"]
+        assert share == {"held": "0.00", "waiting": "0.00", "released": "9.50"}
+
+        assert fulfil(team.seller.client, held_order, status="shipped").status_code == 200
+        usd = balance(team.admin.client, team)["usd"]
+        assert (usd["held"], usd["released"]) == ("0.00", "28.50")
+        assert order_json(team, held_order)["storeShare"]["released"] == "19.00"
+
+        # Stripe pays the account's available balance out daily; it arrives a day later.
+        try:
+            advance_clock(live, 2 * DAY + 60)
+            advance_clock(live, DAY)
+            assert balance(team.seller.client, team)["usd"]["paidOut"] == "28.50"
+            assert money_row(team.owner.client, team)["paid-out"] == "2850"
+        finally:
+            reset_clock(live)
+        with api_user(live, name="Stranger") as stranger:
+            assert stranger.client.get(f"/api/stores/{team.id}/balance").status_code == 404
+        assert buyer.get(f"/api/stores/{team.id}/balance").status_code == 401
 
 
 def _fulfilment_row(live: LiveServer, order_id: int) -> tuple[Any, ...]:

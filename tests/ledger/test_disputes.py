@@ -202,3 +202,21 @@ def test_a_refused_recovery_is_shown_to_the_admin_and_made_once_by_a_retry(
         assert sum(t.amount_reversed for t in transfers) == 3798
         assert stripe_balance(live, paid.account_id) == 0 == entry_sum(live, paid.id, "store")
         assert_invariant(live, paid.id)
+
+
+def test_a_stores_disputes_list_the_unanswered_first(live: LiveServer) -> None:
+    with onboarded_team(live) as team:
+        answered, first = _disputed(live, team)
+        waiting, _ = _disputed(live, team)
+        assert _answer(team, answered, first, "winning_evidence").status_code == 200
+        listed = team.seller.client.get(f"/api/stores/{team.id}/disputes")
+        assert listed.status_code == 200, listed.text
+        rows = listed.json()["data"]
+        assert [(r["orderId"], r["status"]) for r in rows] == [
+            (waiting.id, "needs_response"),
+            (answered.id, "won"),
+        ]
+        assert rows[0]["evidenceDueBy"] is not None
+        # Another store's member sees none of them.
+        with onboarded_team(live, name="Elsewhere") as other:
+            assert other.owner.client.get(f"/api/stores/{team.id}/disputes").status_code == 404

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import concurrent.futures
 
+import pytest
+
 from tests.helpers import api_user, error_code
 from tests.ledger.money_helpers import (
     assert_invariant,
@@ -141,6 +143,7 @@ def test_the_same_key_is_the_same_refund_and_another_body_is_a_conflict(
         assert_invariant(live, paid.id)
 
 
+@pytest.mark.slow
 def test_concurrent_refunds_never_exceed_what_was_paid(live: LiveServer) -> None:
     with onboarded_team(live) as team, platform_admin(live) as admin:
         paid = paid_order(live, team)  # 39.98

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from tests.helpers import api_user, error_code
 from tests.ledger.money_helpers import entry_sum, paid_order, refund
 from tests.payments.stripe_helpers import onboarded_team, platform_admin
 from tests.servers import Cli, LiveServer
 
 
+@pytest.mark.slow
 def test_reports_are_the_sums_of_the_orders(live: LiveServer, cli: Cli) -> None:
     with onboarded_team(live) as team, platform_admin(live) as admin, api_user(live) as stranger:
         first = paid_order(live, team)  # 39.98: commission 2.00, Stripe's fee 1.46

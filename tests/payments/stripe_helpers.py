@@ -38,11 +38,15 @@ def flush(live: LiveServer) -> dict[str, Any]:
 
 def settle(live: LiveServer, timeout: float = 30) -> None:
     """Wait until every event in the inbox has been tried at least once: processed, or failed
-    with its error recorded. Polls the inbox itself, so it returns as soon as that is true."""
+    with its error recorded, and every store transfer a paid group queued has had Stripe's
+    answer (they are sent by a job of their own, after the payment's transaction). Polls the
+    tables, so it returns as soon as that is true."""
     deadline = time.monotonic() + timeout
     while True:
         waiting = live.scalar(
             "SELECT count(*) FROM stripe_event WHERE processed_at IS NULL AND last_error IS NULL"
+        ) + live.scalar(
+            "SELECT count(*) FROM store_transfer WHERE status = 'pending' AND attempts = 0"
         )
         if waiting == 0:
             return

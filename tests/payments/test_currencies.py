@@ -24,6 +24,7 @@ from tests.payments.stripe_helpers import (
 from tests.servers import LiveServer
 
 
+@pytest.mark.slow
 def test_a_price_in_every_currency_is_charged_and_shown_exactly(live: LiveServer) -> None:
     with (
         onboarded_team(live, name="Every Currency") as team,

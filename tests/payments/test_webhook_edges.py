@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from souq.payments.handlers import HANDLERS, SUBSCRIBED_EVENTS
+from tests.helpers import anonymous
 from tests.payments.stripe_helpers import (
     clear_faults,
     completed_event,
@@ -25,6 +26,7 @@ from tests.payments.stripe_helpers import (
     sdk,
     session_id_of,
     set_faults,
+    sign,
     start,
 )
 from tests.servers import Cli, LiveServer, cli_for
@@ -83,6 +85,28 @@ def test_an_event_for_someone_elses_object_is_acknowledged_as_ignored(live: Live
         assert response.status_code == 200 and response.json()["status"] == "received"
         assert "no store of ours" in inbox(live, "evt_not_ours_2")["ignored_reason"]
         assert team.id
+
+
+def test_an_event_type_souq_does_not_handle_is_recorded_ignored_at_once(live: LiveServer) -> None:
+    # An endpoint subscribed to more than Souq's types (set up by hand, or `*`): the delivery
+    # is acknowledged as ignored in the request itself, with no job to run.
+    assert "payment_intent.created" not in HANDLERS
+    sent = event("evt_unhandled_1", "payment_intent.created", {"id": "pi_whatever"})
+    body = json.dumps(sent).encode()
+    for attempt in range(2):
+        with anonymous(live) as client:
+            response = client.post(
+                "/api/stripe/webhook",
+                content=body,
+                headers={"Stripe-Signature": sign(body, live.webhook_secret)},
+            )
+        assert response.status_code == 200, (attempt, response.text)
+        assert response.json()["status"] == "ignored"
+        assert response.json()["reason"] == "Souq does not handle payment_intent.created events"
+        # Processed when the answer came, before any job could have run.
+        row = inbox(live, "evt_unhandled_1")
+        assert row["processed_at"] is not None and row["attempts"] == 0
+        assert row["ignored_reason"] == "Souq does not handle payment_intent.created events"
 
 
 def test_signed_bodies_that_are_not_usable_events_are_400(live: LiveServer) -> None:

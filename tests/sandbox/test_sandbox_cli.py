@@ -61,6 +61,7 @@ def _check_only_key_works(url: str, key: str) -> None:
         make_client(url, "sk_test_anything_else").v1.balance.retrieve()
 
 
+@pytest.mark.slow
 def test_generated_key_is_kept_beside_the_database(tmp_path: Path) -> None:
     _, printed = _serve(tmp_path)
     key_file = tmp_path / "sandbox.api_key"
@@ -72,6 +73,7 @@ def test_generated_key_is_kept_beside_the_database(tmp_path: Path) -> None:
     assert key in again and key_file.read_text().strip() == key
 
 
+@pytest.mark.slow
 def test_key_from_the_option_or_the_environment(tmp_path: Path) -> None:
     _, printed = _serve(tmp_path, "--api-key", "sk_test_from_the_option")
     assert "sk_test_from_the_option" in printed

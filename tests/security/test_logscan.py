@@ -51,6 +51,7 @@ def run_suite(tmp_path: Path, source: str, *options: str) -> subprocess.Complete
 WORKERS: list[list[str]] = [[]] + ([["-n", "2"]] if importlib.util.find_spec("xdist") else [])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", WORKERS, ids=lambda o: " ".join(o) or "one process")
 def test_a_leak_fails_the_run_and_names_what_leaked(tmp_path: Path, options: list[str]) -> None:
     result = run_suite(tmp_path, LEAKY, *options)
@@ -61,6 +62,7 @@ def test_a_leak_fails_the_run_and_names_what_leaked(tmp_path: Path, options: lis
     assert "s3cr3t-value-for-the-scan" not in result.stdout  # named, never shown
 
 
+@pytest.mark.slow
 def test_clean_logs_pass(tmp_path: Path) -> None:
     result = run_suite(tmp_path, CLEAN)
     assert result.returncode == 0, result.stdout

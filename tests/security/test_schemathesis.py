@@ -84,6 +84,7 @@ def test_every_operation_conforms_anonymously(fuzzed: str, tmp_path: Path) -> No
     assert "Tested:" in run_schemathesis(fuzzed, tmp_path, ANONYMOUS_PHASES)
 
 
+@pytest.mark.slow
 def test_every_operation_conforms_with_a_bearer_token(fuzzed: str, tmp_path: Path) -> None:
     import httpx
 

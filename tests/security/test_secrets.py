@@ -182,6 +182,7 @@ def _free_port() -> int:
         return port
 
 
+@pytest.mark.slow
 def test_serve_prints_the_sandbox_key_and_trusts_no_forwarded_header_by_default(
     live: Any,
 ) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -27,14 +26,13 @@ from souq.payments.models import TransferStatus
 from souq.stores import service as stores
 from souq.stores.models import Store
 from souq.web.charts import Chart, Series, bar_chart
-from souq.web.pages import PAGE_DEPENDENCIES, PageRoute, field_errors, render
+from souq.web.pages import PAGE_DEPENDENCIES, PageRoute, field_errors, form_day, render
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False, route_class=PageRoute, dependencies=PAGE_DEPENDENCIES)
 
 MAX_ID = 2**31 - 1
 ObjectId = Annotated[int, Path(ge=1, le=MAX_ID)]
-ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 TIMINGS = ("on_payment", "on_fulfilment")
 # What the fee report's chart draws, per day (the table beside it shows the same columns).
 CHARTED = (
@@ -163,21 +161,6 @@ def _timing(text: str) -> str | None:
     return text
 
 
-def _day(name: str, text: str) -> date | None:
-    """A filter's day as the API takes it (YYYY-MM-DD), or None when left empty."""
-    if not text:
-        return None
-    try:
-        if not ISO_DAY.fullmatch(text):
-            raise ValueError
-        return date.fromisoformat(text)
-    except ValueError:
-        problem = "a day as YYYY-MM-DD"
-        raise InvalidInput(
-            f"{name}: {problem}", details=[{"field": name, "message": problem}]
-        ) from None
-
-
 def _chart(currency: str, days: list[reports.FeeRow]) -> Chart:
     return bar_chart(
         f"Gross, commission, Stripe's fees and net margin per day, {currency.upper()}",
@@ -216,8 +199,8 @@ async def fee_report(
         rows = await reports.fee_report(
             session,
             user,
-            start=_day("from", start),
-            end=_day("to", end),
+            start=form_day("from", start),
+            end=form_day("to", end),
             currency=currency or None,
             store_id=int(store_id) if store_id else None,
         )

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from souq.auth.deps import OptionalUser
 from souq.auth.service import require_platform_admin
 from souq.carts import service
-from souq.carts.models import Cart
+from souq.carts.models import Cart, CartCheckout
 from souq.carts.schemas import (
     MAX_ID,
     CartCheckoutIn,
@@ -69,36 +69,27 @@ async def _cart_out(session: SessionDep, settings: Settings, cart: Cart | None) 
                 problem=problem,
             )
         )
-    stores: list[CartStoreOut] = []
-    totals: dict[str, tuple[int, int]] = {}
-    for (store_id, currency), lines in service.grouped(judged.lines).items():
-        store = lines[0].store
-        if store is None:
-            continue
-        subtotal = sum(line.item.seen_unit_price * line.item.quantity for line in lines)
-        fee = service.store_buyer_fee(subtotal, settings, currency)
-        stores.append(
-            CartStoreOut(
-                store_id=store_id,
-                store_name=store.name,
-                currency=currency,
-                subtotal=format_amount(subtotal, currency),
-                buyer_fee=format_amount(fee, currency),
-            )
-        )
-        before = totals.get(currency, (0, 0))
-        totals[currency] = (before[0] + subtotal, before[1] + fee)
+    summary = service.summarize(judged, settings)
     return CartOut(
         items=items,
-        stores=stores,
+        stores=[
+            CartStoreOut(
+                store_id=part.store.id,
+                store_name=part.store.name,
+                currency=part.currency,
+                subtotal=format_amount(part.subtotal, part.currency),
+                buyer_fee=format_amount(part.buyer_fee, part.currency),
+            )
+            for part in summary.stores
+        ],
         totals=[
             CartTotalOut(
-                currency=c,
-                subtotal=format_amount(sub, c),
-                buyer_fee=format_amount(fee, c),
-                total=format_amount(sub + fee, c),
+                currency=t.currency,
+                subtotal=format_amount(t.subtotal, t.currency),
+                buyer_fee=format_amount(t.buyer_fee, t.currency),
+                total=format_amount(t.total, t.currency),
             )
-            for c, (sub, fee) in sorted(totals.items())
+            for t in summary.totals
         ],
         problems=[CartProblem.model_validate(p) for p in judged.problems],
     )
@@ -171,7 +162,10 @@ async def checkout_cart(
     stripe: StripeDep,
 ) -> CartCheckoutOut:
     """Check the cart out: one order per store, paid once (a checkout group) when there are
-    several stores. 409 `cart_changed` lists every item that changed since it was added."""
+    several stores, or each in turn under CHECKOUT_SPLIT_MODE=per_store (`url` is the first
+    to pay; each order has its own). 409 `cart_changed` lists every item that changed since
+    it was added. A second request while the first is being made (a double click) gets the
+    same checkout."""
     email = body.customer_email or (user.email if user else None)
     if email is None:
         raise NotAuthenticated(
@@ -186,21 +180,23 @@ async def checkout_cart(
         customer_email=email,
         client_address=client_address(request),
     )
+    pages = dict(started.pages)
     async with unit_of_work(factory) as session:
-        made = (
-            await session.execute(
-                select(Order).where(Order.id.in_(started.order_ids)).order_by(Order.id)
-            )
-        ).scalars()
+        made = (await session.execute(select(Order).where(Order.id.in_(list(pages))))).scalars()
+        by_id = {o.id: o for o in made}
         orders = [
             CartOrderOut(
                 order_id=o.id,
                 store_id=o.store_id,
                 total=format_amount(o.total_amount, o.currency),
+                url=pages[o.id],
             )
-            for o in made
+            for o in (by_id[order_id] for order_id, _ in started.pages)
         ]
-    return CartCheckoutOut(checkout_group_id=started.group_id, url=started.url, orders=orders)
+        split_mode = (await session.get_one(CartCheckout, started.checkout_id)).split_mode
+    return CartCheckoutOut(
+        checkout_group_id=started.group_id, url=started.url, split_mode=split_mode, orders=orders
+    )
 
 
 class AdminTransferOut(TransferOut):

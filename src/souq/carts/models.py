@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from souq.db import Base, UTCDateTime, utcnow
@@ -91,3 +92,36 @@ class CheckoutGroup(Base):
     @property
     def transfer_group(self) -> str:
         return f"checkout-group-{self.id}"
+
+
+class CartCheckoutStatus(enum.StrEnum):
+    # Orders and payment pages are being made: a second checkout of the same cart waits
+    # for this one and gets its answer (a double click makes one checkout).
+    started = "started"
+    ready = "ready"
+    failed = "failed"
+
+
+class CartCheckout(Base):
+    """One checkout of a cart: its orders (`orders.cart_checkout_id`), the group paying them
+    at once (single_payment, several stores) and the page that pays each. Under per_store each
+    order has its own page, and a paid one's success page leads to the next."""
+
+    __tablename__ = "cart_checkout"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cart_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cart.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    # CHECKOUT_SPLIT_MODE when the checkout was made: single_payment or per_store.
+    split_mode: Mapped[str] = mapped_column(String(20))
+    status: Mapped[CartCheckoutStatus] = mapped_column(
+        Enum(CartCheckoutStatus, name="cart_checkout_status", native_enum=False, length=20),
+        default=CartCheckoutStatus.started,
+    )
+    checkout_group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkout_group.id", ondelete="SET NULL"), nullable=True
+    )
+    # [[order id, the page that pays it], …], the first to pay first (set when ready).
+    pages: Mapped[list[list[Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -71,11 +71,18 @@ class CartOrderOut(ApiModel):
     order_id: int
     store_id: int
     total: str
+    url: str = Field(
+        description="The page that pays this order: the group's page when paid with the others."
+    )
 
 
 class CartCheckoutOut(ApiModel):
     checkout_group_id: int | None = Field(
         description="The group paying several stores' orders at once; null for one store."
     )
-    url: str
+    url: str = Field(description="The first page to pay.")
+    split_mode: str = Field(
+        description="single_payment: one payment for every store (a checkout group); "
+        "per_store: one payment per store, each order's `url` in turn."
+    )
     orders: list[CartOrderOut]

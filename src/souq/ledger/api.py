@@ -189,6 +189,20 @@ async def list_disputes(order_id: OrderId, user: OptionalUser, session: SessionD
     return DisputeList(data=[DisputeOut.of(d) for d in rows])
 
 
+@router.get(
+    "/api/stores/{store_id}/disputes",
+    response_model=DisputeList,
+    responses=error_responses(401, 404, 422),
+)
+async def list_store_disputes(
+    store_id: OrderId, user: OptionalUser, session: SessionDep
+) -> DisputeList:
+    """A store's disputes (its members): those waiting for an answer first, the nearest
+    evidence deadline first, then the settled ones, newest first."""
+    rows = await disputes.list_store_disputes(session, store_id, user)
+    return DisputeList(data=[DisputeOut.of(d) for d in rows])
+
+
 @router.post(
     "/api/orders/{order_id}/disputes/{dispute_id}/evidence",
     response_model=DisputeOut,

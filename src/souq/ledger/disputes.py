@@ -51,6 +51,7 @@ from souq.orders.models import Order, PaymentStatus
 from souq.payments.stripe import Charge, Event, StripeFailed, StripeGateway, StripeUnavailable
 from souq.payments.stripe import Dispute as StripeDispute
 from souq.payments.webhooks import Apply, Ignored, read_or_ignore
+from souq.stores.service import READ_ORDERS, require_store_role
 
 log = logging.getLogger(__name__)
 
@@ -467,6 +468,28 @@ async def list_disputes(
         .scalars()
         .all()
     )
+
+
+async def list_store_disputes(
+    session: AsyncSession, store_id: int, user: User | None
+) -> Sequence[Dispute]:
+    """A store's disputes for its members: those still waiting for an answer first, the
+    nearest deadline first, then the settled ones, newest first."""
+    await require_store_role(session, store_id, user, READ_ORDERS)
+    rows = (
+        (
+            await session.execute(
+                select(Dispute).where(Dispute.store_id == store_id).order_by(Dispute.id.desc())
+            )
+        )
+        .scalars()
+        .all()
+    )
+    waiting = sorted(
+        (d for d in rows if d.status in OPEN),
+        key=lambda d: (d.evidence_due_by is None, d.evidence_due_by or d.created_at),
+    )
+    return waiting + [d for d in rows if d.status not in OPEN]
 
 
 @dataclass(frozen=True)

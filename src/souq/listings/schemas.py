@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import ConfigDict, Field, StrictBool
 
-from souq.listings.models import Listing
 from souq.listings.prices import currency_kinds, price_pattern
 from souq.money import format_amount
 from souq.schemas import (
@@ -78,6 +77,30 @@ class ListingUpdate(ApiInput):
     active: StrictBool | None = None
 
 
+class ListingFields(Protocol):
+    """What a listing's JSON is made of: a `Listing`, or a row of its columns (the catalogue
+    reads rows, not ORM objects)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def store_id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def price_amount(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def stock(self) -> int | None: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
 class ListingOut(ApiModel):
     id: int
     store_id: int
@@ -90,7 +113,7 @@ class ListingOut(ApiModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, listing: Listing) -> ListingOut:
+    def of(cls, listing: ListingFields) -> ListingOut:
         return cls(
             id=listing.id,
             store_id=listing.store_id,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import exists, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,7 +14,7 @@ from souq.auth.models import User
 from souq.errors import Conflict, InvalidInput, NotFound
 from souq.listings.models import Listing
 from souq.listings.prices import fits, fits_any
-from souq.listings.schemas import STOCK_MAX
+from souq.listings.schemas import STOCK_MAX, ListingFields
 from souq.money import MAX_AMOUNT, MoneyError, format_amount, parse_amount
 from souq.orders.models import OrderItem
 from souq.schemas import clean_name, currency_input
@@ -173,36 +174,51 @@ async def delete_listing(session: AsyncSession, listing: Listing) -> bool:
     return False
 
 
-async def list_catalogue(
-    session: AsyncSession, *, store_id: int | None, after_id: int | None, limit: int
-) -> tuple[list[Listing], int | None]:
-    """One page of active listings, newest first, and the cursor of the next page (if any)."""
-    query = select(Listing).where(Listing.active.is_(True))
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
+
+
+def _active_page(
+    query: SelectT, *, store_id: int | None, after_id: int | None, limit: int
+) -> SelectT:
+    """A keyset page of active listings, newest first, with one row more than `limit` (there is
+    a next page when it comes): it reads down the primary key (or `ix_listing_store_id_id` for
+    one store) from the cursor, however many listings there are."""
+    query = query.where(Listing.active.is_(True))
     if store_id is not None:
         query = query.where(Listing.store_id == store_id)
     if after_id is not None:
         query = query.where(Listing.id < after_id)
-    rows = list(
-        (await session.execute(query.order_by(Listing.id.desc()).limit(limit + 1))).scalars()
-    )
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return query.order_by(Listing.id.desc()).limit(limit + 1)
+
+
+async def list_catalogue(
+    session: AsyncSession, *, store_id: int | None, after_id: int | None, limit: int
+) -> tuple[list[ListingFields], int | None]:
+    """One page of active listings, newest first, and the cursor of the next page (if any).
+    Rows of the listing's columns, not ORM objects: a public read changes nothing, so it skips
+    the identity map and per-object state."""
+    columns = select(*Listing.__table__.columns)
+    query = _active_page(columns, store_id=store_id, after_id=after_id, limit=limit)
+    rows: list[ListingFields] = list((await session.execute(query)).all())
+    return rows[:limit], rows[limit - 1].id if len(rows) > limit else None
+
+
+SHOP_PAGE = 100
 
 
 async def shop_catalogue(
-    session: AsyncSession, *, store_id: int | None, limit: int = 200
-) -> list[tuple[Listing, Store]]:
-    """The shop page: active listings with their store, by store name, at most `limit`."""
-    query = (
-        select(Listing, Store)
-        .join(Store, Store.id == Listing.store_id)
-        .where(Listing.active.is_(True))
-        .order_by(Store.name, Listing.id)
-        .limit(limit)
+    session: AsyncSession, *, store_id: int | None, after_id: int | None = None
+) -> tuple[list[tuple[Listing, Store]], int | None]:
+    """The shop page: active listings with their store, newest first, `SHOP_PAGE` at a time,
+    and the cursor of the next page (if any)."""
+    query = _active_page(
+        select(Listing, Store).join(Store, Store.id == Listing.store_id),
+        store_id=store_id,
+        after_id=after_id,
+        limit=SHOP_PAGE,
     )
-    if store_id is not None:
-        query = query.where(Store.id == store_id)
-    return [(listing, store) for listing, store in (await session.execute(query)).tuples()]
+    rows = [(listing, store) for listing, store in (await session.execute(query)).tuples()]
+    return rows[:SHOP_PAGE], rows[SHOP_PAGE - 1][0].id if len(rows) > SHOP_PAGE else None
 
 
 @dataclass(frozen=True)

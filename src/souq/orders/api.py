@@ -24,7 +24,6 @@ from souq.orders.schemas import (
 )
 from souq.payments import transfers
 from souq.payments.deps import CallerDep, StripeDep
-from souq.payments.models import TransferStatus
 from souq.schemas import error_responses
 
 router = APIRouter(tags=["orders"])
@@ -142,13 +141,8 @@ async def fulfil_order(
     """Mark a paid order shipped or delivered, with its carrier and tracking number (the
     store's owners, admins and sellers). A store share held until fulfilment is then
     transferred, unless the order is refunded or disputed."""
-    async with unit_of_work(factory) as session:
-        order = await service.record_fulfilment(
-            session, order_id, user, body.status, body.carrier, body.tracking_number
-        )
-        held = order.transfer if order.transfer_on_fulfilment else None
-        held_id = held.id if held is not None and held.status == TransferStatus.held else None
-    if held_id is not None:
-        await transfers.release_transfer(factory, stripe, held_id)
+    await transfers.fulfil(
+        factory, stripe, order_id, user, body.status, body.carrier, body.tracking_number
+    )
     async with unit_of_work(factory) as session:
         return OrderOut.of(await service.get_order_for(session, order_id, user))

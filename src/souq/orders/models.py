@@ -52,7 +52,8 @@ class Order(Base):
     __tablename__ = "orders"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    store_id: Mapped[int] = mapped_column(ForeignKey("store.id"), index=True)
+    # Indexed by ix_orders_store_id_id (souq/models.py), whose leading column it is.
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id"))
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("user.id", ondelete="SET NULL"), nullable=True, index=True
     )
@@ -90,6 +91,11 @@ class Order(Base):
     # the same cart (NULL: the order has its own destination-charge Checkout Session).
     checkout_group_id: Mapped[int | None] = mapped_column(
         ForeignKey("checkout_group.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    # The cart checkout that made the order with its other stores' orders (NULL: checked out
+    # alone); under CHECKOUT_SPLIT_MODE=per_store its success page leads to the next one.
+    cart_checkout_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cart_checkout.id", ondelete="SET NULL"), nullable=True, index=True
     )
     # Whether the order's items are taken off the shelf right now; every reservation and
     # release flips it under the order's row lock, so stock moves exactly once either way.

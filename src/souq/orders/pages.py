@@ -17,6 +17,7 @@ from souq.config import Settings
 from souq.db import unit_of_work
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import InvalidInput, SouqError
+from souq.ledger import refunds
 from souq.listings import service as listings
 from souq.listings.models import Listing
 from souq.listings.pages import render_listing
@@ -39,15 +40,19 @@ Factory = SessionFactoryDep
 
 def _render_shop(
     request: Request,
-    rows: list[tuple[Listing, Store]],
+    page: tuple[list[tuple[Listing, Store]], int | None],
     *,
+    store_id: int | None = None,
     error: SouqError | None = None,
 ) -> Response:
+    rows, next_after = page
     return render(
         request,
         "orders/shop.html",
         error=error,
         rows=rows,
+        next_after=next_after,
+        store_id=store_id,
         # A one-time key per rendered form: a double submit lands on one order.
         idempotency_key=secrets.token_urlsafe(24),
     )
@@ -57,10 +62,13 @@ def _render_shop(
 async def shop(
     request: Request,
     session: SessionDep,
-    store_id: Annotated[int | None, Query(alias="storeId", gt=0)] = None,
+    store_id: Annotated[int | None, Query(alias="storeId", gt=0, le=MAX_ID)] = None,
+    after: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
 ) -> Response:
-    """The catalogue as one table, with a Buy button per listing."""
-    return _render_shop(request, await listings.shop_catalogue(session, store_id=store_id))
+    """The catalogue as one table, newest first, with a Buy button per listing; `after` is the
+    cursor of the next page."""
+    page = await listings.shop_catalogue(session, store_id=store_id, after_id=after)
+    return _render_shop(request, page, store_id=store_id)
 
 
 @dataclass(frozen=True)
@@ -122,8 +130,8 @@ async def buy(
         if exc.status_code >= 500:
             raise
         async with unit_of_work(buying.factory) as session:
-            rows = await listings.shop_catalogue(session, store_id=None)
-        return _render_shop(request, rows, error=exc)
+            page = await listings.shop_catalogue(session, store_id=None)
+        return _render_shop(request, page, error=exc)
     return RedirectResponse(url, status_code=303)
 
 
@@ -165,15 +173,16 @@ async def my_orders(request: Request, user: CurrentUser, session: SessionDep) ->
 async def order_page(
     request: Request, order_id: ObjectId, user: CurrentUser, session: SessionDep
 ) -> Response:
-    """One order: what was bought and its state; the store's members and platform admins also
-    see the platform fee, Stripe's fee and the store's net."""
-    order = await service.get_order_for(session, order_id, user)
+    """One order: what was bought, its state, shipping and refunds; the store's members and
+    platform admins also see the platform fee, Stripe's fee and the store's net."""
+    order, order_refunds, split = await refunds.list_refunds(session, order_id, user)
     return render(
         request,
         "orders/order.html",
         order=order,
         store=await get_store(session, order.store_id),
-        split=await service.sees_the_split(session, order, user),
+        split=split,
+        refunds=order_refunds,
     )
 
 

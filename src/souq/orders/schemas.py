@@ -97,6 +97,30 @@ class FulfilmentOut(ApiModel):
         )
 
 
+class StoreShareOut(ApiModel):
+    """Where the store's share of a paid order is: held by the platform until fulfilment,
+    waiting to be sent (refused or unanswered, retried), or released to the store's Stripe
+    account (its transfer, or its destination charge)."""
+
+    held: str
+    waiting: str
+    released: str
+
+    @classmethod
+    def of(cls, order: Order) -> StoreShareOut | None:
+        c, transfer, payment = order.currency, order.transfer, order.payment
+        amounts = {"held": 0, "waiting": 0, "released": 0}
+        if transfer is not None:
+            status = transfer.status
+            where = {"held": "held", "sent": "released"}.get(status.value, "waiting")
+            amounts[where] = transfer.amount
+        elif payment is not None and order.checkout_group_id is None:
+            amounts["released"] = payment.net_amount_to_store
+        else:
+            return None
+        return cls(**{k: format_amount(v, c) for k, v in amounts.items()})
+
+
 class OrderOut(ApiModel):
     id: int
     store_id: int
@@ -127,6 +151,9 @@ class OrderOut(ApiModel):
         "TRANSFER_RELEASE_DAYS after the payment)"
     )
     fulfilment: FulfilmentOut | None
+    store_share: StoreShareOut | None = Field(
+        description="Null until the order is paid (or while its payment awaits review)."
+    )
 
     @classmethod
     def of(cls, order: Order) -> OrderOut:
@@ -157,6 +184,7 @@ class OrderOut(ApiModel):
             transfer=None if order.transfer is None else TransferOut.of(order.transfer),
             transfer_on_fulfilment=order.transfer_on_fulfilment,
             fulfilment=FulfilmentOut.of(order),
+            store_share=StoreShareOut.of(order),
             paid_at=order.paid_at,
             created_at=order.created_at,
             items=[

@@ -11,16 +11,20 @@ from souq.auth.deps import OptionalUser
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import NotAuthenticated
 from souq.middleware import client_address
-from souq.payments import checkout, checkout_requests, onboarding, webhooks
+from souq.money import format_amount
+from souq.payments import balances, checkout, checkout_requests, onboarding, webhooks
 from souq.payments.deps import CallerDep, StripeDep
+from souq.payments.handlers import HANDLERS
 from souq.payments.schemas import (
     MAX_ID,
     CheckoutIn,
     CheckoutOut,
     ConnectedAccount,
+    CurrencyBalanceOut,
     LinkOut,
     NextStepOut,
     PaymentsStatusOut,
+    StoreBalanceOut,
     StoreRef,
     WebhookAck,
 )
@@ -111,6 +115,36 @@ async def payments_status(
     return status_out(store)
 
 
+@router.get(
+    "/api/stores/{store_id}/balance",
+    response_model=StoreBalanceOut,
+    responses=error_responses(401, 404, 422),
+)
+async def store_balance(
+    store_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    user: CallerDep,
+    factory: SessionFactoryDep,
+    stripe: StripeDep,
+) -> StoreBalanceOut:
+    """The store's money per currency: held until fulfilment, waiting to be sent, released
+    to its Stripe account, and paid out to its bank (members only)."""
+    found = await balances.store_balance(factory, stripe, store_id, user)
+    return StoreBalanceOut(
+        store_id=found.store_id,
+        paid_out_known=found.paid_out_known,
+        currencies=[
+            CurrencyBalanceOut(
+                currency=c.currency,
+                held=format_amount(c.held, c.currency),
+                waiting=format_amount(c.waiting, c.currency),
+                released=format_amount(c.released, c.currency),
+                paid_out=None if c.paid_out is None else format_amount(c.paid_out, c.currency),
+            )
+            for c in found.currencies
+        ],
+    )
+
+
 async def _receive(
     request: Request, factory: SessionFactoryDep, stripe: StripeDep, *, connect: bool
 ) -> WebhookAck:
@@ -121,6 +155,7 @@ async def _receive(
         await request.body(),
         request.headers.get("stripe-signature"),
         connect=connect,
+        handled=HANDLERS,
     )
     return WebhookAck(event_id=outcome.event_id, status=outcome.status, reason=outcome.reason)
 

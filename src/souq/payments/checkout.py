@@ -109,15 +109,15 @@ def merge_cart(lines: Sequence[CartLine], max_quantity: int) -> dict[int, int]:
     return merged
 
 
-def cancel_token(settings: Settings, order_id: int) -> str:
+def cancel_token(settings: Settings, order_id: int, kind: str = "order") -> str:
     """Proves a cancel link came from our own Checkout Session, so nobody can cancel another
-    buyer's order by guessing its id."""
+    buyer's order (or checkout group, `kind="group"`) by guessing its id."""
     key = settings.secret_key.get_secret_value().encode()
-    return hmac.new(key, f"cancel-order-{order_id}".encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(key, f"cancel-{kind}-{order_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def verify_cancel_token(settings: Settings, order_id: int, token: str) -> bool:
-    return hmac.compare_digest(cancel_token(settings, order_id), token)
+def verify_cancel_token(settings: Settings, order_id: int, token: str, kind: str = "order") -> bool:
+    return hmac.compare_digest(cancel_token(settings, order_id, kind), token)
 
 
 def check_charge_limits(total: int, currency: str) -> None:
@@ -331,12 +331,15 @@ async def start_checkout(
         )
         params = session_params(settings, order, store)
         if request_id is not None:
-            await session.execute(
-                update(CheckoutRequest)
-                .where(CheckoutRequest.id == request_id)
-                .values(order_id=order.id)
-            )
+            await link_request(session, request_id, order_id=order.id)
     return await _open_session(factory, gateway, order.id, params, request_id)
+
+
+async def link_request(session: AsyncSession, request_id: int, **values: int | str) -> None:
+    """Record on the caller's Idempotency-Key row the order it made, or its payment page."""
+    await session.execute(
+        update(CheckoutRequest).where(CheckoutRequest.id == request_id).values(**values)
+    )
 
 
 async def _open_session(
@@ -380,11 +383,7 @@ async def _open_session(
                 code="checkout_closed",
             )
         if request_id is not None:
-            await session.execute(
-                update(CheckoutRequest)
-                .where(CheckoutRequest.id == request_id)
-                .values(url=found.url)
-            )
+            await link_request(session, request_id, url=found.url)
     return CheckoutStarted(order_id=order_id, url=found.url)
 
 
@@ -644,7 +643,7 @@ class CheckoutStatus:
         return self.order.payment_status in OPEN_STATES
 
 
-async def _claim_stripe_read(session: AsyncSession, order_id: int, interval: float) -> bool:
+async def claim_stripe_read(session: AsyncSession, order_id: int, interval: float) -> bool:
     """Whether this request may ask Stripe about the order now: one conditional update, so of
     many concurrent page loads within `interval` seconds exactly one wins."""
     now = utcnow()
@@ -682,7 +681,7 @@ async def checkout_status(
         status = (
             await session.execute(select(Order.payment_status).where(Order.id == order_id))
         ).scalar_one()
-        due = status in OPEN_STATES and await _claim_stripe_read(
+        due = status in OPEN_STATES and await claim_stripe_read(
             session, order_id, settings.checkout_status_poll_seconds
         )
     if due:

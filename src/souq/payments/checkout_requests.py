@@ -28,6 +28,7 @@ from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict, InvalidInput
 from souq.orders.models import OPEN_STATES, Order, PaymentStatus
 from souq.payments import checkout as checkout_service
+from souq.payments import groups
 from souq.payments.checkout import CartLine, CheckoutStarted, CheckoutUnconfirmed
 from souq.payments.models import CheckoutRequest
 from souq.payments.stripe import StripeGateway
@@ -172,15 +173,32 @@ async def idempotent_checkout(
                     "to start again.",
                     code="checkout_closed",
                 )
-            return await checkout_service.resume_checkout(
-                factory, gateway, settings, seen.order_id, seen.request_id
-            )
+            return await _resume(factory, gateway, settings, seen.order_id, seen.request_id)
         if asyncio.get_running_loop().time() > deadline:
             raise Conflict(
                 "A checkout with this Idempotency-Key is still in progress; retry in a moment.",
                 code="idempotency_key_in_use",
             )
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def _resume(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    order_id: int,
+    request_id: int,
+) -> CheckoutStarted:
+    """The page of an earlier request's order: its own session, or its group's (a store whose
+    money is held is paid by a group of one)."""
+    async with unit_of_work(factory) as session:
+        group_id = await session.scalar(select(Order.checkout_group_id).where(Order.id == order_id))
+    if group_id is None:
+        return await checkout_service.resume_checkout(
+            factory, gateway, settings, order_id, request_id
+        )
+    url = await groups.resume_group_checkout(factory, gateway, settings, group_id, request_id)
+    return CheckoutStarted(order_id=order_id, url=url)
 
 
 _EMAIL: TypeAdapter[str] = TypeAdapter(EmailStr)
@@ -225,7 +243,7 @@ async def checkout(
     email = buyer_email(customer_email, user)
 
     async def start(request_id: int | None) -> CheckoutStarted:
-        return await checkout_service.start_checkout(
+        started = await groups.start_store_checkout(
             factory,
             gateway,
             settings,
@@ -237,6 +255,7 @@ async def checkout(
             request_id=request_id,
             client_address=client_address,
         )
+        return CheckoutStarted(order_id=started.order_id, url=started.url)
 
     if key is None:
         return await start(None)

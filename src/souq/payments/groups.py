@@ -6,6 +6,7 @@ each store gets one Transfer of its total minus its commission, from the charge
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,12 +20,13 @@ from souq.auth.models import User
 from souq.carts.models import CheckoutGroup, GroupStatus
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
-from souq.errors import Conflict, InvalidInput
+from souq.errors import Conflict, InvalidInput, NotFound
+from souq.jobs import defer_after_commit
 from souq.ledger import disputes
 from souq.ledger import service as ledger
 from souq.orders import service as orders
 from souq.orders.models import CLOSED_UNPAID, Order, PaymentStatus
-from souq.payments import checkout, limits, transfers
+from souq.payments import checkout, limits
 from souq.payments.models import StoreTransfer, TransferStatus
 from souq.payments.stripe import (
     CheckoutSession,
@@ -73,7 +75,7 @@ def group_session_params(
     fee, no destination (the money stays with the platform until the transfers)."""
     metadata = {GROUP_METADATA: str(group.id)}
     ttl = timedelta(minutes=settings.checkout_session_ttl_minutes)
-    back = f"{settings.app_url}/shop?checkoutGroup={group.id}"
+    cancel_token = checkout.cancel_token(settings, group.id, kind="group")
     return {
         "mode": "payment",
         "line_items": [
@@ -84,8 +86,8 @@ def group_session_params(
         "customer_email": group.customer_email,
         "metadata": metadata,
         "payment_intent_data": {"transfer_group": group.transfer_group, "metadata": metadata},
-        "success_url": back,
-        "cancel_url": back,
+        "success_url": f"{settings.app_url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": f"{settings.app_url}/checkout/cancel?groupId={group.id}&token={cancel_token}",
         "expires_at": int((group.created_at + ttl + checkout.EXPIRY_SLACK).timestamp()),
     }
 
@@ -100,10 +102,12 @@ async def start_group_checkout(
     customer_email: str,
     user: User | None,
     client_address: str | None = None,
+    request_id: int | None = None,
 ) -> GroupStarted:
-    """As `checkout.start_checkout`, for several stores at once: (1) the group and one order
-    per store, stock reserved, all or nothing; (2) one Checkout Session; (3) its id saved, or
-    every order failed (Stripe refused) or held as session_unknown (no answer)."""
+    """As `checkout.start_checkout`, for several stores at once (or one whose money is held):
+    (1) the group and one order per store, stock reserved, all or nothing (and the caller's
+    Idempotency-Key row linked to the first order); (2) one Checkout Session; (3) its id
+    saved, or every order failed (Stripe refused) or held as session_unknown (no answer)."""
     buyer = limits.Buyer(customer_email, user.id if user else None, client_address)
     await limits.check_checkout_rate(factory, settings, buyer)
     async with unit_of_work(factory) as session:
@@ -142,6 +146,19 @@ async def start_group_checkout(
         await session.flush()
         params = group_session_params(settings, group, made)
         group_id, order_ids = group.id, [order.id for order in made]
+        if request_id is not None:
+            await checkout.link_request(session, request_id, order_id=order_ids[0])
+    url = await _open_group_session(factory, gateway, group_id, params, request_id)
+    return GroupStarted(group_id=group_id, url=url, order_ids=order_ids)
+
+
+async def _open_group_session(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    group_id: int,
+    params: dict[str, Any],
+    request_id: int | None,
+) -> str:
     try:
         found = await gateway.create_checkout_session(params, idempotency_key=group_key(group_id))
     except (StripeUnavailable, StripeDataError) as exc:
@@ -161,9 +178,92 @@ async def start_group_checkout(
             group.stripe_checkout_session_id = found.id
         if group.status == GroupStatus.session_unknown:
             group.status = GroupStatus.pending
-    if found.url is None:
-        raise Conflict("the payment page is closed: start a new checkout", code="checkout_closed")
-    return GroupStarted(group_id=group_id, url=found.url, order_ids=order_ids)
+            for order in await _group_orders(session, group_id):
+                if order.payment_status == PaymentStatus.session_unknown:
+                    order.payment_status = PaymentStatus.pending
+        if group.status != GroupStatus.pending or found.url is None:
+            raise Conflict(
+                f"the checkout is {group.status.value}: start a new checkout",
+                code="checkout_closed",
+            )
+        if request_id is not None:
+            await checkout.link_request(session, request_id, url=found.url)
+    return found.url
+
+
+async def resume_group_checkout(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    group_id: int,
+    request_id: int | None,
+) -> str:
+    """A retry of a group's checkout whose page the caller never got: Stripe is asked again
+    with the group's own key, which returns the session it made, never a second."""
+    async with unit_of_work(factory) as session:
+        group = await _lock_group(session, group_id)
+        if group.status not in (GroupStatus.pending, GroupStatus.session_unknown):
+            raise Conflict(
+                f"the checkout is {group.status.value}: start a new checkout",
+                code="checkout_closed",
+            )
+        params = group_session_params(settings, group, await _group_orders(session, group_id))
+    return await _open_group_session(factory, gateway, group_id, params, request_id)
+
+
+@dataclass(frozen=True)
+class StoreCheckout:
+    group_id: int | None
+    order_id: int
+    url: str
+
+
+async def start_store_checkout(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    *,
+    store_id: int,
+    currency: str,
+    lines: Sequence[checkout.CartLine],
+    customer_email: str,
+    user: User | None,
+    client_address: str | None = None,
+    request_id: int | None = None,
+) -> StoreCheckout:
+    """One store's checkout: the seed's destination charge, unless the store's money is held
+    until fulfilment, which a destination charge cannot do (its transfer is made with the
+    charge); then a group of one order, paid on the platform's account and transferred later
+    (https://docs.stripe.com/connect/separate-charges-and-transfers)."""
+    async with unit_of_work(factory) as session:
+        store = await session.get(Store, store_id)
+        held = store is not None and holds_transfers(store, settings)
+    if held:
+        group = await start_group_checkout(
+            factory,
+            gateway,
+            settings,
+            currency=currency,
+            stores=[StoreLines(store_id, lines)],
+            customer_email=customer_email,
+            user=user,
+            client_address=client_address,
+            request_id=request_id,
+        )
+        return StoreCheckout(group.group_id, group.order_ids[0], group.url)
+    started = await checkout.start_checkout(
+        factory,
+        gateway,
+        settings,
+        store_id=store_id,
+        currency=currency,
+        lines=lines,
+        customer_email=customer_email,
+        user=user,
+        request_id=request_id,
+        client_address=client_address,
+    )
+    return StoreCheckout(None, started.order_id, started.url)
 
 
 async def _lock_group(session: AsyncSession, group_id: int) -> CheckoutGroup:
@@ -262,15 +362,15 @@ async def _pay_group(
 
 async def apply_group_session(
     session: AsyncSession,
-    gateway: StripeGateway,
     checkout_session: CheckoutSession,
     group_id: int,
     *,
     failed: bool = False,
 ) -> CheckoutGroup | None:
-    """Bring a group and its orders to the state of its Checkout Session, then send every
-    store's transfer not sent yet. Safe to run any number of times, concurrently, in any
-    order: the group row is locked, orders and transfers move once."""
+    """Bring a group and its orders to the state of its Checkout Session; a paid group gets
+    its transfer rows, sent by the caller once this transaction committed (Stripe is never
+    asked while it is open). Safe to run any number of times, concurrently, in any order:
+    the group row is locked, orders and transfer rows move once."""
     group = await session.get(CheckoutGroup, group_id)
     if group is None:
         return None
@@ -287,8 +387,6 @@ async def apply_group_session(
                     order.payment_status = PaymentStatus.needs_review
                     order.review_reason = f"checkout group {group.id}: {reason}"[:1000]
                 log.warning("checkout group %s needs review: %s", group.id, reason)
-        if group.status == GroupStatus.paid:
-            await transfers.send_group_transfers(session, gateway, group)
     elif group.stripe_checkout_session_id in (None, checkout_session.id):
         group.stripe_checkout_session_id = checkout_session.id
         unpaid = (
@@ -339,8 +437,17 @@ async def on_checkout_session(
             if order is None:
                 return Ignored(f"checkout session {found.id} is not for an order of ours")
             await disputes.catch_up(session, gateway.settings, order, after)
-        elif await apply_group_session(session, gateway, found, group_id, failed=failed) is None:
-            return Ignored(f"checkout session {found.id} is for no checkout group of ours")
+        else:
+            group = await apply_group_session(session, found, group_id, failed=failed)
+            if group is None:
+                return Ignored(f"checkout session {found.id} is for no checkout group of ours")
+            if group.status == GroupStatus.paid:
+                # Imported here: the jobs module lists this handler's module (a cycle).
+                from souq.payments.tasks import send_group_transfers, transfers_lock
+
+                defer_after_commit(
+                    session, send_group_transfers, lock=transfers_lock(group.id), group_id=group.id
+                )
         return None
 
     return apply
@@ -383,6 +490,144 @@ async def reconcile_group(
         found = await gateway.expire_checkout_session(session_id)
         found = await gateway.retrieve_checkout_session(session_id)
     async with unit_of_work(factory) as session:
-        group_after = await apply_group_session(session, gateway, found, group_id)
+        group_after = await apply_group_session(session, found, group_id)
         after = group_after.status if group_after else before
+    # Its transfers are sent by reconcile's pass over every unsent transfer, which follows.
     return after.value if after != before else "unchanged"
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """A checkout group as its buyer's landing page shows it: every store's order."""
+
+    group: CheckoutGroup
+    orders: list[Order]
+    stores: dict[int, Store]
+
+    @property
+    def confirming(self) -> bool:
+        """Still open in our books: the page says the payment is being confirmed."""
+        return self.group.status in (GroupStatus.pending, GroupStatus.session_unknown)
+
+
+async def _view(session: AsyncSession, group_id: int) -> GroupView:
+    group = await session.get(CheckoutGroup, group_id)
+    assert group is not None
+    group_orders = list(
+        (
+            await session.execute(
+                select(Order).where(Order.checkout_group_id == group_id).order_by(Order.id)
+            )
+        ).scalars()
+    )
+    ids = {order.store_id for order in group_orders}
+    found = (await session.execute(select(Store).where(Store.id.in_(ids)))).scalars()
+    return GroupView(group, group_orders, {store.id: store for store in found})
+
+
+async def _sync(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    group_id: int,
+    session_id: str,
+) -> None:
+    found = await gateway.retrieve_checkout_session(session_id)
+    async with unit_of_work(factory) as session:
+        await apply_group_session(session, found, group_id)
+
+
+async def group_status(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    session_id: str,
+) -> GroupView | None:
+    """The landing page after paying a group (None: the session is no group's). As for one
+    order (`checkout.checkout_status`): while the group is open in our books Stripe is read,
+    at most once per CHECKOUT_STATUS_POLL_SECONDS, and when it cannot be read the page says
+    the payment is being confirmed."""
+    async with unit_of_work(factory) as session:
+        group = (
+            await session.execute(
+                select(CheckoutGroup).where(CheckoutGroup.stripe_checkout_session_id == session_id)
+            )
+        ).scalar_one_or_none()
+        if group is None:
+            return None
+        group_id = group.id
+        first = (
+            await session.execute(
+                select(Order.id).where(Order.checkout_group_id == group_id).order_by(Order.id)
+            )
+        ).scalar()
+        # The first order's last-read time throttles the reads for the whole group.
+        due = (
+            group.status in (GroupStatus.pending, GroupStatus.session_unknown)
+            and first is not None
+            and await checkout.claim_stripe_read(
+                session, first, settings.checkout_status_poll_seconds
+            )
+        )
+    if due:
+        try:
+            await _sync(factory, gateway, group_id, session_id)
+        except (StripeUnavailable, StripeFailed) as exc:
+            log.warning("checkout group %s: Stripe could not be read: %s", group_id, exc)
+    async with unit_of_work(factory) as session:
+        return await _view(session, group_id)
+
+
+async def cancel_group(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    group_id: int,
+    token: str,
+) -> GroupView:
+    """The buyer backed out of a group's payment page: expire its session; the orders follow
+    the session's state (canceled, stock given back; or paid if the buyer paid after all).
+    Only a link from our own session (signed token) cancels anything."""
+    async with unit_of_work(factory) as session:
+        group = await session.get(CheckoutGroup, group_id)
+        if group is None or not checkout.verify_cancel_token(settings, group_id, token, "group"):
+            raise NotFound("no such checkout")
+        session_id = group.stripe_checkout_session_id
+        open_ = group.status == GroupStatus.pending and session_id is not None
+    if open_:
+        assert session_id is not None
+        # Not open any more (paid, or already expired): take whatever state it is in.
+        with contextlib.suppress(StripeFailed):
+            await gateway.expire_checkout_session(session_id)
+        await _sync(factory, gateway, group_id, session_id)
+    async with unit_of_work(factory) as session:
+        return await _view(session, group_id)
+
+
+async def abandon_store_checkout(
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, started: StoreCheckout
+) -> None:
+    """Close a store's checkout made as part of a cart's per_store checkout that could not be
+    completed: its session expired (unless paid already) and the order brought to the
+    session's state, its stock returned once. Best effort: a session left open expires by
+    itself, and its webhook closes the order."""
+    async with unit_of_work(factory) as session:
+        if started.group_id is not None:
+            group = await session.get_one(CheckoutGroup, started.group_id)
+            session_id = group.stripe_checkout_session_id
+        else:
+            order = await session.get_one(Order, started.order_id)
+            session_id = order.stripe_checkout_session_id
+    if session_id is None:
+        return
+    try:
+        with contextlib.suppress(StripeFailed):
+            await gateway.expire_checkout_session(session_id)
+        found = await gateway.retrieve_checkout_session(session_id)
+    except (StripeUnavailable, StripeFailed) as exc:
+        log.warning("order %s left to expire by itself: %s", started.order_id, exc.message)
+        return
+    async with unit_of_work(factory) as session:
+        if started.group_id is not None:
+            await apply_group_session(session, found, started.group_id)
+        else:
+            await checkout.apply_checkout_session(session, found)

@@ -9,8 +9,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from souq.auth.deps import OptionalUser
+from souq.carts import service as carts
+from souq.db import unit_of_work
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
-from souq.payments import checkout, onboarding
+from souq.errors import NotFound
+from souq.payments import checkout, groups, onboarding
 from souq.payments.deps import StripeDep
 from souq.stores.models import Store
 from souq.web.pages import PAGE_DEPENDENCIES, PageRoute, render
@@ -18,6 +21,7 @@ from souq.web.pages import PAGE_DEPENDENCIES, PageRoute, render
 router = APIRouter(include_in_schema=False, route_class=PageRoute, dependencies=PAGE_DEPENDENCIES)
 
 StoreIdQuery = Annotated[int, Query(alias="storeId", gt=0)]
+MAX_ID = 2**31 - 1
 
 
 def _render_status(request: Request, store: Store, *, can_manage: bool, title: str) -> Response:
@@ -110,16 +114,24 @@ async def checkout_success(
     stripe: StripeDep,
     session_id: Annotated[str, Query(min_length=1, max_length=255)],
 ) -> Response:
-    """The buyer's landing page: the order as Souq knows it, or, while the payment is still
-    being confirmed, a page that says so and refreshes itself."""
+    """The buyer's landing page: the order (or, for a cart of several stores, every store's
+    order) as Souq knows it, or, while the payment is still being confirmed, a page that says
+    so and refreshes itself."""
+    refresh_seconds = max(int(settings.checkout_status_poll_seconds), 2)
+    group = await groups.group_status(factory, stripe, settings, session_id)
+    if group is not None:
+        return render(request, "checkout/group.html", view=group, refresh_seconds=refresh_seconds)
     status = await checkout.checkout_status(factory, stripe, settings, session_id)
+    async with unit_of_work(factory) as session:
+        next_payment = await carts.next_to_pay(session, status.order)
     return render(
         request,
         "checkout/success.html",
         order=status.order,
         store=status.store,
+        next_payment=next_payment,
         confirming=status.confirming,
-        refresh_seconds=max(int(settings.checkout_status_poll_seconds), 2),
+        refresh_seconds=refresh_seconds,
     )
 
 
@@ -129,10 +141,16 @@ async def checkout_cancel(
     factory: SessionFactoryDep,
     settings: SettingsDep,
     stripe: StripeDep,
-    order_id: Annotated[int, Query(alias="orderId", gt=0)],
+    order_id: Annotated[int | None, Query(alias="orderId", gt=0, le=MAX_ID)] = None,
+    group_id: Annotated[int | None, Query(alias="groupId", gt=0, le=MAX_ID)] = None,
     token: Annotated[str, Query(max_length=100)] = "",
 ) -> Response:
     """The buyer backed out of Stripe's page: expire the session, release the stock, and
     offer to try again. Only a link from our own session (signed token) cancels anything."""
+    if group_id is not None:
+        view = await groups.cancel_group(factory, stripe, settings, group_id, token)
+        return render(request, "checkout/group.html", view=view, canceling=True)
+    if order_id is None:
+        raise NotFound("no such checkout")
     order, store = await checkout.cancel_checkout(factory, stripe, settings, order_id, token)
     return render(request, "checkout/cancel.html", order=order, store=store)

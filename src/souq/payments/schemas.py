@@ -76,3 +76,23 @@ class CheckoutIn(CheckoutModel):
 class CheckoutOut(ApiModel):
     url: str
     order_id: int
+
+
+class CurrencyBalanceOut(ApiModel):
+    currency: str
+    held: str = Field(description="Kept by the platform until the orders are fulfilled.")
+    waiting: str = Field(
+        description="Due to the store but not sent yet (Stripe refused or did not answer; "
+        "retried by reconcile)."
+    )
+    released: str = Field(description="Sent to the store's Stripe account.")
+    paid_out: str | None = Field(
+        description="Paid by Stripe from the store's account to its bank; null when Stripe "
+        "could not be asked just now."
+    )
+
+
+class StoreBalanceOut(ApiModel):
+    store_id: int
+    currencies: list[CurrencyBalanceOut]
+    paid_out_known: bool

@@ -717,6 +717,19 @@ class StripeGateway:
         )
         return Refund.parse(refund)
 
+    async def paid_out(self, account_id: str) -> dict[str, int]:
+        """What Stripe paid from a connected account to its bank (payouts that arrived:
+        status paid), per currency."""
+        found = await self._list_all(
+            "list payouts", "/v1/payouts", {"status": "paid"}, stripe_account=account_id
+        )
+        totals: dict[str, int] = {}
+        for item in found:
+            payout = _object(item, "payout")
+            currency = _field(payout, "currency", str, "payout")
+            totals[currency] = totals.get(currency, 0) + _field(payout, "amount", int, "payout")
+        return totals
+
     async def list_refunds(self, charge_id: str) -> list[Refund]:
         found = await self._list_all("list refunds", "/v1/refunds", {"charge": charge_id})
         return [Refund.parse(item) for item in found]

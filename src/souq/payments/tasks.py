@@ -101,6 +101,17 @@ async def sync_accounts(ctx: JobContext) -> None:
         log.info("account sync: %s store(s) changed", len(changed))
 
 
+@task("payments.send_group_transfers")
+async def send_group_transfers(ctx: JobContext, *, group_id: int) -> None:
+    """A paid group's store transfers, after the transaction that paid it committed; what
+    this job cannot send `souq reconcile` (every 15 minutes) sends."""
+    await transfers.send_group_transfers(ctx.factory, ctx.gateway, group_id)
+
+
+def transfers_lock(group_id: int) -> str:
+    return f"checkout-group-{group_id}-transfers"
+
+
 @task("payments.release_held_transfers", every_seconds=3600)
 async def release_held_transfers(ctx: JobContext) -> None:
     """Held store transfers whose holding time (TRANSFER_RELEASE_DAYS after the payment) is

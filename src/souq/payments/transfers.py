@@ -1,32 +1,37 @@
 """Sending each store its share of a checkout group's payment: one Stripe Transfer per group
 and store, from the group's charge (`source_transaction`), in its `transfer_group`.
 
-`send_transfer` is a plain service function (it flushes, never commits) called from the
-payment's webhook handler and from `souq reconcile`, so a background job can call it later.
-The idempotency key derives from the group, the store and the number of refusals so far, so
-however often it runs, and however concurrently, Stripe makes one transfer; a refusal (no
-transfer made) is recorded with Stripe's reason and retried by the next reconcile under the
-next key."""
+`send_transfer` asks Stripe with no transaction open (it reads the row, asks, then records the
+answer in a short transaction of its own); it runs after the payment's transaction committed,
+in the job `payments.send_group_transfers`, and from `souq reconcile`. The idempotency key
+derives from the group, the store and the number of refusals so far, so however often it
+runs, and however concurrently, Stripe makes one transfer; a refusal (no transfer made) is
+recorded with Stripe's reason and retried by the next reconcile under the next key."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from souq.auth.models import User
 from souq.carts.models import CheckoutGroup
 from souq.db import unit_of_work, utcnow
 from souq.errors import NotFound
 from souq.ledger import service as ledger
 from souq.ledger.models import Dispute, Refund
 from souq.notifications import triggers
-from souq.orders.models import Order, PaymentStatus
+from souq.orders import service as orders
+from souq.orders.models import FulfilmentStatus, Order, PaymentStatus
 from souq.payments.models import StoreTransfer, TransferStatus
 from souq.payments.stripe import (
     Charge,
+    Movement,
     StripeDataError,
     StripeFailed,
     StripeGateway,
@@ -40,70 +45,113 @@ UNSENT = (TransferStatus.pending, TransferStatus.failed)
 DISPUTE_DECIDED = ("won", "lost", "warning_closed", "charge_refunded")
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """What a send asks Stripe, taken from the locked row: its key is the row's key then."""
+
+    refusals: int
+    params: dict[str, Any]
+    idempotency_key: str
+
+
+async def _lock(session: AsyncSession, transfer_id: int) -> StoreTransfer:
+    return (
+        await session.execute(
+            select(StoreTransfer)
+            .where(StoreTransfer.id == transfer_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+
+
 async def send_transfer(
-    session: AsyncSession, gateway: StripeGateway, transfer: StoreTransfer, group: CheckoutGroup
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, transfer_id: int
 ) -> TransferStatus:
-    """Ask Stripe for the store's transfer (the caller holds the transfer row's lock) and
-    record the answer: sent, refused (with Stripe's reason), or still pending (no answer)."""
-    if transfer.status == TransferStatus.sent:
-        return transfer.status
-    if group.stripe_charge_id is None:
-        transfer.failure_reason = "the payment's charge is not known yet"
-        return transfer.status
-    transfer.attempts += 1
-    try:
-        made = await gateway.create_transfer(
-            destination=transfer.destination_account_id,
-            amount=transfer.amount,
-            currency=transfer.currency,
-            source_transaction=group.stripe_charge_id,
-            transfer_group=group.transfer_group,
-            metadata={
-                "orderId": str(transfer.order_id),
-                "storeId": str(transfer.store_id),
-                "checkoutGroupId": str(group.id),
-            },
+    """Ask Stripe for the store's transfer and record the answer: sent, refused (with
+    Stripe's reason), or still unsent (no answer). Three steps, so no transaction is open
+    while Stripe is asked: read the unsent row and its key; ask Stripe; lock the row and
+    record the answer unless another sender recorded this key's answer first (the same key
+    gives the same transfer, so concurrent sends make one)."""
+    async with unit_of_work(factory) as session:
+        transfer = await session.get(StoreTransfer, transfer_id)
+        if transfer is None or transfer.status not in UNSENT:
+            return TransferStatus.sent if transfer is None else transfer.status
+        group = await session.get_one(CheckoutGroup, transfer.checkout_group_id)
+        if group.stripe_charge_id is None:
+            transfer = await _lock(session, transfer_id)
+            transfer.failure_reason = "the payment's charge is not known yet"
+            return transfer.status
+        claim = _Claim(
+            refusals=transfer.refusals,
             idempotency_key=transfer.idempotency_key,
+            params={
+                "destination": transfer.destination_account_id,
+                "amount": transfer.amount,
+                "currency": transfer.currency,
+                "source_transaction": group.stripe_charge_id,
+                "transfer_group": group.transfer_group,
+                "metadata": {
+                    "orderId": str(transfer.order_id),
+                    "storeId": str(transfer.store_id),
+                    "checkoutGroupId": str(group.id),
+                },
+            },
         )
-    except StripeUnavailable as exc:
-        transfer.failure_reason = f"no answer from Stripe: {exc.message}"
-        log.warning("transfer for order %s: Stripe did not answer", transfer.order_id)
-    except StripeFailed as exc:
-        transfer.status = TransferStatus.failed
-        transfer.refusals += 1
-        transfer.failure_reason = f"{exc.stripe_code or 'error'}: {exc.message}"[:2000]
-        log.warning(
-            "transfer for order %s refused by Stripe: %s", transfer.order_id, exc.stripe_code
-        )
-        order = await session.get_one(Order, transfer.order_id)
-        await triggers.transfer_failed(session, order, transfer)
-    else:
-        transfer.status = TransferStatus.sent
-        transfer.stripe_transfer_id = made.id
-        transfer.failure_reason = None
-        transfer.sent_at = utcnow()
-        order = await session.get_one(Order, transfer.order_id)
-        await ledger.record_group_transfer(session, order, made.id, transfer.amount)
-        log.info("order %s: transfer %s sent", transfer.order_id, made.id)
-    await session.flush()
-    return transfer.status
+    made: Movement | None = None
+    error: StripeUnavailable | StripeFailed | None = None
+    try:
+        made = await gateway.create_transfer(**claim.params, idempotency_key=claim.idempotency_key)
+    except (StripeUnavailable, StripeFailed) as exc:
+        error = exc
+    async with unit_of_work(factory) as session:
+        transfer = await _lock(session, transfer_id)
+        if transfer.status not in UNSENT or transfer.refusals != claim.refusals:
+            return transfer.status  # this key's answer is recorded already
+        transfer.attempts += 1
+        if made is not None:
+            transfer.status = TransferStatus.sent
+            transfer.stripe_transfer_id = made.id
+            transfer.failure_reason = None
+            transfer.sent_at = utcnow()
+            order = await session.get_one(Order, transfer.order_id)
+            await ledger.record_group_transfer(session, order, made.id, transfer.amount)
+            log.info("order %s: transfer %s sent", transfer.order_id, made.id)
+        elif isinstance(error, StripeFailed) and not isinstance(error, StripeDataError):
+            transfer.status = TransferStatus.failed
+            transfer.refusals += 1
+            transfer.failure_reason = f"{error.stripe_code or 'error'}: {error.message}"[:2000]
+            log.warning(
+                "transfer for order %s refused by Stripe: %s", transfer.order_id, error.stripe_code
+            )
+            order = await session.get_one(Order, transfer.order_id)
+            await triggers.transfer_failed(session, order, transfer)
+        else:
+            # No answer, or one Souq cannot read: Stripe may have made it; the same key asks again.
+            assert error is not None
+            transfer.failure_reason = f"no answer from Stripe: {error.message}"
+            log.warning("transfer for order %s: Stripe did not answer", transfer.order_id)
+        return transfer.status
 
 
 async def send_group_transfers(
-    session: AsyncSession, gateway: StripeGateway, group: CheckoutGroup
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, group_id: int
 ) -> None:
-    """Every unsent transfer of a paid group, each under its row lock."""
-    rows = (
-        await session.execute(
-            select(StoreTransfer)
-            .where(StoreTransfer.checkout_group_id == group.id)
-            .where(StoreTransfer.status.in_(UNSENT))
-            .order_by(StoreTransfer.id)
-            .with_for_update()
+    """Every unsent transfer of a paid group, each sent after the payment's transaction
+    committed (the job `payments.send_group_transfers`, and `souq reconcile`)."""
+    async with unit_of_work(factory) as session:
+        ids = list(
+            (
+                await session.execute(
+                    select(StoreTransfer.id)
+                    .where(StoreTransfer.checkout_group_id == group_id)
+                    .where(StoreTransfer.status.in_(UNSENT))
+                    .order_by(StoreTransfer.id)
+                )
+            ).scalars()
         )
-    ).scalars()
-    for transfer in rows:
-        await send_transfer(session, gateway, transfer, group)
+    for transfer_id in ids:
+        await send_transfer(factory, gateway, transfer_id)
 
 
 async def unsent_transfer_ids(factory: async_sessionmaker[AsyncSession]) -> list[int]:
@@ -119,18 +167,9 @@ async def retry_transfer(
     returned, never made twice): `souq reconcile` and the back office's Retry button. A sent
     or held transfer is left as it is (a held one waits for its release)."""
     async with unit_of_work(factory) as session:
-        transfer = (
-            await session.execute(
-                select(StoreTransfer).where(StoreTransfer.id == transfer_id).with_for_update()
-            )
-        ).scalar_one_or_none()
-        if transfer is None:
+        if await session.get(StoreTransfer, transfer_id) is None:
             raise NotFound("transfer not found", code="transfer_not_found")
-        if transfer.status not in UNSENT:
-            return transfer.status
-        group = await session.get(CheckoutGroup, transfer.checkout_group_id)
-        assert group is not None
-        return await send_transfer(session, gateway, transfer, group)
+    return await send_transfer(factory, gateway, transfer_id)
 
 
 async def why_hold(session: AsyncSession, order: Order, charge: Charge) -> str | None:
@@ -181,26 +220,39 @@ async def release_transfer(
         log.warning("held transfer %s: could not read its charge: %s", transfer_id, exc.message)
         return TransferStatus.held
     async with unit_of_work(factory) as session:
-        transfer = (
-            await session.execute(
-                select(StoreTransfer)
-                .where(StoreTransfer.id == transfer_id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        ).scalar_one()
+        transfer = await _lock(session, transfer_id)
         if transfer.status != TransferStatus.held:
             return transfer.status  # released meanwhile
-        order = await session.get(Order, transfer.order_id, populate_existing=True)
-        group = await session.get(CheckoutGroup, transfer.checkout_group_id)
-        assert order is not None and group is not None
+        order = await session.get_one(Order, transfer.order_id, populate_existing=True)
         reason = await why_hold(session, order, charge)
         if reason is not None:
             transfer.failure_reason = f"held: {reason}"
             log.info("order %s: transfer stays held (%s)", order.id, reason)
             return transfer.status
+        # Released: from here on an unsent transfer like any other (reconcile retries it).
         transfer.status = TransferStatus.pending
-        return await send_transfer(session, gateway, transfer, group)
+    return await send_transfer(factory, gateway, transfer_id)
+
+
+async def fulfil(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    order_id: int,
+    user: User | None,
+    status: FulfilmentStatus,
+    carrier: str | None,
+    tracking_number: str | None,
+) -> None:
+    """Mark a paid order shipped or delivered (`orders.record_fulfilment`); a store share held
+    until fulfilment is then transferred, unless the order is refunded or disputed."""
+    async with unit_of_work(factory) as session:
+        order = await orders.record_fulfilment(
+            session, order_id, user, status, carrier, tracking_number
+        )
+        held = order.transfer if order.transfer_on_fulfilment else None
+        held_id = held.id if held is not None and held.status == TransferStatus.held else None
+    if held_id is not None:
+        await release_transfer(factory, gateway, held_id)
 
 
 async def due_held_transfer_ids(

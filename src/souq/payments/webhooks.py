@@ -13,7 +13,7 @@ by the caller (`payments/handlers.py:HANDLERS`), so nothing registers itself by 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Container, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -70,18 +70,28 @@ class Outcome:
     reason: str | None = None
 
 
-async def record_event(factory: async_sessionmaker[AsyncSession], event: Event) -> bool:
+def unhandled(event_type: str) -> Ignored:
+    return Ignored(f"Souq does not handle {event_type} events")
+
+
+async def record_event(
+    factory: async_sessionmaker[AsyncSession], event: Event, *, ignored: Ignored | None = None
+) -> bool:
     """Store a verified event in the inbox unless it is already there. True when the event
-    still waits to be processed (new, or recorded earlier and not processed yet)."""
+    still waits to be processed (new, or recorded earlier and not processed yet). An event
+    recorded as `ignored` is stored already processed, with the reason."""
+    now = utcnow()
     values = {
         "stripe_event_id": event.id,
         "type": event.type,
         "account": event.account,
         "created": event.created,
         "payload": event.payload,
-        "received_at": utcnow(),
+        "received_at": now,
         "attempts": 0,
     }
+    if ignored is not None:
+        values |= {"processed_at": now, "ignored_reason": ignored.reason[:2000]}
     async with unit_of_work(factory) as session:
         dialect = session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -92,7 +102,7 @@ async def record_event(factory: async_sessionmaker[AsyncSession], event: Event) 
             )
         )
         if inserted.first() is not None:
-            return True
+            return ignored is None
         processed = await session.execute(
             select(StripeEvent.processed_at).where(StripeEvent.stripe_event_id == event.id)
         )
@@ -123,7 +133,7 @@ async def process_event(
     try:
         handler = handlers.get(row.type)
         prepared: Apply | Ignored = (
-            Ignored(f"Souq does not handle {row.type} events")
+            unhandled(row.type)
             if handler is None
             else await handler(factory, gateway, Event.parse(row.payload))
         )
@@ -194,11 +204,17 @@ async def receive(
     signature: str | None,
     *,
     connect: bool,
+    handled: Container[str],
 ) -> Outcome:
     """A webhook delivery: verify (SignatureInvalid or EventInvalid → 400, nothing stored),
-    record, queue its processing. Stripe is not called."""
+    record, queue its processing. Stripe is not called. A type with no handler in `handled`
+    (an endpoint subscribed to more than Souq's types) is recorded as ignored in the same
+    insert and queues nothing, so it costs one statement."""
     event = gateway.verify_event(payload, signature, connect=connect)
-    if not await record_event(factory, event):
+    ignored = None if event.type in handled else unhandled(event.type)
+    if not await record_event(factory, event, ignored=ignored):
+        if ignored is not None:
+            return Outcome(event.id, "ignored", ignored.reason)
         return Outcome(event.id, "duplicate")
     await enqueue(event.id)
     return Outcome(event.id, "received")

@@ -11,10 +11,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from souq.auth.deps import CurrentUser
 from souq.auth.service import require_platform_admin
-from souq.deps import SessionDep, SettingsDep
-from souq.errors import SouqError
+from souq.db import unit_of_work
+from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
+from souq.errors import NotAuthenticated, SouqError
 from souq.listings import service as listings
-from souq.payments import onboarding
+from souq.payments import balances, onboarding
+from souq.payments.deps import CallerDep, StripeDep
 from souq.stores import service
 from souq.stores.models import StoreRole
 from souq.web.pages import PAGE_DEPENDENCIES, PageRoute, render
@@ -63,6 +65,7 @@ async def _store_page(
     error: SouqError | None = None,
     invite_email: str = "",
     invite_role: str = "seller",
+    money: balances.StoreBalance | None = None,
 ) -> Response:
     store, me = await service.require_store_role(session, store_id, user, service.READ_STORE)
     manages = me.role in service.MANAGE_STORE
@@ -80,15 +83,25 @@ async def _store_page(
         roles=list(StoreRole),
         invite_email=invite_email,
         invite_role=invite_role,
+        money=money,
     )
 
 
 @router.get("/dashboard/stores/{store_id}", response_class=HTMLResponse)
 async def store_overview(
-    request: Request, store_id: StoreId, user: CurrentUser, session: SessionDep
+    request: Request,
+    store_id: StoreId,
+    user: CallerDep,
+    factory: SessionFactoryDep,
+    stripe: StripeDep,
 ) -> Response:
-    """A store's members, invitations and listings, with its payments' next step."""
-    return await _store_page(request, session, user, store_id)
+    """A store's members, invitations and listings, its payments' next step, and its money
+    (held, waiting, released, paid out: Stripe is read before the page's transaction)."""
+    if user is None:
+        raise NotAuthenticated("log in to see your stores")
+    money = await balances.store_balance(factory, stripe, store_id, user)
+    async with unit_of_work(factory) as session:
+        return await _store_page(request, session, user, store_id, money=money)
 
 
 @router.post("/dashboard/stores/{store_id}/invitations", response_class=HTMLResponse)

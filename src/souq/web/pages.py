@@ -3,7 +3,9 @@ inline errors, the route class that turns errors into pages, and the health chec
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,7 +24,7 @@ from souq.auth.deps import (
     csrf_token,
 )
 from souq.db import unit_of_work
-from souq.errors import NotAuthenticated, SouqError
+from souq.errors import InvalidInput, NotAuthenticated, SouqError
 from souq.money import display
 
 
@@ -74,6 +76,26 @@ def field_errors(error: SouqError | None) -> dict[str, str]:
         for detail in error.details
         if detail.get("field")
     }
+
+
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def form_day(name: str, text: str) -> date | None:
+    """A form's day as the API takes it (YYYY-MM-DD), or None when left empty; anything else
+    is refused beside the field."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        if not ISO_DAY.fullmatch(text):
+            raise ValueError
+        return date.fromisoformat(text)
+    except ValueError:
+        problem = "a day as YYYY-MM-DD"
+        raise InvalidInput(
+            f"{name}: {problem}", details=[{"field": name, "message": problem}]
+        ) from None
 
 
 def render(
