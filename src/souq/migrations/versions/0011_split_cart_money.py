@@ -6,7 +6,7 @@ attempts. The statuses `disputed` (orders) and `canceled` (store transfers) need
 (non-native enums without a constraint).
 
 Revision ID: 0011
-Revises: 0012
+Revises: 0013
 Create Date: 2026-11-29 12:00:00.000000
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
