@@ -18,7 +18,8 @@ from souq.schemas import ApiInput, ApiModel
 MAX_ID = 2**31 - 1
 _PORT = r"(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 _H = "[0-9A-Fa-f]{1,4}"
-_V4 = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}"
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_V4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 # An IPv6 address as Python's ipaddress reads it (RFC 4291 section 2.2 text forms, with an
 # IPv4 tail where it may be), so that no address the schema admits is refused by the service.
 _IPV6 = (
