@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from tests.carts.test_cart import add, checkout, group_transfers, order_json
+from tests.carts.test_holds import hold
 from tests.helpers import anonymous, fake_address
 from tests.payments.stripe_helpers import (
     flush,
@@ -82,6 +83,35 @@ def test_per_store_mode_pays_each_store_in_turn_by_destination_charges(
             assert intent["application_fee_amount"] == total * 5 // 100
             # Stripe's own group for a destination charge's transfer, not one of Souq's.
             assert not intent["transfer_group"].startswith("checkout-group-")
+
+
+def test_per_store_mode_leads_on_from_a_held_stores_payment(live: LiveServer) -> None:
+    """A store whose money is held is paid by a group of one (separate charge and transfer);
+    its success page still leads to the next store's payment."""
+    with (
+        onboarded_team(live, name="Held Stall") as a,
+        onboarded_team(live, name="Open Stall") as b,
+        beside(live, checkout_split_mode="per_store") as url,
+        httpx.Client(
+            base_url=url, timeout=30, headers={"X-Forwarded-For": fake_address()}
+        ) as buyer,
+    ):
+        hold(live, a)
+        add(buyer, listing(a, price="8.00"))
+        add(buyer, listing(b, price="3.00"))
+        first, second = checkout(buyer).json()["orders"]
+        assert first["storeId"] == a.id and order_json(a, first["orderId"])["checkoutGroupId"]
+
+        assert pay(live, first["url"], card="4242424242424242").status_code == 200
+        flush(live)
+        page = success_page(live, first["url"])
+        assert 'id="group-status" data-status="paid"' in page
+        assert 'id="next-payment"' in page and f'data-order-id="{second["orderId"]}"' in page
+        assert html.escape(second["url"]) in page and "Open Stall" in page
+
+        assert pay(live, second["url"], card="4242424242424242").status_code == 200
+        flush(live)
+        assert 'id="next-payment"' not in success_page(live, first["url"])
 
 
 def concurrent_checkouts(client: httpx.Client, email: str, times: int = 2) -> list[dict[str, Any]]:
