@@ -60,7 +60,8 @@ def test_a_person_clicks_through_the_demo_marketplace(live: LiveServer, cli: Cli
         shop = guest.get(f"/shop?storeId={store_id}")
         assert "Tagine pot, large" in shop.text
         forms = re.findall(r'<form method="post" action="/shop/buy">(.*?)</form>', shop.text, re.S)
-        tagine = next(f for f in forms if f'value="{_listing_id(live, "Tagine pot, large")}"' in f)
+        tagine_id = _listing_id(live, "Tagine pot, large")
+        tagine = next(f for f in forms if f'name="listing_id" value="{tagine_id}"' in f)
         buy = guest.post(
             "/shop/buy", data={**form_fields(tagine), "quantity": "1", "email": "guest@example.com"}
         )

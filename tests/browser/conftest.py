@@ -8,10 +8,12 @@ test-artifacts/ (gitignored).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
-from collections.abc import AsyncIterator
+import warnings
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text()
 PHONE = ViewportSize(width=375, height=740)
 DESKTOP = ViewportSize(width=1200, height=900)
 BLOCKING = {"serious", "critical"}
+CLOSE_SECONDS = 30
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -46,8 +49,11 @@ async def playwright_driver() -> AsyncIterator[Playwright]:
             "(`make test` does it when run as root), or set SOUQ_TEST_CHROMIUM",
             pytrace=False,
         )
-    async with async_playwright() as driver:
+    driver = await async_playwright().start()
+    try:
         yield driver
+    finally:
+        await _within(driver.stop(), "stop Playwright's driver")
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -58,7 +64,16 @@ async def browser(playwright_driver: Playwright) -> AsyncIterator[Browser]:
     try:
         yield launched
     finally:
-        await launched.close()
+        await _within(launched.close(), "close Chromium")
+
+
+async def _within(closing: Awaitable[None], what: str) -> None:
+    """A session's end never waits forever on a browser that went away (a whole run once hung
+    here after its last test): give up after CLOSE_SECONDS and say so."""
+    try:
+        await asyncio.wait_for(closing, CLOSE_SECONDS)
+    except TimeoutError:
+        warnings.warn(f"could not {what} within {CLOSE_SECONDS} s", stacklevel=1)
 
 
 def _is_file(path: Path) -> bool:

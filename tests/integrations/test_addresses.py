@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
 import ssl
 import threading
@@ -22,12 +23,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
 from souq.config import Settings
 from souq.errors import InvalidInput
 from souq.integrations import addresses
 from souq.integrations.delivery import Request, Result, send
+from souq.integrations.schemas import URL_PATTERN
 from souq.integrations.signing import new_secret
 from tests.integrations.test_webhooks import verified
 from tests.notifications.support import Receiver, receiver
@@ -197,3 +202,12 @@ def test_a_https_delivery_names_the_host_for_tls_not_the_address(
         listener.close()
     assert asked == [REBINDING]
     assert result.error is not None and "CERTIFICATE_VERIFY_FAILED" in result.error
+
+
+@examples(max_examples=300, deadline=None)
+@given(st.from_regex(URL_PATTERN, fullmatch=True))
+def test_every_bracketed_host_the_schema_admits_is_an_ipv6_address(url: str) -> None:
+    """What the OpenAPI pattern lets through is never refused later as a malformed address."""
+    rest = url.split("://", 1)[1]
+    if rest.startswith("["):
+        ipaddress.IPv6Address(rest[1 : rest.index("]")])

@@ -246,7 +246,8 @@ REFUSED: list[tuple[str, str | None]] = [
     ("http://[fc00::1]/hooks", "url_not_allowed"),
     ("http://[fd12:3456::1]/hooks", "url_not_allowed"),
     ("http://[64:ff9b::7f00:1]/hooks", "url_not_allowed"),
-    ("http://[1:2:3]/hooks", "bad_url"),
+    ("http://[1:2:3]/hooks", None),  # not an IPv6 address: refused by the schema
+    ("HtTps://[Da.40]", None),
     ("http://[::1/hooks", None),
 ]
 

@@ -17,10 +17,21 @@ from souq.schemas import ApiInput, ApiModel
 
 MAX_ID = 2**31 - 1
 _PORT = r"(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+_H = "[0-9A-Fa-f]{1,4}"
+_V4 = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}"
+# An IPv6 address as Python's ipaddress reads it (RFC 4291 section 2.2 text forms, with an
+# IPv4 tail where it may be), so that no address the schema admits is refused by the service.
+_IPV6 = (
+    f"(?:(?:{_H}:){{7}}{_H}|(?:{_H}:){{1,7}}:|(?:{_H}:){{1,6}}:{_H}"
+    f"|(?:{_H}:){{1,5}}(?::{_H}){{1,2}}|(?:{_H}:){{1,4}}(?::{_H}){{1,3}}"
+    f"|(?:{_H}:){{1,3}}(?::{_H}){{1,4}}|(?:{_H}:){{1,2}}(?::{_H}){{1,5}}"
+    f"|{_H}:(?::{_H}){{1,6}}|:(?:(?::{_H}){{1,7}}|:)"
+    f"|(?:{_H}:){{6}}{_V4}|::(?:[Ff]{{4}}(?::0{{1,4}})?:)?{_V4}|(?:{_H}:){{1,4}}:{_V4})"
+)
 # http(s), a host name, an IPv4 address or a bracketed IPv6 one, an optional port, then
 # anything printable. Where the host may be is checked by the service (integrations/addresses).
 URL_PATTERN = (
-    rf"^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::{_PORT})?"
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9.-]+|\[{_IPV6}\])(?::{_PORT})?"
     r"(?:[/?#][^\s\x00]*)?$"
 )
 
