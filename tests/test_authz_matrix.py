@@ -586,6 +586,11 @@ ROUTES = [
         PLATFORM,
         lambda w: Case("GET", "/api/admin/disputes/recoveries"),
     ),
+    Route(
+        "GET /api/admin/refunds/refused-reversals",
+        PLATFORM,
+        lambda w: Case("GET", "/api/admin/refunds/refused-reversals"),
+    ),
     # No dispute is due in this world: a platform admin is let through to the 404.
     Route(
         "POST /api/admin/disputes/{disputeId}/recover",

@@ -290,7 +290,8 @@ def reconcile(
     ] = 120,
 ) -> None:
     """Recover orders whose webhooks never came: pending orders, and paid ones without a
-    payment row, are brought to their Checkout Session's state."""
+    payment row, are brought to their Checkout Session's state; then unsent store transfers,
+    due dispute recoveries and refused split-cart refund reversals are tried once more."""
     from souq.payments.reconcile import orders_to_reconcile, reconcile_orders
 
     async def main(ctx: Context) -> dict[str, int]:

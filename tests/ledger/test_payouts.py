@@ -97,6 +97,21 @@ def test_a_payout_links_every_order_to_it_and_the_sums_match(live: LiveServer, c
         theirs = _statement(other.owner.client, other.id)["payouts"]
         assert [(p["orders"], p["fromOrders"]) for p in theirs] == [(1, 300 - 15)]
         assert payout.id not in [p["stripePayoutId"] for p in theirs]
+        # The statement page lists the same payout: arrival day, amount, status, orders.
+        page = team.owner.client.get(f"/dashboard/statements?storeId={team.id}")
+        assert page.status_code == 200, page.text
+        row = page.text.split(f'<tr data-payout="{payout.id}">')[1].split("</tr>")[0]
+        arrival = line["arrivalDate"]
+        cells = [c.split("</td>")[0] for c in row.split("<td")[1:]]
+        assert cells == [
+            f">{arrival}",
+            f' class="num">${payout.amount / 100:.2f}',
+            ' data-status="paid">paid',
+            ' class="num">3',
+        ]
+        their_page = other.owner.client.get(f"/dashboard/statements?storeId={other.id}").text
+        assert payout.id not in their_page
+        assert their_page.count("<tr data-payout=") == 1
 
         shown = cli("report", "statement", str(team.id))
         assert shown.returncode == 0, shown.stderr

@@ -20,9 +20,10 @@ from tests.payments.stripe_helpers import (
     listing,
     onboarded_team,
     payments_status,
+    platform_admin,
     sdk,
 )
-from tests.servers import LiveServer
+from tests.servers import Cli, LiveServer
 
 DAY = 86_400
 
@@ -246,3 +247,53 @@ def test_a_refund_while_held_lowers_or_cancels_the_held_transfer(live: LiveServe
         assert_books(live, part_id)
         assert order_json(paid, paid_id)["paymentStatus"] == "paid"
         assert [t["amount_reversed"] for t in transfers_to(live, paid)] == [0]
+
+
+def _refused(admin: httpx.Client, refund_id: int) -> list[dict[str, Any]]:
+    listed = admin.get("/api/admin/refunds/refused-reversals")
+    assert listed.status_code == 200, listed.text
+    return [r for r in listed.json()["data"] if r["id"] == refund_id]
+
+
+def test_a_refused_reversal_is_shown_to_the_admin_and_made_once_by_reconcile(
+    live: LiveServer, cli: Cli
+) -> None:
+    with (
+        onboarded_team(live, name="Sumac") as a,
+        onboarded_team(live, name="Carob") as b,
+        anonymous(live) as buyer,
+        platform_admin(live) as admin,
+    ):
+        account = keep_funds(live, b)
+        (_, b_id), _ = cart_of(live, buyer, (a, "20.00"), (b, "10.00"))
+        # Refunded while the store's money is still pending: the buyer's refund is made,
+        # Stripe refuses the reversal of the store's transfer (its balance does not cover it).
+        made = refund(b.owner.client, b_id, "early", amount="4.00")
+        assert made.status_code == 201, made.text
+        row = made.json()
+        assert row["stripeReversalId"] is None and "refused" in row["error"]
+        transfer_id = order_json(b, b_id)["transfer"]["stripeTransferId"]
+        assert sdk(live).v1.transfers.retrieve(transfer_id).amount_reversed == 0
+        [shown] = _refused(admin.client, row["id"])
+        assert (shown["storeId"], shown["reversalRefusals"]) == (b.id, 1)
+        assert shown["transferReversed"] == "4.00" and shown["error"] == row["error"]
+        assert b.owner.client.get("/api/admin/refunds/refused-reversals").status_code == 403
+
+        advance_clock(live, 3 * DAY)  # the store's funds become available
+        done = cli("reconcile")
+        assert done.returncode == 0, done.stderr
+        assert "refund reversal made" in done.stdout
+        assert sdk(live).v1.transfers.retrieve(transfer_id).amount_reversed == 380
+        [after] = [r for r in money(b.owner.client, b_id)["refunds"] if r["id"] == row["id"]]
+        assert after["stripeReversalId"].startswith("trr_") and after["error"] is None
+        assert _refused(admin.client, row["id"]) == []
+        assert stripe_balance(live, account) == 570 == entry_sum(live, b_id, "store")
+        assert_books(live, b_id)
+
+        # Again, and the webhooks of the reversal: nothing more is reversed or booked.
+        before = entries(live, b_id)
+        assert cli("reconcile").returncode == 0
+        flush(live)
+        assert sdk(live).v1.transfers.retrieve(transfer_id).amount_reversed == 380
+        assert len(sdk(live).v1.transfers.reversals.list(transfer_id).data) == 1
+        assert entries(live, b_id) == before

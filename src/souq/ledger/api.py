@@ -33,6 +33,8 @@ from souq.ledger.schemas import (
     RefundIn,
     RefundList,
     RefundOut,
+    RefusedReversalList,
+    RefusedReversalOut,
     Statement,
     StatementPayoutOut,
     StatementRowOut,
@@ -232,6 +234,19 @@ async def due_recoveries(user: OptionalUser, session: SessionDep) -> DisputeList
     a refused one shows Stripe's reason and how often it was tried."""
     rows = await disputes.list_due_recoveries(session, user)
     return DisputeList(data=[DisputeOut.of(d) for d in rows])
+
+
+@router.get(
+    "/api/admin/refunds/refused-reversals",
+    response_model=RefusedReversalList,
+    responses=error_responses(401, 403),
+)
+async def refused_reversals(user: OptionalUser, session: SessionDep) -> RefusedReversalList:
+    """Split-cart refunds whose reversal of the store's transfer Stripe refused and that is
+    not made yet (platform admins): Stripe's reason and how often it was refused; `souq
+    reconcile` and its periodic job try each again."""
+    rows = await service.list_refused_reversals(session, user)
+    return RefusedReversalList(data=[RefusedReversalOut.of(r) for r in rows])
 
 
 @router.post(

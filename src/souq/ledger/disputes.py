@@ -34,7 +34,7 @@ from souq.jobs import defer_after_commit
 from souq.ledger import service as ledger
 from souq.ledger.models import Dispute
 from souq.ledger.policy import dispute_recovery
-from souq.ledger.refunds import may_refund, store_policy
+from souq.ledger.refunds import may_refund, store_policy, try_each
 from souq.ledger.service import PLATFORM, STORE, STRIPE
 from souq.ledger.sync import (
     DISPUTE_KEY,
@@ -341,14 +341,9 @@ async def make_due_recoveries(
     factory: async_sessionmaker[AsyncSession], gateway: StripeGateway
 ) -> dict[str, int]:
     """Every due recovery, tried once: a count per outcome."""
-    summary: dict[str, int] = {}
-    for dispute_id in await due_recoveries(factory):
-        try:
-            outcome = await make_recovery(factory, gateway, dispute_id)
-        except StripeUnavailable:
-            outcome = "no answer"
-        summary[outcome] = summary.get(outcome, 0) + 1
-    return summary
+    return await try_each(
+        await due_recoveries(factory), lambda i: make_recovery(factory, gateway, i)
+    )
 
 
 def _recover_after_commit(session: AsyncSession, row: Dispute) -> None:

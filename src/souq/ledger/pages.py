@@ -1,6 +1,6 @@
 """The seller's money pages: an order's detail (the waterfall of its ledger entries, marking it
 shipped, refunds with a preview of who pays what, its disputes and their evidence), a store's
-disputes, and its statement (a chart of sales, fees and net, the table, a CSV file). Each
+disputes, and its statement (a chart of sales, fees and net, the table, its payouts, a CSV). Each
 calls the service the JSON API calls, with the same checks of the caller's store role."""
 
 from __future__ import annotations
@@ -277,11 +277,10 @@ async def store_disputes(
 
 async def _statement(
     session: AsyncSession, user: User, store_id: int, start: str, end: str
-) -> list[reports.StatementRow]:
-    rows, _ = await reports.statement(
+) -> tuple[list[reports.StatementRow], list[reports.PayoutLine]]:
+    return await reports.statement(
         session, user, store_id, start=form_day("from", start), end=form_day("to", end)
     )
-    return rows
 
 
 def _charts(rows: Sequence[reports.StatementRow]) -> list[tuple[str, Chart]]:
@@ -312,10 +311,11 @@ async def statements(
     start: FromQuery = "",
     end: ToQuery = "",
 ) -> Response:
-    """A store's statement: a chart of sales, fees and net per day, the table, the CSV."""
+    """A store's statement: a chart of sales, fees and net per day, the table, the payouts to
+    the store's bank in the period (the orders each carried), the CSV."""
     store, _ = await require_store_role(session, store_id, user, READ_ORDERS)
     try:
-        rows = await _statement(session, user, store_id, start, end)
+        rows, payouts = await _statement(session, user, store_id, start, end)
     except InvalidInput as exc:
         return render(
             request,
@@ -323,6 +323,7 @@ async def statements(
             error=exc,
             store=store,
             rows=[],
+            payouts=[],
             currency_charts=[],
             start=start,
             end=end,
@@ -332,6 +333,7 @@ async def statements(
         "ledger/statements.html",
         store=store,
         rows=rows,
+        payouts=payouts,
         currency_charts=_charts(rows),
         start=start,
         end=end,
@@ -347,7 +349,7 @@ async def statements_csv(
     end: ToQuery = "",
 ) -> Response:
     """The statement as a CSV file (the same rows as `GET /api/stores/{id}/statements`)."""
-    rows = await _statement(session, user, store_id, start, end)
+    rows, _ = await _statement(session, user, store_id, start, end)
     return Response(
         reports.to_csv(rows, reports.StatementRow),
         media_type="text/csv",

@@ -23,10 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.auth.models import User
@@ -120,6 +120,10 @@ def _unknown_charge() -> Conflict:
 
 async def _source(session: AsyncSession, order: Order) -> Source:
     _refundable(order)
+    return await _charge_source(session, order)
+
+
+async def _charge_source(session: AsyncSession, order: Order) -> Source:
     if order.checkout_group_id is not None:
         group = await session.get(CheckoutGroup, order.checkout_group_id)
         if group is None or group.stripe_charge_id is None:
@@ -331,7 +335,8 @@ async def _ask_stripe_split(gateway: StripeGateway, source: Source, row: Refund)
     """A split cart's refund: the store's part of the group's charge refunded from the
     platform's balance, then its transfer reversed by what the plan says. The buyer's refund
     comes first; a reversal Stripe refuses (the store's available balance may not cover it
-    yet) is kept on the row as its error, for a retry with the same Idempotency-Key."""
+    yet) is kept on the row as its error, for a retry (`retry_reversal`: the same
+    Idempotency-Key again, or `souq reconcile` and its periodic job)."""
     metadata = {REFUND_KEY: str(row.id), "order_id": str(row.order_id)}
     await gateway.create_refund(
         charge_id=source.charge_id,
@@ -342,13 +347,19 @@ async def _ask_stripe_split(gateway: StripeGateway, source: Source, row: Refund)
         metadata=metadata,
         idempotency_key=f"souq-refund-{row.id}",
     )
+    return await _reverse(gateway, source, row)
+
+
+async def _reverse(gateway: StripeGateway, source: Source, row: Refund) -> str | None:
+    """The split-cart refund's reversal of the store's sent transfer, if it is still to be
+    made: Stripe's refusal (its message) or None."""
     if not _reversal_missing(row, source) or source.group_transfer_id is None:
         return None
     try:
         await gateway.reverse_transfer(
             source.group_transfer_id,
             amount=reversal_due(row, source),
-            metadata=metadata,
+            metadata={REFUND_KEY: str(row.id), "order_id": str(row.order_id)},
             # Stripe replays a refusal for the same key: the retry after one takes the next.
             idempotency_key=f"souq-refund-{row.id}-reversal-{row.reversal_refusals}",
         )
@@ -358,6 +369,19 @@ async def _ask_stripe_split(gateway: StripeGateway, source: Source, row: Refund)
         log.warning("refund %s: the reversal was refused: %s", row.id, exc.stripe_code)
         return exc.message
     return None
+
+
+async def _refused(
+    factory: async_sessionmaker[AsyncSession], refund_id: int, refusals: int, problem: str
+) -> None:
+    """Keep Stripe's refusal of the reversal on the row; the next try takes the next key
+    (counted once, even when two tries with the same key were refused together)."""
+    async with unit_of_work(factory) as session:
+        refused = await session.get(Refund, refund_id, with_for_update=True)
+        assert refused is not None
+        if refused.reversal_refusals == refusals:
+            refused.reversal_refusals += 1
+            refused.error = f"the store's transfer reversal was refused: {problem}"[:1000]
 
 
 async def _ask_destination(gateway: StripeGateway, money: ChargeMoney, row: Refund) -> None:
@@ -414,11 +438,7 @@ async def create_refund(
                 failed.error = str(exc)[:1000]
             raise
         if problem is not None:
-            async with unit_of_work(factory) as session:
-                refused = await session.get(Refund, refund_id)
-                assert refused is not None
-                refused.reversal_refusals += 1
-                refused.error = f"the store's transfer reversal was refused: {problem}"[:1000]
+            await _refused(factory, refund_id, row.reversal_refusals, problem)
     money = await read_money(gateway, source)
     async with unit_of_work(factory) as session:
         order = await _lock(session, order_id, money)
@@ -446,3 +466,76 @@ async def list_refunds(
         .all()
     )
     return order, rows, await orders.sees_the_split(session, order, user)
+
+
+def _reversal_refused() -> ColumnElement[bool]:
+    """A split-cart refund whose reversal of the store's sent transfer Stripe refused and
+    that is not made since (booking the reversal sets its id)."""
+    return and_(
+        Refund.reversal_refusals > 0,
+        Refund.stripe_reversal_id.is_(None),
+        Refund.held_reduced == 0,
+        Refund.transfer_reversed > Refund.commission_refunded,
+        Refund.status.not_in(("failed", "canceled")),
+    )
+
+
+async def refused_reversals(factory: async_sessionmaker[AsyncSession]) -> list[int]:
+    """The refunds whose reversal `souq reconcile` (and its periodic job) tries again."""
+    async with unit_of_work(factory) as session:
+        query = select(Refund.id).where(_reversal_refused()).order_by(Refund.id)
+        return list((await session.execute(query)).scalars())
+
+
+async def list_refused_reversals(session: AsyncSession, user: User | None) -> Sequence[Refund]:
+    """Refunds whose reversal from the store was refused and is not made yet (platform
+    admins): each with Stripe's reason and how often it was refused."""
+    require_platform_admin(user)
+    query = select(Refund).where(_reversal_refused()).order_by(Refund.id)
+    return (await session.execute(query)).scalars().all()
+
+
+async def retry_reversal(
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, refund_id: int
+) -> str:
+    """Try a refused reversal once more, with the key after the last refusal (so two
+    concurrent tries make one reversal), and book it: `made`, `refused` or `done` (nothing
+    left to reverse)."""
+    async with unit_of_work(factory) as session:
+        row = await session.get(Refund, refund_id)
+        order = None if row is None else await session.get(Order, row.order_id)
+        if row is None or order is None or order.checkout_group_id is None:
+            return "done"
+        source = await _charge_source(session, order)
+        if not _reversal_missing(row, source) or source.group_transfer_id is None:
+            return "done"
+    problem = await _reverse(gateway, source, row)
+    if problem is not None:
+        await _refused(factory, refund_id, row.reversal_refusals, problem)
+        return "refused"
+    money = await read_money(gateway, source)
+    async with unit_of_work(factory) as session:
+        await _lock(session, row.order_id, money)
+    log.info("refund %s: the store's transfer reversal was made on a retry", refund_id)
+    return "made"
+
+
+async def try_each(ids: Iterable[int], attempt: Callable[[int], Awaitable[str]]) -> dict[str, int]:
+    """Each id tried once (Stripe not answering is an outcome too): a count per outcome."""
+    summary: dict[str, int] = {}
+    for some_id in ids:
+        try:
+            outcome = await attempt(some_id)
+        except StripeUnavailable:
+            outcome = "no answer"
+        summary[outcome] = summary.get(outcome, 0) + 1
+    return summary
+
+
+async def retry_refused_reversals(
+    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway
+) -> dict[str, int]:
+    """Every refused reversal, tried once: a count per outcome."""
+    return await try_each(
+        await refused_reversals(factory), lambda i: retry_reversal(factory, gateway, i)
+    )

@@ -85,6 +85,26 @@ class RefundList(ApiModel):
     data: list[RefundOut] | list[BuyerRefundOut]
 
 
+class RefusedReversalOut(RefundOut):
+    """A split-cart refund whose reversal of the store's transfer Stripe refused (`error`
+    says why) and that is not made yet; `souq reconcile` tries it again."""
+
+    store_id: int
+    reversal_refusals: int
+
+    @classmethod
+    def of(cls, refund: Refund) -> RefusedReversalOut:
+        return cls(
+            **RefundOut.of(refund).model_dump(),
+            store_id=refund.store_id,
+            reversal_refusals=refund.reversal_refusals,
+        )
+
+
+class RefusedReversalList(ApiModel):
+    data: list[RefusedReversalOut]
+
+
 class LossPolicyOut(ApiModel):
     refund_commission: str
     processing_fee_bearer: str

@@ -14,6 +14,10 @@ The rules, per order:
 - failed or canceled with a session, created within the last CLOSED_RECHECK: if Stripe says
   the session was paid, the payment is recorded; the order is paid if its stock can be taken
   back, else it goes to needs_review (stock never goes below zero).
+
+Then the checkout groups and their unsent store transfers, the due dispute recoveries, and the
+split-cart refunds whose transfer reversal Stripe refused: each tried once more per run, with
+the key after its last refusal, so a reversal is made once however often this runs.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
-from souq.ledger import disputes
+from souq.ledger import disputes, refunds
 from souq.orders import service as orders
 from souq.orders.models import CLOSED_UNPAID, Order, OrderPayment, PaymentStatus
 from souq.payments import checkout, groups, onboarding, transfers
@@ -173,6 +177,8 @@ async def reconcile_orders(
     await _reconcile_groups(factory, gateway, settings, summary)
     for outcome, count in (await disputes.make_due_recoveries(factory, gateway)).items():
         summary[f"dispute recovery {outcome}"] += count
+    for outcome, count in (await refunds.retry_refused_reversals(factory, gateway)).items():
+        summary[f"refund reversal {outcome}"] += count
     return summary
 
 
