@@ -12,10 +12,10 @@ held) until the same Idempotency-Key is sent again, which replays the same Strip
 
 A split cart's order (separate charges and transfers) is planned as a destination charge of its
 total (`ledger.group_charge_state`), then what the store gives back is moved its own way
-(`_split`): once its transfer was sent, by a reversal of that transfer (never more than is left
-of it; the platform bears the rest); while it is held (or refused, or never tried), by taking the
-amount off the held transfer, so it is never released for refunded money. The refund itself is a
-refund of that part of the group's charge, on the platform's account.
+(`split_plan`): once its transfer was sent, by a reversal of that transfer (never more than is
+left of it; the platform bears the rest); while it is held (or refused, or never tried), by
+taking the amount off the held transfer, so it is never released for refunded money. The
+refund itself is a refund of that part of the group's charge, on the platform's account.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.auth.models import User
@@ -191,11 +191,11 @@ async def _plan(
     policy = await store_policy(session, settings, order.store_id)
     plan = plan_refund(state, wanted, policy)
     if order.checkout_group_id is not None:
-        return await _split(session, order, state.refundable, plan, policy)
+        return await split_plan(session, order, state.refundable, plan, policy)
     return Preview(order, state.refundable, plan, policy, stripe_reversal=plan.transfer_reversal)
 
 
-async def _split(
+async def split_plan(
     session: AsyncSession, order: Order, refundable: int, plan: RefundPlan, policy: LossPolicy
 ) -> Preview:
     """A split cart's plan: what the store gives back (the share of the transfer less the
@@ -214,7 +214,7 @@ async def _split(
             code="transfer_in_flight",
         )
     else:
-        back = min(wanted, transfer.amount - await _reversed_so_far(session, order))
+        back = min(wanted, transfer.amount - await reversed_so_far(session, order))
         held = 0
     plan = replace(
         plan,
@@ -224,7 +224,7 @@ async def _split(
     return Preview(order, refundable, plan, policy, stripe_reversal=back - held, held_reduced=held)
 
 
-async def _reversed_so_far(session: AsyncSession, order: Order) -> int:
+async def reversed_so_far(session: AsyncSession, order: Order) -> int:
     """What was (or is being) reversed from a sent split-cart transfer: the reversals its
     live refunds planned, and any other reversal booked (a dispute's recovery)."""
     refunds = await ledger.live_refunds(session, order.id)
@@ -469,10 +469,17 @@ async def list_refunds(
 
 
 def _reversal_refused() -> ColumnElement[bool]:
-    """A split-cart refund whose reversal of the store's sent transfer Stripe refused and
+    """A split-cart refund whose reversal of the store's sent transfer Stripe refused, or
+    one made outside Souq whose reversal is Souq's to make (ledger/group_refunds.py), and
     that is not made since (booking the reversal sets its id)."""
     return and_(
-        Refund.reversal_refusals > 0,
+        or_(
+            Refund.reversal_refusals > 0,
+            and_(
+                Refund.source == "stripe",
+                Refund.order_id.in_(select(Order.id).where(Order.checkout_group_id.is_not(None))),
+            ),
+        ),
         Refund.stripe_reversal_id.is_(None),
         Refund.held_reduced == 0,
         Refund.transfer_reversed > Refund.commission_refunded,
