@@ -11,8 +11,8 @@ from typing import Any
 from tests.carts.test_cart import order_json
 from tests.carts.test_holds import hold, transfers_to
 from tests.helpers import anonymous
-from tests.ledger.money_helpers import entry_sum, money, refund, stripe_balance
-from tests.ledger.test_group_disputes import assert_books, twice_at_once
+from tests.ledger.money_helpers import assert_invariant, entry_sum, money, refund, stripe_balance
+from tests.ledger.test_group_disputes import twice_at_once
 from tests.ledger.test_split_refunds import cart_of, keep_funds, replay_refund_events
 from tests.payments.stripe_helpers import (
     advance_clock,
@@ -88,7 +88,7 @@ def test_a_dashboard_refund_of_a_cart_is_shared_and_moved_once(live: LiveServer)
         assert flow["refunded"] == "3.08"
         for team, oid in ((a, a_id), (b, b_id), (c, c_id)):
             assert order_json(team, oid)["paymentStatus"] == "partially_refunded"
-            assert_books(live, oid)
+            assert_invariant(live, oid)
         assert sum(r[1] for r in rows_of(live, made.id)) == 1000
         assert live.scalar("SELECT count(*) FROM refund WHERE order_id = :id", id=a_id) == 2
         assert live.scalar("SELECT count(*) FROM refund WHERE order_id = :id", id=c_id) == 1

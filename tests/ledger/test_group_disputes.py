@@ -13,7 +13,7 @@ import httpx
 from tests.carts.test_cart import add, checkout, order_json
 from tests.carts.test_holds import hold, transfers_to
 from tests.helpers import StoreTeam, anonymous
-from tests.ledger.money_helpers import entry_sum, money, stripe_balance
+from tests.ledger.money_helpers import assert_invariant, entry_sum, money, stripe_balance
 from tests.ledger.test_split_refunds import keep_funds
 from tests.payments.stripe_helpers import (
     advance_clock,
@@ -58,23 +58,6 @@ def disputes_of(team: StoreTeam, order_id: int) -> list[dict[str, Any]]:
 def dispute_of(team: StoreTeam, order_id: int) -> dict[str, Any]:
     [row] = disputes_of(team, order_id)
     return row
-
-
-def assert_books(live: LiveServer, order_id: int) -> None:
-    """A cart order's entries sum to its total minus what went back to the buyer: its
-    refunds and its share of the dispute (less what was reinstated)."""
-    total: int = live.scalar("SELECT total_amount FROM orders WHERE id = :id", id=order_id)
-    refunded: int = live.scalar(
-        "SELECT coalesce(sum(amount), 0) FROM refund WHERE order_id = :id "
-        "AND status NOT IN ('failed', 'canceled')",
-        id=order_id,
-    )
-    disputed: int = -live.scalar(
-        "SELECT coalesce(sum(amount), 0) FROM ledger_entry WHERE order_id = :id "
-        "AND kind IN ('dispute', 'dispute_reinstated')",
-        id=order_id,
-    )
-    assert entry_sum(live, order_id) == total - refunded - disputed
 
 
 def recovery_entries(live: LiveServer, order_id: int) -> list[tuple[Any, ...]]:
@@ -135,7 +118,7 @@ def test_a_lost_cart_dispute_is_shared_and_recovered_once_per_store(live: LiveSe
             assert order_json(team, oid)["paymentStatus"] == "disputed"
             listed = team.seller.client.get(f"/api/stores/{team.id}/disputes").json()["data"]
             assert [r["orderId"] for r in listed] == [oid]
-            assert_books(live, oid)
+            assert_invariant(live, oid)
         flow = money(a.owner.client, a_id)
         assert (flow["disputed"], flow["disputeFees"], flow["netPaid"]) == ("20.00", "6.93", "0.00")
         # Each store's managers were told once, about their own order.
@@ -176,7 +159,7 @@ def test_a_lost_cart_dispute_is_shared_and_recovered_once_per_store(live: LiveSe
         for team, oid in ((a, a_id), (b, b_id), (c, c_id)):
             assert order_json(team, oid)["paymentStatus"] == "disputed"
             assert len(disputes_of(team, oid)) == 1
-            assert_books(live, oid)
+            assert_invariant(live, oid)
         assert entry_sum(live, b_id, "store") == 0
 
 
@@ -206,7 +189,7 @@ def test_funds_withdrawn_then_won_lowers_the_unsent_transfers_then_restores_them
             transfer = order_json(team, oid)["transfer"]
             assert (transfer["status"], transfer["amount"]) == ("canceled", "0.00")
             assert transfers_to(live, team) == []
-            assert_books(live, oid)
+            assert_invariant(live, oid)
 
         # Each store answers for its own order: staged at Stripe until both did, then sent.
         first = a.owner.client.post(
@@ -247,5 +230,5 @@ def test_funds_withdrawn_then_won_lowers_the_unsent_transfers_then_restores_them
             flow = money(team.owner.client, oid)
             assert flow["netPaid"] == flow["charged"]
             assert recovery_entries(live, oid) == []
-            assert_books(live, oid)
+            assert_invariant(live, oid)
         assert stripe_balance(live, account) == 2850 == entry_sum(live, a_id, "store")

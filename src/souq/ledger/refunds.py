@@ -226,15 +226,17 @@ async def split_plan(
 
 async def reversed_so_far(session: AsyncSession, order: Order) -> int:
     """What was (or is being) reversed from a sent split-cart transfer: the reversals its
-    live refunds planned, and any other reversal booked (a dispute's recovery)."""
+    live refunds planned, and any other reversal booked (a dispute's recovery; not what a
+    dispute took off the transfer before it was sent, booked with the transfer's id)."""
     refunds = await ledger.live_refunds(session, order.id)
     by_refunds = sum(
         r.transfer_reversed - r.commission_refunded for r in refunds if r.held_reduced == 0
     )
+    sent = order.transfer.stripe_transfer_id if order.transfer is not None else None
     others = -sum(
         e.amount
         for e in await ledger.entries_of(session, order.id)
-        if e.party == ledger.STORE and e.kind == "dispute_recovery"
+        if e.party == ledger.STORE and e.kind == "dispute_recovery" and e.stripe_object_id != sent
     )
     return by_refunds + others
 
