@@ -200,14 +200,14 @@ def test_funds_withdrawn_then_won_lowers_the_unsent_transfers_then_restores_them
         assert first.json()["status"] == "needs_response"
         staged = sdk(live).v1.disputes.retrieve(dispute_id)
         assert staged.status == "needs_response"
-        assert "Delivered with a signature." in staged.evidence.uncategorized_text
+        assert "Delivered with a signature." in (staged.evidence.uncategorized_text or "")
         second = b.owner.client.post(
             f"/api/orders/{b_id}/disputes/{dispute_of(b, b_id)['id']}/evidence",
             json={"text": "Not shipped yet; held."},
         )
         assert second.status_code == 200, second.text
         assert second.json()["status"] == "under_review"
-        text = sdk(live).v1.disputes.retrieve(dispute_id).evidence.uncategorized_text
+        text = sdk(live).v1.disputes.retrieve(dispute_id).evidence.uncategorized_text or ""
         assert "Sent Store" in text and "Held Store" in text and "held." in text
 
         # The bank decides for the platform: the amount comes back, and each store's share
