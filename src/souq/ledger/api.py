@@ -12,7 +12,7 @@ from pydantic import BeforeValidator
 from souq.auth.deps import OptionalUser
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import Forbidden
-from souq.ledger import disputes, evidence, payouts, reports
+from souq.ledger import disputes, evidence, payouts, reports, retries
 from souq.ledger import refunds as service
 from souq.ledger import service as ledger
 from souq.ledger.models import StoreLossPolicy
@@ -245,7 +245,7 @@ async def refused_reversals(user: OptionalUser, session: SessionDep) -> RefusedR
     """Split-cart refunds whose reversal of the store's transfer Stripe refused and that is
     not made yet (platform admins): Stripe's reason and how often it was refused; `souq
     reconcile` and its periodic job try each again."""
-    rows = await service.list_refused_reversals(session, user)
+    rows = await retries.list_refused_reversals(session, user)
     return RefusedReversalList(data=[RefusedReversalOut.of(r) for r in rows])
 
 

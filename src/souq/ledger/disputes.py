@@ -34,7 +34,8 @@ from souq.jobs import defer_after_commit
 from souq.ledger import service as ledger
 from souq.ledger.models import Dispute
 from souq.ledger.policy import dispute_recovery
-from souq.ledger.refunds import store_policy, try_each
+from souq.ledger.refunds import store_policy
+from souq.ledger.retries import try_each
 from souq.ledger.service import PLATFORM, STORE, STRIPE
 from souq.ledger.sync import (
     DISPUTE_KEY,
