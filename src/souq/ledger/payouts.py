@@ -189,7 +189,8 @@ async def shares(
     unattributed = 0
     for line in money:
         order_id = owners.get(line.source_transfer_id or line.source_id or "")
-        if order_id is None:
+        # A failed payout's money back that was not traced (`_traced`) names no one order.
+        if order_id is None or line.type == "payout_failure":
             unattributed += line.net
         else:
             per_order[order_id] += line.net
