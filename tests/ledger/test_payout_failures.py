@@ -82,6 +82,13 @@ def test_a_failed_payout_puts_the_money_back_and_the_next_one_carries_it(
         assert balance_at_stripe(live, account) == sum(owed.values())
         told = {m["to_email"] for m in _told(live, payout.id)}
         assert {team.owner.email, admin.email} <= told
+        assert (
+            live.scalar(
+                "SELECT count(*) FROM webhook_event WHERE type = 'payout.failed' AND key = :k",
+                k=f"payout-{payout.id}-failed",
+            )
+            == 1
+        )
 
         # Platform admins list failed payouts; a store's owner may not.
         listed = admin.client.get(f"/api/admin/payouts?status=failed&storeId={team.id}")

@@ -10,7 +10,11 @@ nothing twice. Each balance transaction is traced to its order by what caused it
 payment names the transfer (`source_transfer`), a reversal or a fee refund is the object the
 ledger already booked for that order. What no order explains is kept on the row as
 `unattributed`. A failed payout puts each order's share back (`payout_failure`), as Stripe puts
-the money back on the balance. See https://docs.stripe.com/payouts/reconciliation.
+the money back on the balance, and tells the store and platform admins. The payout that later
+carries that money (Stripe's `payout_failure` balance transaction, its source the failed payout)
+is traced through the failed payout's own balance transactions, read from Stripe, so the order
+in which the events arrive does not matter. See https://docs.stripe.com/payouts/reconciliation
+and https://docs.stripe.com/api/payouts/failures.
 """
 
 from __future__ import annotations
