@@ -59,14 +59,14 @@ def entry_sum(live: LiveServer, order_id: int, party: str | None = None) -> int:
 
 
 def paid_for(live: LiveServer, order_id: int) -> int:
-    """What the buyer paid for the order: its own payment, or (a split cart's order, paid by
-    the checkout group's one payment) its total."""
+    """What the buyer paid for the order: its own payment, or (a cart's order, paid by the
+    checkout group's one charge) its total, its share of the group's charge."""
     paid: int | None = live.scalar(
-        "SELECT amount FROM order_payment WHERE order_id = :id AND review_reason IS NULL",
+        "SELECT coalesce((SELECT amount FROM order_payment WHERE order_id = :id "
+        "AND review_reason IS NULL), (SELECT total_amount FROM orders WHERE id = :id "
+        "AND checkout_group_id IS NOT NULL))",
         id=order_id,
     )
-    if paid is None:
-        paid = live.scalar("SELECT total_amount FROM orders WHERE id = :id", id=order_id)
     assert paid is not None
     return paid
 
