@@ -1,6 +1,7 @@
 """Random marketplaces run through Souq and the sandbox (bounded for CI): a few stores, each with
 a random commission and loss policy set by a platform admin; single-store orders (some
-disputed, then won or lost), multi-store carts under both CHECKOUT_SPLIT_MODEs, partial refunds.
+disputed, then won or lost), multi-store carts under both CHECKOUT_SPLIT_MODEs (some paid in one
+charge that is disputed, then won or lost), partial refunds.
 After every refund its preview was exact and the ledger's invariant holds; at the end every
 order's entries sum to what its buyer paid minus what went back, the fee report and each
 store's statement equal the sums of its orders, and each store's books equal its balance at
@@ -67,6 +68,12 @@ SALE = st.one_of(
         st.lists(LINE, min_size=2, max_size=3, unique_by=lambda line: line[0]),
         st.sampled_from(["single_payment", "per_store"]),
     ),
+    # A cart's one charge (single_payment), disputed, then won or lost.
+    st.tuples(
+        st.just("cart"),
+        st.lists(LINE, min_size=2, max_size=3, unique_by=lambda line: line[0]),
+        st.sampled_from(["won", "lost"]),
+    ),
 )
 SHARES = st.lists(st.integers(1, 100), min_size=0, max_size=2)
 
@@ -84,6 +91,8 @@ class Market:
     orders: dict[int, StoreTeam] = field(default_factory=dict)
     sold: list[int] = field(default_factory=list)
     disputes: list[tuple[int, StoreTeam, str]] = field(default_factory=list)
+    # A cart's disputed charge: its orders, the Stripe dispute, the outcome.
+    group_disputes: list[tuple[list[int], str, str]] = field(default_factory=list)
 
     def team(self, index: int) -> StoreTeam:
         return self.teams[index % self.active]
@@ -134,8 +143,11 @@ def _sell_order(market: Market, line: tuple[int, int, int], dispute: str | None)
         market.disputes.append((paid.id, team, dispute))
 
 
-def _sell_cart(market: Market, lines: list[tuple[int, int, int]], mode: str) -> None:
-    """One buyer's cart across stores, checked out under `mode`, every payment made."""
+def _sell_cart(market: Market, lines: list[tuple[int, int, int]], how: str) -> None:
+    """One buyer's cart across stores, checked out under `how` (a split mode), or paid in one
+    charge that the buyer's bank disputes (`how`: the dispute's outcome)."""
+    mode = "per_store" if how == "per_store" else "single_payment"
+    card = CARD if how in ("per_store", "single_payment") else DISPUTE_CARD
     teams = {line[0] % market.active: line for line in lines}
     if len(teams) < 2:
         return
@@ -149,12 +161,17 @@ def _sell_cart(market: Market, lines: list[tuple[int, int, int]], mode: str) -> 
         body = started.json()
         pages = [o["url"] for o in body["orders"]] if mode == "per_store" else [body["url"]]
         for page in pages:
-            assert pay(market.live, page, card=CARD).status_code == 200
+            assert pay(market.live, page, card=card).status_code == 200
             flush(market.live)
     by_id = {team.id: team for team in market.teams}
     for placed in body["orders"]:
         market.orders[placed["orderId"]] = by_id[placed["storeId"]]
         market.sold.append(placed["orderId"])
+    if card == DISPUTE_CARD:
+        ids = [placed["orderId"] for placed in body["orders"]]
+        first = by_id[body["orders"][0]["storeId"]].owner.client
+        [row] = first.get(f"/api/orders/{ids[0]}/disputes").json()["data"]
+        market.group_disputes.append((ids, row["stripeDisputeId"], how))
 
 
 def _refund_part(market: Market, order_id: int, share: int) -> None:
@@ -177,6 +194,21 @@ def _refund_part(market: Market, order_id: int, share: int) -> None:
     moved = entry_sum(live, order_id, "store") - store_before
     assert format_amount(moved, "usd") == preview.json()["store"]
     assert_invariant(live, order_id)
+
+
+def _close_group_disputes(market: Market) -> None:
+    """A cart's dispute decided at Stripe: the winning evidence, or closed (lost)."""
+    disputes = sdk(market.live).v1.disputes
+    for _, dispute_id, outcome in market.group_disputes:
+        if outcome == "won":
+            disputes.update(
+                dispute_id, params={"evidence": {"uncategorized_text": "winning_evidence"}}
+            )
+        else:
+            disputes.close(dispute_id)
+    if market.group_disputes:
+        flush(market.live)
+        flush(market.live)
 
 
 def _close_disputes(market: Market) -> None:
@@ -245,7 +277,8 @@ def _check_books(market: Market) -> None:
 
 
 # Every run covers each kind of sale at least once: both disputes' outcomes, a cart under each
-# split mode, partial refunds of a destination charge and of a split cart's order.
+# split mode, a cart's disputed charge, partial refunds of a destination charge and of a split
+# cart's order.
 EVERYTHING = {
     "stores": [
         ({"refundCommission": "kept", "processingFeeBearer": "store",
@@ -260,6 +293,7 @@ EVERYTHING = {
         ("cart", [(1, 777, 3), (0, 100, 1)], "per_store"),
         ("order", (0, 12345, 1), "lost"),
         ("order", (1, 2500, 2), "won"),
+        ("cart", [(0, 4321, 1), (1, 999, 2)], "lost"),
     ],
     "refunds": [[33, 100], [], [1], [100]],
 }  # fmt: skip
@@ -288,7 +322,7 @@ def test_random_marketplaces_keep_every_book_exact(
     refunds: list[list[int]],
 ) -> None:
     live = market.live
-    market.active, market.sold, market.disputes = len(stores), [], []
+    market.active, market.sold, market.disputes, market.group_disputes = len(stores), [], [], []
     try:
         for team, (policy, rule) in zip(market.teams, stores, strict=False):
             _set_up_store(market, team, policy, rule)
@@ -300,12 +334,15 @@ def test_random_marketplaces_keep_every_book_exact(
         # The stores' funds become available (manual payouts keep them on the balance), where
         # a refund's or a lost dispute's transfer reversal can reach them.
         advance_clock(live, 3 * DAY)
-        disputed = {order_id for order_id, _, _ in market.disputes}
+        disputed = {order_id for order_id, _, _ in market.disputes} | {
+            order_id for ids, _, _ in market.group_disputes for order_id in ids
+        }
         refundable = [oid for oid in market.sold if oid not in disputed]
         for order_id, shares in zip(refundable, refunds, strict=False):
             for share in shares:
                 _refund_part(market, order_id, share)
         _close_disputes(market)
+        _close_group_disputes(market)
         _check_books(market)
     finally:
         # Souq computes checkout expiries from its own clock: each example starts on it.
