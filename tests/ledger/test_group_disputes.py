@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from tests.carts.test_cart import add, checkout, order_json
-from tests.carts.test_holds import hold, transfers_to
+from tests.carts.test_holds import fulfil, hold, transfers_to
 from tests.helpers import StoreTeam, anonymous
 from tests.ledger.money_helpers import assert_invariant, entry_sum, money, stripe_balance
 from tests.ledger.test_split_refunds import keep_funds
@@ -232,3 +232,12 @@ def test_funds_withdrawn_then_won_lowers_the_unsent_transfers_then_restores_them
             assert recovery_entries(live, oid) == []
             assert_invariant(live, oid)
         assert stripe_balance(live, account) == 2850 == entry_sum(live, a_id, "store")
+
+        # Stripe keeps `charge.disputed` true after the win; the held store's money still goes
+        # once the order ships.
+        shipped = fulfil(b.owner.client, b_id, status="shipped")
+        assert shipped.status_code == 200, shipped.text
+        wait_for("the held transfer", lambda: len(transfers_to(live, b)) == 1)
+        assert [t["amount"] for t in transfers_to(live, b)] == [950]
+        assert order_json(b, b_id)["transfer"]["status"] == "sent"
+        assert_invariant(live, b_id)
