@@ -45,6 +45,7 @@ EVENT_TYPES: dict[str, str] = {
     "order.disputed": "a payment of the order was disputed",
     "order.fulfilled": "the seller marked an order shipped or delivered (carrier, tracking number)",
     "transfer.failed": "Stripe refused a transfer to a store",
+    "payout.failed": "a store's payout did not reach its bank; the money is back on its balance",
     "store.payments_status_changed": "a store's charges, payouts or requirements changed",
 }
 # Store endpoints are for a store's owners; platform endpoints for platform admins.

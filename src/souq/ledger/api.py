@@ -10,6 +10,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BeforeValidator
 
 from souq.auth.deps import OptionalUser
+from souq.auth.service import require_platform_admin
+from souq.carts.schemas import MAX_ID
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import Forbidden
 from souq.ledger import disputes, evidence, payouts, reports, retries
@@ -18,6 +20,8 @@ from souq.ledger import service as ledger
 from souq.ledger.models import StoreLossPolicy
 from souq.ledger.policy import FIELDS, policy_for
 from souq.ledger.schemas import (
+    AdminPayoutOut,
+    AdminPayoutPage,
     BuyerRefundOut,
     DisputeList,
     DisputeOut,
@@ -337,4 +341,38 @@ async def store_statement(
     return Statement(
         data=[StatementRowOut.model_validate(r) for r in rows],
         payouts=[StatementPayoutOut.model_validate(p) for p in paid_out],
+    )
+
+
+PayoutStatus = Literal["pending", "in_transit", "paid", "failed", "canceled"]
+
+
+@router.get(
+    "/api/admin/payouts",
+    response_model=AdminPayoutPage,
+    responses=error_responses(401, 403, 422),
+)
+async def list_payouts(
+    user: OptionalUser,
+    session: SessionDep,
+    status: Annotated[PayoutStatus | None, Query(description="Only payouts in this state")] = None,
+    store_id: Annotated[
+        int | None, Query(alias="storeId", ge=1, le=MAX_ID, description="Only this store's")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Cursor: older than this id")
+    ] = None,
+) -> AdminPayoutPage:
+    """Every store's payouts to its bank, newest first (platform admins only); `status=failed`
+    lists the ones that did not reach the bank, with Stripe's failure code and message."""
+    require_platform_admin(user)
+    rows = await payouts.list_payouts(
+        session, status=status, store_id=store_id, limit=limit + 1, before=before
+    )
+    page = list(rows[:limit])
+    return AdminPayoutPage(
+        data=[AdminPayoutOut.model_validate(p) for p in page],
+        has_more=len(rows) > limit,
+        next_before=page[-1].id if len(rows) > limit else None,
     )

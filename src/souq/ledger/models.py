@@ -154,10 +154,12 @@ class StorePayout(Base):
     stripe_payout_id: Mapped[str] = mapped_column(String(255), unique=True)
     amount: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(30), index=True)
     arrival_date: Mapped[datetime] = mapped_column(UTCDateTime)
     # Money in the payout that no order of Souq's explains (e.g. a top-up, or an adjustment).
     unattributed: Mapped[int] = mapped_column(Integer, default=0)
+    # Why Stripe's payout failed (`no_account`, `account_closed`, …; its failure_code).
+    failure_code: Mapped[str | None] = mapped_column(String(50), nullable=True)
     failure_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

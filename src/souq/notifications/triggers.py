@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.integrations import service as integrations
-from souq.ledger.models import Dispute, Refund
+from souq.ledger.models import Dispute, Refund, StorePayout
 from souq.notifications import service
 from souq.orders.models import Order, PaymentStatus
 from souq.orders.schemas import OrderOut, TransferOut
@@ -220,6 +220,28 @@ async def transfer_failed(session: AsyncSession, order: Order, transfer: StoreTr
     data = TransferOut.of(transfer).model_dump(mode="json")
     data.update(orderId=order.id, storeId=order.store_id, refusals=transfer.refusals)
     await integrations.emit(session, "transfer.failed", key, store_id=order.store_id, data=data)
+
+
+async def payout_failed(session: AsyncSession, payout: StorePayout) -> None:
+    """A store's payout did not reach its bank and the money is back on its balance: the
+    store's managers, platform admins and `payout.failed`, once per payout."""
+    store = await session.get_one(Store, payout.store_id)
+    key = f"payout-{payout.stripe_payout_id}-failed"
+    recipients = [
+        *await service.store_managers(session, payout.store_id),
+        *await service.platform_admins(session),
+    ]
+    await service.notify(session, "payout_failed", key, recipients, store=store, payout=payout)
+    data = {
+        "storeId": payout.store_id,
+        "stripePayoutId": payout.stripe_payout_id,
+        "amount": payout.amount,
+        "currency": payout.currency,
+        "status": payout.status,
+        "failureCode": payout.failure_code,
+        "failureMessage": payout.failure_message,
+    }
+    await integrations.emit(session, "payout.failed", key, store_id=payout.store_id, data=data)
 
 
 async def stripe_event_failed(session: AsyncSession, event: StripeEvent) -> None:

@@ -188,6 +188,7 @@ class Payout:
     arrival_date: int
     automatic: bool
     failure_message: str | None
+    failure_code: str | None = None
 
     @classmethod
     def parse(cls, data: Any) -> Payout:
@@ -201,6 +202,7 @@ class Payout:
             arrival_date=_field(data, "arrival_date", int, what),
             automatic=bool(data.get("automatic")),
             failure_message=_optional(data, "failure_message", str, what),
+            failure_code=_optional(data, "failure_code", str, what),
         )
 
 
