@@ -73,6 +73,11 @@ class Outcome:
     reason: str | None = None
 
 
+def _engine(factory: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    engine: AsyncEngine = factory.kw["bind"]
+    return engine
+
+
 def unhandled(event_type: str) -> Ignored:
     return Ignored(f"Souq does not handle {event_type} events")
 
@@ -123,9 +128,10 @@ async def process_event(
     """Run the event's handler once. A failure leaves an unprocessed event unprocessed, with
     the error recorded, and re-raises so the job is retried; an event that was already
     processed keeps its clean record. Raises NoResultFound for an event not in the inbox."""
-    async with unit_of_work(factory) as session:
+    # One indexed read, no ORM session: the job carries only the id (its payload is here).
+    async with _engine(factory).connect() as connection:
         row = (
-            await session.execute(
+            await connection.execute(
                 select(StripeEvent.type, StripeEvent.payload, StripeEvent.processed_at).where(
                     StripeEvent.stripe_event_id == stripe_event_id
                 )
@@ -265,8 +271,7 @@ async def _record_queued(
 ) -> bool:
     """`record_event` and the job's queueing in one statement and one transaction, with no
     ORM session: True when the event was recorded now or waits to be processed."""
-    engine: AsyncEngine = factory.kw["bind"]
-    async with engine.begin() as connection:
+    async with _engine(factory).begin() as connection:
         row = (
             await connection.execute(
                 _record_and_queue(queue.select),
