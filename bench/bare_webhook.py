@@ -4,7 +4,8 @@ NOTHING into the inbox through SQLAlchemy Core, one transaction), served the way
 serves Souq (same server code, uvloop and httptools), with no middleware, no session, no job.
 Whatever Souq's ack costs above this is Souq's; this is the limit of Python on the machine.
 
-    DATABASE_URL=postgresql+psycopg://… python -m bench.bare_webhook --port 8002
+    DATABASE_URL=postgresql://… STRIPE_WEBHOOK_SECRET=whsec_…
+        python -m bench.bare_webhook --port 8002
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench import bare
+
 INSERT = text(
     "INSERT INTO stripe_event "
     "(stripe_event_id, type, account, created, payload, received_at, attempts) "
@@ -30,7 +33,7 @@ INSERT = text(
 
 
 def create_app() -> FastAPI:
-    app = FastAPI()
+    app = bare.create_app()  # for its /healthz
     url = make_url(os.environ["DATABASE_URL"]).set(drivername="postgresql+psycopg")
     engine = create_async_engine(url, pool_size=20, max_overflow=0, pool_pre_ping=True)
     secret = os.environ["STRIPE_WEBHOOK_SECRET"]
@@ -59,18 +62,12 @@ def create_app() -> FastAPI:
             )
         return Response(b'{"received":true}', media_type="application/json")
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     return app
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args()
     from souq.serving import ServerOptions, serve
 
-    serve(ServerOptions("bench.bare_webhook:create_app"), "127.0.0.1", args.port, args.workers)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    serve(ServerOptions("bench.bare_webhook:create_app"), "127.0.0.1", parser.parse_args().port, 1)
