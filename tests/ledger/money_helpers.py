@@ -59,9 +59,12 @@ def entry_sum(live: LiveServer, order_id: int, party: str | None = None) -> int:
 
 
 def assert_invariant(live: LiveServer, order_id: int) -> None:
-    """The entries sum to what the buyer paid minus what went back to them."""
+    """The entries sum to what the buyer paid minus what went back to them (a cart's order:
+    its total, its share of the group's charge)."""
     paid: int = live.scalar(
-        "SELECT amount FROM order_payment WHERE order_id = :id AND review_reason IS NULL",
+        "SELECT coalesce((SELECT amount FROM order_payment WHERE order_id = :id "
+        "AND review_reason IS NULL), (SELECT total_amount FROM orders WHERE id = :id "
+        "AND checkout_group_id IS NOT NULL))",
         id=order_id,
     )
     refunded: int = live.scalar(

@@ -12,7 +12,7 @@ from pydantic import BeforeValidator
 from souq.auth.deps import OptionalUser
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import Forbidden
-from souq.ledger import disputes, payouts, reports
+from souq.ledger import disputes, evidence, payouts, reports, retries
 from souq.ledger import refunds as service
 from souq.ledger import service as ledger
 from souq.ledger.models import StoreLossPolicy
@@ -187,7 +187,7 @@ DisputeId = OrderId
 )
 async def list_disputes(order_id: OrderId, user: OptionalUser, session: SessionDep) -> DisputeList:
     """An order's disputes (its store's members, platform admins)."""
-    rows = await disputes.list_disputes(session, order_id, user)
+    rows = await evidence.list_disputes(session, order_id, user)
     return DisputeList(data=[DisputeOut.of(d) for d in rows])
 
 
@@ -201,7 +201,7 @@ async def list_store_disputes(
 ) -> DisputeList:
     """A store's disputes (its members): those waiting for an answer first, the nearest
     evidence deadline first, then the settled ones, newest first."""
-    rows = await disputes.list_store_disputes(session, store_id, user)
+    rows = await evidence.list_store_disputes(session, store_id, user)
     return DisputeList(data=[DisputeOut.of(d) for d in rows])
 
 
@@ -220,7 +220,7 @@ async def submit_evidence(
 ) -> DisputeOut:
     """Answer a dispute (the store's owners and admins, platform admins): Souq adds the
     order's facts and submits the evidence to Stripe."""
-    row = await disputes.submit_evidence(factory, stripe, order_id, dispute_id, user, body.text)
+    row = await evidence.submit_evidence(factory, stripe, order_id, dispute_id, user, body.text)
     return DisputeOut.of(row)
 
 
@@ -245,7 +245,7 @@ async def refused_reversals(user: OptionalUser, session: SessionDep) -> RefusedR
     """Split-cart refunds whose reversal of the store's transfer Stripe refused and that is
     not made yet (platform admins): Stripe's reason and how often it was refused; `souq
     reconcile` and its periodic job try each again."""
-    rows = await service.list_refused_reversals(session, user)
+    rows = await retries.list_refused_reversals(session, user)
     return RefusedReversalList(data=[RefusedReversalOut.of(r) for r in rows])
 
 

@@ -311,6 +311,10 @@ class DisputeOut(ApiModel):
         description="What the loss policy takes back from the store (fixed once the "
         "recovery fell due); made by a background job after the dispute was applied"
     )
+    held_transfer_reduced: str = Field(
+        description="A cart's order whose store transfer was not sent yet: what the recovery "
+        "took off that transfer instead of reversing it (part of recoveredFromStore)"
+    )
     recovery_attempts: int = Field(description="How often Stripe refused the recovery")
     recovery_error: str | None
 
@@ -330,6 +334,7 @@ class DisputeOut(ApiModel):
             evidence_submitted_at=dispute.evidence_submitted_at,
             recovered_from_store=format_amount(dispute.recovered_amount, c),
             recovery_due=format_amount(dispute.recovery_due, c),
+            held_transfer_reduced=format_amount(dispute.held_reduced, c),
             recovery_attempts=dispute.recovery_attempts,
             recovery_error=dispute.recovery_error,
         )

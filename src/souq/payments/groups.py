@@ -22,7 +22,7 @@ from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict, InvalidInput, NotFound
 from souq.jobs import defer_after_commit
-from souq.ledger import disputes
+from souq.ledger import disputes, group_disputes
 from souq.ledger import service as ledger
 from souq.orders import service as orders
 from souq.orders.models import CLOSED_UNPAID, Order, PaymentStatus
@@ -422,14 +422,11 @@ async def on_checkout_session(
     # Refunds and disputes Stripe announced before the payment was in our books, read now
     # (only when the charge shows some) so the apply step asks Stripe nothing.
     charge = found.payment_intent.latest_charge if found.payment_intent else None
-    after: disputes.AfterPayment | None = None
-    if group_id is None:
-        read = await read_or_ignore(
-            disputes.read_after_payment(gateway, charge), f"checkout session {found.id}"
-        )
-        if isinstance(read, Ignored):
-            return read
-        after = read
+    after = await read_or_ignore(
+        disputes.read_after_payment(gateway, charge), f"checkout session {found.id}"
+    )
+    if isinstance(after, Ignored):
+        return after
 
     async def apply(session: AsyncSession) -> Ignored | None:
         if group_id is None:
@@ -442,6 +439,7 @@ async def on_checkout_session(
             if group is None:
                 return Ignored(f"checkout session {found.id} is for no checkout group of ours")
             if group.status == GroupStatus.paid:
+                await group_disputes.catch_up_group(session, gateway.settings, group, after)
                 # Imported here: the jobs module lists this handler's module (a cycle).
                 from souq.payments.tasks import send_group_transfers, transfers_lock
 
