@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -298,6 +299,36 @@ def pgbench_baselines(
     return insert, full
 
 
+def floor_ack(
+    stack: Stack, requests: list[dict[str, Any]], concurrency: int, clients: int
+) -> tuple[LoadResult, float]:
+    """The same deliveries against the bare ack route (bench/bare_webhook.py: signature, JSON,
+    one INSERT) on a fresh database of the same schema: its rate and CPU ms per delivery."""
+    db = harness.database(stack, f"floor{concurrency}")
+    port = harness.free_port()
+    proc = stack.start(
+        f"floor{concurrency}",
+        [sys.executable, "-m", "bench.bare_webhook", "--port", str(port)],
+        {
+            "PYTHONPATH": str(harness.ROOT),
+            "DATABASE_URL": db.url,
+            "STRIPE_WEBHOOK_SECRET": harness.WEBHOOK_SECRET,
+        },
+    )
+    url = f"http://127.0.0.1:{port}"
+    harness.wait_http(f"{url}/healthz", proc)
+    with harness.measure({"floor": proc}) as usage:
+        load = harness.run_load(
+            url,
+            requests,
+            connections=concurrency,
+            processes=clients,
+            sign_secret=harness.WEBHOOK_SECRET,
+        )
+    proc.stop()
+    return load, usage.cpu["floor"] * 1000 / len(requests)
+
+
 def main() -> None:
     parser = harness.arguments(__doc__ or "")
     parser.add_argument("--events", type=int, help="unique events per concurrency level")
@@ -337,6 +368,8 @@ def main() -> None:
             e2e = e2e_rate(db, orders, load)
             log(f"pgbench baselines at concurrency {concurrency}")
             insert, full = pgbench_baselines(stack, orders[0].event, concurrency, seconds)
+            log(f"bare ack route at concurrency {concurrency}")
+            floor, floor_cpu = floor_ack(stack, requests, concurrency, args.clients)
             rows.append(
                 [
                     concurrency,
@@ -350,6 +383,9 @@ def main() -> None:
                     full.tps,
                     ratio(e2e, full.tps),
                     f"{load.ok}/{load.requests}",
+                    floor.rate,
+                    floor.percentile(99),
+                    ratio(floor.rate, insert.tps),
                 ]
             )
             usage_rows.append(
@@ -362,6 +398,7 @@ def main() -> None:
                     load.client_busy,
                     usage.others,
                     usage.cpu["serve"] * 1000 / len(requests),
+                    floor_cpu,
                     sum(usage.cpu[w.name] for w in system.workers) * 1000 / len(orders),
                     churn,
                     churn * 10 / usage.wall,
@@ -384,6 +421,9 @@ def main() -> None:
             "pgbench full set tps",
             "ratio (goal ≥ 0.3)",
             "2xx",
+            "bare ack route/s",
+            "its p99 ms",
+            "its ratio to the insert",
         ],
         rows,
     )
@@ -398,6 +438,7 @@ def main() -> None:
             "load client (busiest process)",
             "other users of the machine",
             "serve CPU ms per delivery",
+            "bare ack route CPU ms per delivery",
             "worker CPU ms per event",
             "connections opened",
             "per 10 s",

@@ -63,6 +63,14 @@ JobFunction = Callable[..., Awaitable[None]]
 
 
 @dataclass(frozen=True)
+class DeferSql:
+    """A SELECT that queues a job (see `Task.defer_sql`), with its bound parameters."""
+
+    select: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Task:
     name: str
     function: JobFunction
@@ -76,6 +84,14 @@ class Task:
         """Queue the job. With `lock`, a job with the same lock still waiting in the queue
         makes this a no-op (one pending job per object)."""
         await current().defer(self, kwargs, lock)
+
+    def defer_sql(self, *, lock: str, when: str, **kwargs: Any) -> DeferSql | None:
+        """The job's queueing as one SQL SELECT to run inside the caller's own transaction and
+        statement, queueing it only `when` (an SQL condition) holds and no job with `lock`
+        waits; None where the queue is not in the database (in-process, or no queue)."""
+        if not queue_running():
+            return None
+        return current().defer_sql(self, kwargs, lock, when)
 
     async def run(self, ctx: JobContext, **kwargs: Any) -> None:
         """Run the job's function here and now (tests, `souq` commands)."""
@@ -123,6 +139,10 @@ class Queue(Protocol):
     async def stop(self) -> None: ...
 
     async def defer(self, task: Task, kwargs: dict[str, Any], lock: str | None) -> None: ...
+
+    def defer_sql(
+        self, task: Task, kwargs: dict[str, Any], lock: str, when: str
+    ) -> DeferSql | None: ...
 
 
 # The queue of each event loop: one per process in production; the test suite runs several
@@ -235,6 +255,11 @@ class InProcessQueue:
                 return
             self._locks.add(lock)
         self._spawn(self._attempts(task, kwargs, lock))
+
+    def defer_sql(
+        self, task: Task, kwargs: dict[str, Any], lock: str, when: str
+    ) -> DeferSql | None:
+        return None
 
     def _spawn(self, work: Awaitable[None]) -> None:
         job = asyncio.ensure_future(work)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import Any
 
@@ -18,7 +19,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.engine import make_url
 
 from souq.db import is_pooled
-from souq.jobs import JobContext, Task, load_tasks, period_of
+from souq.jobs import DeferSql, JobContext, Task, load_tasks, period_of
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,15 @@ def _declare(app: procrastinate.App, ctx: JobContext, declared: Task) -> None:
         app.periodic(cron=cron_for(period), periodic_id=declared.name)(registered)
 
 
+# `when` is SQL of Souq's own (a condition on the caller's statement), never input.
+_DEFER_SQL = (
+    "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(:job_queue, :job_task, :job_priority, "
+    "NULL, :job_lock, CAST(:job_args AS jsonb), NULL)::procrastinate_job_to_defer_v1]) "
+    "WHERE ({when}) AND NOT EXISTS (SELECT FROM procrastinate_jobs "
+    "WHERE queueing_lock = :job_lock AND status = 'todo')"
+)
+
+
 class ProcrastinateQueue:
     def __init__(self, ctx: JobContext, *, worker: bool) -> None:
         self.ctx = ctx
@@ -134,6 +144,21 @@ class ProcrastinateQueue:
         registered = self.app.tasks[task.name]
         with contextlib.suppress(AlreadyEnqueued):
             await registered.configure(queueing_lock=lock).defer_async(**kwargs)
+
+    def defer_sql(self, task: Task, kwargs: dict[str, Any], lock: str, when: str) -> DeferSql:
+        # procrastinate's own defer function (what `defer_async` runs), in the caller's
+        # statement; the guard keeps its queueing lock from failing the caller's transaction.
+        job = self.app.tasks[task.name].configure(queueing_lock=lock).job
+        return DeferSql(
+            _DEFER_SQL.format(when=when),
+            {
+                "job_queue": job.queue,
+                "job_task": job.task_name,
+                "job_priority": job.priority,
+                "job_lock": lock,
+                "job_args": json.dumps(kwargs),
+            },
+        )
 
 
 async def apply_schema(database_url: str) -> bool:

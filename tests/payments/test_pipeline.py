@@ -4,6 +4,7 @@ finds the events Stripe never delivered."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from souq.payments.models import StripeEvent
-from tests.helpers import StoreTeam
+from tests.helpers import StoreTeam, anonymous
 from tests.payments.stripe_helpers import (
     clear_faults,
     completed_event,
@@ -29,6 +30,7 @@ from tests.payments.stripe_helpers import (
     session_id_of,
     set_faults,
     settle,
+    sign,
     start,
     wait_for,
     webhooks_paused,
@@ -292,3 +294,47 @@ def test_postgres_periodic_jobs_run_once_per_period_across_workers(
         assert len(jobs) <= elapsed + 3, (len(jobs), elapsed)
         ran = [row for row in jobs if row[0] == "succeeded"]
         assert all(attempts == 1 for _status, attempts, _t in ran)
+
+
+@pytest.mark.parametrize("engine", POSTGRES)
+def test_postgres_the_ack_records_the_signed_body_and_queues_one_job_per_event(
+    servers: Servers, engine: str
+) -> None:
+    """With no worker running, three deliveries of one event record it once, as Stripe signed
+    it, and leave exactly one job waiting for it; a worker then pays the order once, and a
+    delivery after that is a duplicate that queues nothing."""
+    with servers.fresh(engine, jobs_in_web=False) as live:
+        with worker(live), onboarded_team(live) as team:
+            started = paid_order(live, team)
+            with webhooks_paused(live):
+                assert pay(live, started["url"], card="4242424242424242").status_code == 200
+                control(live, "/webhooks/flush")
+            event = completed_event(live, session_id_of(started["url"]))
+        # Spaced unlike json.dumps's default: the inbox keeps the very bytes it verified.
+        body = json.dumps(event, separators=(",", ":")).encode()
+
+        def post() -> httpx.Response:
+            with anonymous(live) as client:
+                return client.post(
+                    "/api/stripe/webhook",
+                    content=body,
+                    headers={"Stripe-Signature": sign(body, live.webhook_secret)},
+                )
+
+        answers = [post() for _ in range(3)]
+        assert [a.json()["status"] for a in answers] == ["received"] * 3, answers[0].text
+        stored = live.rows(
+            "SELECT payload::text FROM stripe_event WHERE stripe_event_id = :e", e=event["id"]
+        )
+        assert stored == [(body.decode(),)]
+        assert job_status(live, event["id"]) == ["todo"]
+        with worker(live):
+            wait_for(
+                "the worker pays the order",
+                lambda: order(live, started["orderId"])["payment_status"] == "paid",
+            )
+            wait_for("the job succeeds", lambda: job_status(live, event["id"]) == ["succeeded"])
+        assert post().json()["status"] == "duplicate"
+        assert job_status(live, event["id"]) == ["succeeded"]
+        paid = "SELECT count(*) FROM order_payment WHERE order_id = :o"
+        assert live.scalar(paid, o=started["orderId"]) == 1

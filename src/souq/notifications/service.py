@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 from sqlalchemy import event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -65,8 +66,14 @@ class Rendered:
     html: str
 
 
+@functools.cache
+def _subject_template(source: str) -> Template:
+    # Compiling a template is most of rendering it: each kind's subject is compiled once.
+    return mail_templates.from_string(source)
+
+
 def render(kind: Kind, context: dict[str, Any]) -> Rendered:
-    subject = mail_templates.from_string(kind.subject).render(context).strip()
+    subject = _subject_template(kind.subject).render(context).strip()
     subject = " ".join(subject.split())[:300]
     context = {**context, "subject": subject}
     text = mail_templates.get_template(f"mail/{kind.name}.txt").render(context)

@@ -28,7 +28,7 @@ from souq.payments.schemas import (
     StoreRef,
     WebhookAck,
 )
-from souq.payments.tasks import enqueue_event
+from souq.payments.tasks import enqueue_event, enqueue_event_sql
 from souq.schemas import currency_input, error_responses
 from souq.stores.models import Store
 
@@ -156,6 +156,7 @@ async def _receive(
         request.headers.get("stripe-signature"),
         connect=connect,
         handled=HANDLERS,
+        enqueue_sql=enqueue_event_sql,
     )
     return WebhookAck(event_id=outcome.event_id, status=outcome.status, reason=outcome.reason)
 

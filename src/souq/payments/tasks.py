@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.db import unit_of_work, utcnow
-from souq.jobs import JobContext, task
+from souq.jobs import DeferSql, JobContext, task
 from souq.payments import reconcile, sweep, transfers, webhooks
 from souq.payments.handlers import HANDLERS
 from souq.payments.models import StripeEvent
@@ -44,6 +44,13 @@ async def replay_event(
 async def enqueue_event(stripe_event_id: str) -> None:
     """Queue the processing of a recorded event (one waiting job per event)."""
     await process_stripe_event.defer(lock=event_lock(stripe_event_id), event_id=stripe_event_id)
+
+
+def enqueue_event_sql(stripe_event_id: str, when: str) -> DeferSql | None:
+    """`enqueue_event` as SQL for the statement that records the event (webhooks.receive)."""
+    return process_stripe_event.defer_sql(
+        lock=event_lock(stripe_event_id), when=when, event_id=stripe_event_id
+    )
 
 
 @task("payments.requeue_stripe_events", every_seconds=60)
