@@ -204,9 +204,7 @@ async def authenticate(
     keys = login_keys(email, client_address)
     await check_login_allowed(session, keys)
     user = await get_user_by_email(session, email)
-    ok = await verify_password(
-        user.password_hash if user else await _unknown_user_hash(), password
-    )
+    ok = await verify_password(user.password_hash if user else await _unknown_user_hash(), password)
     if user is None or not ok:
         await record_login_failure(session, keys, settings)
         raise InvalidCredentials("wrong email or password")
