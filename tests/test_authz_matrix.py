@@ -556,6 +556,7 @@ ROUTES = [
     Route(
         "GET /api/admin/transfers", PLATFORM, lambda w: Case("GET", "/api/admin/transfers?limit=5")
     ),
+    Route("GET /api/admin/payouts", PLATFORM, lambda w: Case("GET", "/api/admin/payouts?limit=5")),
     Route("POST /api/orders/{orderId}/refunds", REFUND, create_refund, success=201),
     Route("POST /api/orders/{orderId}/refunds/preview", REFUND, preview_refund, writes=False),
     Route("GET /api/orders/{orderId}/refunds", ORDER_READ, list_refunds),

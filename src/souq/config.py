@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = ""
     # Bodies larger than this are refused with 413 before they are read in full.
     request_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # How long another process's change to the catalogue may go unseen by this one's cache of
+    # GET /api/listings and the anonymous /shop (souq/listings/cache.py); 0 turns it off.
+    catalogue_cache_seconds: float = Field(default=1.0, ge=0)
+    catalogue_cache_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     # /docs, /redoc and /openapi.json; unset: on, except in production.
     api_docs: bool | None = None
     sandbox_db_path: Path = Field(default_factory=lambda data: data["data_dir"] / "sandbox.sqlite3")

@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, String, delete, select
+from sqlalchemy import Integer, String, case, delete, literal, null, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,16 +77,46 @@ async def hit(session: AsyncSession, key: str, window: timedelta) -> Throttle:
 
 
 async def consume(
-    session: AsyncSession, key: str, *, limit: int, window: timedelta, what: str, code: str
+    session: AsyncSession,
+    limits: Sequence[tuple[str, int]],
+    *,
+    window: timedelta,
+    what: str,
+    code: str,
 ) -> None:
-    """Count a hit of `key` and refuse it (429, Retry-After = the rest of the window) once
-    more than `limit` hits fall in one window."""
-    row = await hit(session, key, window)
-    if row.hits > limit:
-        wait = seconds_until(row.window_started_at + window, utcnow())
-        raise TooManyRequests(
-            f"too many {what}; try again in {wait_text(wait)}", code=code, retry_after=wait
+    """Count a hit of each `(key, limit)` and refuse it (429, Retry-After = the rest of the
+    window) once more than `limit` hits fall in one window of a key (the first such key in
+    `limits` is named). One statement for all keys: an upsert that starts a new window where
+    the last one is over, exactly as `hit` does, and returns the counts."""
+    now = utcnow()
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    over = Throttle.window_started_at <= literal(now - window, UTCDateTime())
+    statement = (
+        insert(Throttle)
+        .values([{"key": key, "hits": 1, "window_started_at": now} for key, _ in limits])
+        .on_conflict_do_update(
+            index_elements=["key"],
+            set_={
+                "hits": case((over, 1), else_=Throttle.hits + 1),
+                "window_started_at": case(
+                    (over, literal(now, UTCDateTime())), else_=Throttle.window_started_at
+                ),
+                "blocked_until": case(
+                    (over & (Throttle.blocked_until <= literal(now, UTCDateTime())), null()),
+                    else_=Throttle.blocked_until,
+                ),
+            },
         )
+        .returning(Throttle.key, Throttle.hits, Throttle.window_started_at)
+    )
+    counted = {key: (hits, started) for key, hits, started in await session.execute(statement)}
+    for key, limit in limits:
+        hits, started = counted[key]
+        if hits > limit:
+            wait = seconds_until(started + window, utcnow())
+            raise TooManyRequests(
+                f"too many {what}; try again in {wait_text(wait)}", code=code, retry_after=wait
+            )
 
 
 async def clear(session: AsyncSession, key: str) -> None:

@@ -58,12 +58,22 @@ def entry_sum(live: LiveServer, order_id: int, party: str | None = None) -> int:
     return total
 
 
-def assert_invariant(live: LiveServer, order_id: int) -> None:
-    """The entries sum to what the buyer paid minus what went back to them."""
-    paid: int = live.scalar(
-        "SELECT amount FROM order_payment WHERE order_id = :id AND review_reason IS NULL",
+def paid_for(live: LiveServer, order_id: int) -> int:
+    """What the buyer paid for the order: its own payment, or (a cart's order, paid by the
+    checkout group's one charge) its total, its share of the group's charge."""
+    paid: int | None = live.scalar(
+        "SELECT coalesce((SELECT amount FROM order_payment WHERE order_id = :id "
+        "AND review_reason IS NULL), (SELECT total_amount FROM orders WHERE id = :id "
+        "AND checkout_group_id IS NOT NULL))",
         id=order_id,
     )
+    assert paid is not None
+    return paid
+
+
+def assert_invariant(live: LiveServer, order_id: int) -> None:
+    """The entries sum to what the buyer paid minus what went back to them."""
+    paid = paid_for(live, order_id)
     refunded: int = live.scalar(
         "SELECT coalesce(sum(amount), 0) FROM refund WHERE order_id = :id "
         "AND status NOT IN ('failed', 'canceled')",

@@ -118,3 +118,74 @@ def test_express_dashboard_shows_payouts(sandbox_server: SandboxServer) -> None:
     assert payout.id in page.text
     assert "$43.21" in page.text
     assert "In transit" in page.text
+
+
+def _listed(server: SandboxServer, account_id: str, payout_id: str) -> list[tuple[str, int]]:
+    txns = server.client.v1.balance_transactions.list(
+        params={"payout": payout_id}, options={"stripe_account": account_id}
+    )
+    return sorted((t.type, t.amount) for t in txns.data)
+
+
+def test_a_payout_to_a_failing_test_bank_account_fails_and_the_money_comes_back(
+    sandbox_server: SandboxServer,
+) -> None:
+    client = sandbox_server.client
+    seller = _paid_seller(sandbox_server)
+    answer = sandbox_server.control(
+        f"/accounts/{seller.id}/bank_account", {"account_number": "000111111116"}
+    )
+    assert answer.status_code == 200, answer.text
+    bank = answer.json()
+    assert bank["id"].startswith("ba_") and bank["last4"] == "1116"
+    sandbox_server.advance(2 * DAY + 60)
+    [payout] = client.v1.payouts.list(options={"stripe_account": seller.id}).data
+    assert (payout.status, payout.destination, payout.amount) == ("in_transit", bank["id"], 2000)
+    assert _available(sandbox_server, seller.id) == 0
+
+    sandbox_server.advance(DAY)  # the bank refuses it on the arrival date
+    failed = client.v1.payouts.retrieve(payout.id, options={"stripe_account": seller.id})
+    assert (failed.status, failed.failure_code) == ("failed", "no_account")
+    assert failed.failure_message and "No bank account" in failed.failure_message
+    back = client.v1.balance_transactions.retrieve(
+        str(failed.failure_balance_transaction), options={"stripe_account": seller.id}
+    )
+    assert (back.type, back.amount, back.source) == ("payout_failure", 2000, payout.id)
+    assert _available(sandbox_server, seller.id) == 2000
+    # The failed payout still lists what it took; the money back is not part of it.
+    assert _listed(sandbox_server, seller.id, payout.id) == [("payment", 2000), ("payout", -2000)]
+    sandbox_server.flush()
+    types = [e.type for e in sandbox_server.events("connect") if e.type.startswith("payout.")]
+    assert types == ["payout.created", "payout.failed"]
+
+    sandbox_server.advance(2 * DAY)  # payouts to the errored bank account are paused
+    assert len(client.v1.payouts.list(options={"stripe_account": seller.id}).data) == 1
+    assert _available(sandbox_server, seller.id) == 2000
+
+    good = {"account_number": "000123456789"}
+    assert sandbox_server.control(f"/accounts/{seller.id}/bank_account", good).status_code == 200
+    sandbox_server.advance(60)
+    retry = client.v1.payouts.list(
+        params={"status": "in_transit"}, options={"stripe_account": seller.id}
+    )
+    [second] = retry.data
+    assert second.amount == 2000 and second.id != payout.id
+    assert _listed(sandbox_server, seller.id, second.id) == [
+        ("payout", -2000),
+        ("payout_failure", 2000),
+    ]
+    sandbox_server.advance(DAY)
+    paid = client.v1.payouts.retrieve(second.id, options={"stripe_account": seller.id})
+    assert paid.status == "paid" and _available(sandbox_server, seller.id) == 0
+
+
+@pytest.mark.parametrize("number", ["12ab", "123", "1" * 18, 123456789])
+def test_a_bank_account_number_must_be_4_to_17_digits(
+    sandbox_server: SandboxServer, number: object
+) -> None:
+    seller = sandbox_server.express_account()
+    answer = sandbox_server.control(
+        f"/accounts/{seller.id}/bank_account", {"account_number": number}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["param"] == "account_number"

@@ -489,18 +489,26 @@ async def checkout_cart(
             record.status = CartCheckoutStatus.failed
         raise
     async with unit_of_work(factory) as session:
-        record = await session.get_one(CartCheckout, claimed.checkout_id)
-        record.status = CartCheckoutStatus.ready
-        record.checkout_group_id = group_id
-        record.pages = [[order_id, url] for order_id, url in pages]
-        await session.execute(
-            update(Order)
-            .where(Order.id.in_([order_id for order_id, _ in pages]))
-            .values(cart_checkout_id=record.id)
-        )
-        if record.cart_id is not None:
-            await _take_out(session, record.cart_id, claimed.parts)
-        return _done(record)
+        return await _ready(session, claimed, group_id, pages)
+
+
+async def _ready(
+    session: AsyncSession, claimed: _Claimed, group_id: int | None, pages: list[tuple[int, str]]
+) -> CheckedOut:
+    """The cart's checkout is made: its record ready with its pages, its orders linked to it,
+    and what was checked out taken from the cart."""
+    record = await session.get_one(CartCheckout, claimed.checkout_id)
+    record.status = CartCheckoutStatus.ready
+    record.checkout_group_id = group_id
+    record.pages = [[order_id, url] for order_id, url in pages]
+    await session.execute(
+        update(Order)
+        .where(Order.id.in_([order_id for order_id, _ in pages]))
+        .values(cart_checkout_id=record.id)
+    )
+    if record.cart_id is not None:
+        await _take_out(session, record.cart_id, claimed.parts)
+    return _done(record)
 
 
 async def _make(

@@ -16,6 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.auth.models import User
@@ -30,7 +32,7 @@ from souq.integrations.models import (
     WebhookEvent,
 )
 from souq.integrations.signing import new_secret
-from souq.notifications.service import after_commit_start_senders, insert_once
+from souq.notifications.service import after_commit_start_senders
 from souq.outbox import OutboxStatus, retry_now
 from souq.stores.models import StoreRole
 from souq.stores.service import require_store_role
@@ -45,6 +47,7 @@ EVENT_TYPES: dict[str, str] = {
     "order.disputed": "a payment of the order was disputed",
     "order.fulfilled": "the seller marked an order shipped or delivered (carrier, tracking number)",
     "transfer.failed": "Stripe refused a transfer to a store",
+    "payout.failed": "a store's payout did not reach its bank; the money is back on its balance",
     "store.payments_status_changed": "a store's charges, payouts or requirements changed",
 }
 # Store endpoints are for a store's owners; platform endpoints for platform admins.
@@ -67,41 +70,42 @@ def check_events(events: Sequence[str]) -> list[str]:
 
 async def emit(
     session: AsyncSession, type_: str, key: str, *, store_id: int | None, data: dict[str, Any]
-) -> WebhookEvent | None:
+) -> int | None:
     """Record an event once (by `key`) and a delivery for every enabled endpoint that wants it
-    (the store's own and the platform's). None when the key was already recorded."""
+    (the store's own and the platform's): the event's id, or None when the key was already
+    recorded. The insert returns the id, and only the endpoints' ids and types are read."""
     assert type_ in EVENT_TYPES, type_
     now = utcnow()
     public_id = "evt_" + uuid.uuid4().hex
     payload = {"id": public_id, "type": type_, "timestamp": now.isoformat(), "data": data}
-    written = await insert_once(
-        session,
-        WebhookEvent,
-        "key",
-        public_id=public_id,
-        key=key[:200],
-        type=type_,
-        store_id=store_id,
-        payload=payload,
-        created_at=now,
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    event_id: int | None = await session.scalar(
+        insert(WebhookEvent)
+        .values(
+            public_id=public_id,
+            key=key[:200],
+            type=type_,
+            store_id=store_id,
+            payload=payload,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(WebhookEvent.id)
     )
-    if not written:
+    if event_id is None:
         return None
-    event = (
-        await session.execute(select(WebhookEvent).where(WebhookEvent.public_id == public_id))
-    ).scalar_one()
     scope: ColumnElement[bool] = WebhookEndpoint.store_id.is_(None)
     if store_id is not None:
         scope = or_(scope, WebhookEndpoint.store_id == store_id)
-    endpoints = (
-        await session.execute(select(WebhookEndpoint).where(WebhookEndpoint.enabled, scope))
-    ).scalars()
-    wanted = [e for e in endpoints if type_ in e.events]
-    for endpoint in wanted:
+    endpoints = await session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.enabled, scope)
+    )
+    wanted = [endpoint_id for endpoint_id, events in endpoints if type_ in events]
+    for endpoint_id in wanted:
         session.add(
             WebhookDelivery(
-                event_id=event.id,
-                endpoint_id=endpoint.id,
+                event_id=event_id,
+                endpoint_id=endpoint_id,
                 status=OutboxStatus.pending,
                 attempts=0,
                 next_attempt_at=now,
@@ -110,7 +114,7 @@ async def emit(
     await session.flush()
     if wanted:
         after_commit_start_senders(session)
-    return event
+    return event_id
 
 
 def _require_user(user: User | None) -> User:

@@ -10,14 +10,18 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BeforeValidator
 
 from souq.auth.deps import OptionalUser
+from souq.auth.service import require_platform_admin
+from souq.carts.schemas import MAX_ID
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import Forbidden
-from souq.ledger import disputes, payouts, reports
+from souq.ledger import disputes, evidence, payouts, reports, retries
 from souq.ledger import refunds as service
 from souq.ledger import service as ledger
 from souq.ledger.models import StoreLossPolicy
 from souq.ledger.policy import FIELDS, policy_for
 from souq.ledger.schemas import (
+    AdminPayoutOut,
+    AdminPayoutPage,
     BuyerRefundOut,
     DisputeList,
     DisputeOut,
@@ -187,7 +191,7 @@ DisputeId = OrderId
 )
 async def list_disputes(order_id: OrderId, user: OptionalUser, session: SessionDep) -> DisputeList:
     """An order's disputes (its store's members, platform admins)."""
-    rows = await disputes.list_disputes(session, order_id, user)
+    rows = await evidence.list_disputes(session, order_id, user)
     return DisputeList(data=[DisputeOut.of(d) for d in rows])
 
 
@@ -201,7 +205,7 @@ async def list_store_disputes(
 ) -> DisputeList:
     """A store's disputes (its members): those waiting for an answer first, the nearest
     evidence deadline first, then the settled ones, newest first."""
-    rows = await disputes.list_store_disputes(session, store_id, user)
+    rows = await evidence.list_store_disputes(session, store_id, user)
     return DisputeList(data=[DisputeOut.of(d) for d in rows])
 
 
@@ -220,7 +224,7 @@ async def submit_evidence(
 ) -> DisputeOut:
     """Answer a dispute (the store's owners and admins, platform admins): Souq adds the
     order's facts and submits the evidence to Stripe."""
-    row = await disputes.submit_evidence(factory, stripe, order_id, dispute_id, user, body.text)
+    row = await evidence.submit_evidence(factory, stripe, order_id, dispute_id, user, body.text)
     return DisputeOut.of(row)
 
 
@@ -245,7 +249,7 @@ async def refused_reversals(user: OptionalUser, session: SessionDep) -> RefusedR
     """Split-cart refunds whose reversal of the store's transfer Stripe refused and that is
     not made yet (platform admins): Stripe's reason and how often it was refused; `souq
     reconcile` and its periodic job try each again."""
-    rows = await service.list_refused_reversals(session, user)
+    rows = await retries.list_refused_reversals(session, user)
     return RefusedReversalList(data=[RefusedReversalOut.of(r) for r in rows])
 
 
@@ -337,4 +341,38 @@ async def store_statement(
     return Statement(
         data=[StatementRowOut.model_validate(r) for r in rows],
         payouts=[StatementPayoutOut.model_validate(p) for p in paid_out],
+    )
+
+
+PayoutStatus = Literal["pending", "in_transit", "paid", "failed", "canceled"]
+
+
+@router.get(
+    "/api/admin/payouts",
+    response_model=AdminPayoutPage,
+    responses=error_responses(401, 403, 422),
+)
+async def list_payouts(
+    user: OptionalUser,
+    session: SessionDep,
+    status: Annotated[PayoutStatus | None, Query(description="Only payouts in this state")] = None,
+    store_id: Annotated[
+        int | None, Query(alias="storeId", ge=1, le=MAX_ID, description="Only this store's")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Cursor: older than this id")
+    ] = None,
+) -> AdminPayoutPage:
+    """Every store's payouts to its bank, newest first (platform admins only); `status=failed`
+    lists the ones that did not reach the bank, with Stripe's failure code and message."""
+    require_platform_admin(user)
+    rows = await payouts.list_payouts(
+        session, status=status, store_id=store_id, limit=limit + 1, before=before
+    )
+    page = list(rows[:limit])
+    return AdminPayoutPage(
+        data=[AdminPayoutOut.model_validate(p) for p in page],
+        has_more=len(rows) > limit,
+        next_before=page[-1].id if len(rows) > limit else None,
     )

@@ -16,9 +16,8 @@ lost one stays `disputed` (`follow_status`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,14 +26,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.auth.models import User
 from souq.auth.service import require_platform_admin
+from souq.carts.models import CheckoutGroup
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
-from souq.errors import Conflict, NotFound
+from souq.errors import NotFound
 from souq.jobs import defer_after_commit
 from souq.ledger import service as ledger
 from souq.ledger.models import Dispute
 from souq.ledger.policy import dispute_recovery
-from souq.ledger.refunds import may_refund, store_policy, try_each
+from souq.ledger.refunds import store_policy
+from souq.ledger.retries import try_each
 from souq.ledger.service import PLATFORM, STORE, STRIPE
 from souq.ledger.sync import (
     DISPUTE_KEY,
@@ -51,7 +52,6 @@ from souq.orders.models import Order, PaymentStatus
 from souq.payments.stripe import Charge, Event, StripeFailed, StripeGateway, StripeUnavailable
 from souq.payments.stripe import Dispute as StripeDispute
 from souq.payments.webhooks import Apply, Ignored, read_or_ignore
-from souq.stores.service import READ_ORDERS, require_store_role
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,26 @@ def _when(timestamp: int | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
 
-async def apply_dispute(session: AsyncSession, order: Order, dispute: StripeDispute) -> Dispute:
-    """The dispute row and its ledger entries, as Stripe has them now (order locked)."""
+# An order's share of an amount of its charge's dispute: all of it, or (an order of a checkout
+# group) its pro-rata share (ledger/group_disputes.py).
+Share = Callable[[int], int]
+
+
+def whole(amount: int) -> int:
+    return amount
+
+
+async def apply_dispute(
+    session: AsyncSession, order: Order, dispute: StripeDispute, share: Share = whole
+) -> Dispute:
+    """The dispute row and its ledger entries (the order's `share` of each amount), as Stripe
+    has them now (order locked)."""
     row = (
-        await session.execute(select(Dispute).where(Dispute.stripe_dispute_id == dispute.id))
+        await session.execute(
+            select(Dispute).where(
+                Dispute.stripe_dispute_id == dispute.id, Dispute.order_id == order.id
+            )
+        )
     ).scalar_one_or_none()
     if row is None:
         row = Dispute(
@@ -77,20 +93,21 @@ async def apply_dispute(session: AsyncSession, order: Order, dispute: StripeDisp
         )
         session.add(row)
         log.warning("order %s disputed: %s (%s)", order.id, dispute.id, dispute.reason)
-    row.amount = dispute.amount
+    row.amount = share(dispute.amount)
     row.reason = dispute.reason
     row.status = dispute.status
     row.evidence_due_by = _when(dispute.evidence_due_by)
-    row.fee = sum(t.fee for t in dispute.balance_transactions)
+    row.fee = sum(share(t.fee) for t in dispute.balance_transactions)
     row.updated_at = utcnow()
     for txn in dispute.balance_transactions:
-        if txn.amount < 0:
-            await ledger.post(session, order, "dispute", txn.id, {PLATFORM: txn.amount})
-        elif txn.amount > 0:
-            await ledger.post(session, order, "dispute_reinstated", txn.id, {PLATFORM: txn.amount})
-        if txn.fee:
+        amount, fee = share(txn.amount), share(txn.fee)
+        if amount < 0:
+            await ledger.post(session, order, "dispute", txn.id, {PLATFORM: amount})
+        elif amount > 0:
+            await ledger.post(session, order, "dispute_reinstated", txn.id, {PLATFORM: amount})
+        if fee:
             await ledger.post(
-                session, order, "dispute_fee", txn.id, ledger.between(PLATFORM, STRIPE, txn.fee)
+                session, order, "dispute_fee", txn.id, ledger.between(PLATFORM, STRIPE, fee)
             )
     await session.flush()
     await triggers.dispute_opened(session, order, row)
@@ -133,22 +150,39 @@ async def plan_recovery(
         return row.status == "won" and row.return_transfer_id is None
     if row.recovery_due > 0:
         return True
-    policy = await store_policy(session, settings, order.store_id)
     entries = await ledger.entries_of(session, order.id)
-    withdrawn = row.status not in CLEARED and any(e.kind == "dispute" for e in entries)
-    due = row.status == "lost" or (policy.dispute_recovery_on == "funds_withdrawn" and withdrawn)
-    if not due or not any(e.kind == "transfer" for e in entries):
+    if not any(e.kind == "transfer" for e in entries):
         return False
-    state = await ledger.charge_state(session, order)
-    row.recovery_due = dispute_recovery(policy, state, amount=row.amount, fee=row.fee)
+    row.recovery_due = await recovery_wanted(session, settings, order, row)
     await session.flush()
     return row.recovery_due > 0
 
 
-def recovery_key(row: Dispute) -> str:
+async def recovery_wanted(
+    session: AsyncSession, settings: Settings, order: Order, row: Dispute
+) -> int:
+    """What the loss policy takes back from the store for this dispute now: nothing until it
+    is lost (or its funds withdrawn, if the policy says so)."""
+    policy = await store_policy(session, settings, order.store_id)
+    entries = await ledger.entries_of(session, order.id)
+    withdrawn = row.status not in CLEARED and any(e.kind == "dispute" for e in entries)
+    due = row.status == "lost" or (policy.dispute_recovery_on == "funds_withdrawn" and withdrawn)
+    if not due:
+        return 0
+    state = await ledger.charge_state(session, order)
+    return dispute_recovery(policy, state, amount=row.amount, fee=row.fee)
+
+
+def _key_base(row: Dispute, order: Order) -> str:
+    # One dispute of a group's charge recovers from several stores: a key per order.
+    base = f"souq-dispute-{row.stripe_dispute_id}"
+    return base if order.checkout_group_id is None else f"{base}-order-{order.id}"
+
+
+def recovery_key(row: Dispute, order: Order) -> str:
     """The recovery's Stripe idempotency key; a refusal is replayed for the same key, so the
     try after a recorded refusal takes the next one."""
-    key = f"souq-dispute-{row.stripe_dispute_id}-recovery"
+    key = f"{_key_base(row, order)}-recovery"
     return key if row.recovery_attempts == 0 else f"{key}-{row.recovery_attempts}"
 
 
@@ -183,6 +217,7 @@ async def _recovery_call(session: AsyncSession, dispute_id: int) -> RecoveryCall
         (e for e in await ledger.entries_of(session, order.id) if e.kind == "transfer"), None
     )
     payment = order.payment
+    charge_id = payment.stripe_charge_id if payment else await _group_charge(session, order)
     return RecoveryCall(
         dispute_id=row.id,
         order_id=order.id,
@@ -190,12 +225,19 @@ async def _recovery_call(session: AsyncSession, dispute_id: int) -> RecoveryCall
         attempts=row.recovery_attempts,
         give_back=give_back,
         amount=row.recovered_amount if give_back else row.recovery_due,
-        key=f"souq-dispute-{row.stripe_dispute_id}-return" if give_back else recovery_key(row),
+        key=f"{_key_base(row, order)}-return" if give_back else recovery_key(row, order),
         transfer_id=transfer.stripe_object_id if transfer else None,
-        charge_id=payment.stripe_charge_id if payment else None,
+        charge_id=charge_id,
         destination=order.destination_account_id,
         currency=order.currency,
     )
+
+
+async def _group_charge(session: AsyncSession, order: Order) -> str | None:
+    if order.checkout_group_id is None:
+        return None
+    group = await session.get(CheckoutGroup, order.checkout_group_id)
+    return None if group is None else group.stripe_charge_id
 
 
 async def make_recovery(
@@ -346,7 +388,7 @@ async def make_due_recoveries(
     )
 
 
-def _recover_after_commit(session: AsyncSession, row: Dispute) -> None:
+def recover_after_commit(session: AsyncSession, row: Dispute) -> None:
     # Imported here: the ledger's tasks module imports this one.
     from souq.ledger.tasks import recover_dispute
 
@@ -362,6 +404,13 @@ async def settle(
     the order's status, and the recovery it calls for, queued for after the commit."""
     if dispute.charge_id is None:
         return Ignored(f"dispute {dispute.id} names no charge")
+    # Imported here: a group's disputes build on this module.
+    from souq.ledger.group_disputes import group_of_charge, settle_group
+
+    group = await group_of_charge(session, dispute.charge_id)
+    if group is not None:
+        await settle_group(session, settings, group, dispute)
+        return None
     order = await order_of_charge(session, dispute.charge_id)
     if isinstance(order, Ignored):
         return order
@@ -375,7 +424,7 @@ async def _settle_on(
     row = await apply_dispute(session, order, dispute)
     await follow_status(session, order)
     if await plan_recovery(session, settings, order, row):
-        _recover_after_commit(session, row)
+        recover_after_commit(session, row)
 
 
 async def on_dispute(
@@ -394,97 +443,6 @@ async def on_dispute(
         return await settle(session, gateway.settings, dispute)
 
     return apply
-
-
-def evidence_of(order: Order, text: str) -> dict[str, str]:
-    """Stripe's evidence fields from the store's answer and the order's own facts."""
-    items = "; ".join(f"{i.quantity} × {i.title}" for i in order.items)
-    paid = order.paid_at.date().isoformat() if order.paid_at else "unknown"
-    return {
-        "uncategorized_text": text,
-        "customer_email_address": order.customer_email,
-        "product_description": f"Order {order.id} paid on {paid}: {items}"[:20_000],
-    }
-
-
-async def submit_evidence(
-    factory: async_sessionmaker[AsyncSession],
-    gateway: StripeGateway,
-    order_id: int,
-    dispute_id: int,
-    user: User | None,
-    text: str,
-) -> Dispute:
-    """The store answers a dispute: Souq assembles the evidence and submits it to Stripe."""
-    async with unit_of_work(factory) as session:
-        order = await may_refund(session, order_id, user)
-        row = await session.get(Dispute, dispute_id)
-        if row is None or row.order_id != order.id:
-            raise NotFound("dispute not found")
-        if row.status not in OPEN:
-            raise Conflict(
-                f"the dispute is {row.status}: it takes no evidence", code="dispute_closed"
-            )
-        evidence = evidence_of(order, text)
-        stripe_id = row.stripe_dispute_id
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    dispute = await gateway.submit_dispute_evidence(
-        stripe_id, evidence, idempotency_key=f"souq-dispute-{stripe_id}-evidence-{digest}"
-    )
-    async with unit_of_work(factory) as session:
-        await settle(session, gateway.settings, dispute)
-        row = await session.get(Dispute, dispute_id)
-        assert row is not None
-        row.evidence_text = text
-        row.evidence_submitted_at = utcnow()
-    # A recovery the answer made due (the dispute lost) is made now, after the commit, so
-    # the store sees it at once; the queued job finds it made (same key, same row).
-    try:
-        await make_recovery(factory, gateway, dispute_id)
-    except StripeUnavailable:
-        log.warning("dispute %s: Stripe did not answer; the job recovers later", stripe_id)
-    async with unit_of_work(factory) as session:
-        return await session.get_one(Dispute, dispute_id)
-
-
-async def list_disputes(
-    session: AsyncSession, order_id: int, user: User | None
-) -> Sequence[Dispute]:
-    order = await orders.get_order_for(session, order_id, user)
-    assert user is not None
-    if not await orders.sees_the_split(session, order, user):
-        raise NotFound("order not found")
-    return (
-        (
-            await session.execute(
-                select(Dispute).where(Dispute.order_id == order.id).order_by(Dispute.id)
-            )
-        )
-        .scalars()
-        .all()
-    )
-
-
-async def list_store_disputes(
-    session: AsyncSession, store_id: int, user: User | None
-) -> Sequence[Dispute]:
-    """A store's disputes for its members: those still waiting for an answer first, the
-    nearest deadline first, then the settled ones, newest first."""
-    await require_store_role(session, store_id, user, READ_ORDERS)
-    rows = (
-        (
-            await session.execute(
-                select(Dispute).where(Dispute.store_id == store_id).order_by(Dispute.id.desc())
-            )
-        )
-        .scalars()
-        .all()
-    )
-    waiting = sorted(
-        (d for d in rows if d.status in OPEN),
-        key=lambda d: (d.evidence_due_by is None, d.evidence_due_by or d.created_at),
-    )
-    return waiting + [d for d in rows if d.status not in OPEN]
 
 
 @dataclass(frozen=True)

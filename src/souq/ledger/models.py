@@ -48,7 +48,12 @@ class Refund(Base):
     is left to refund."""
 
     __tablename__ = "refund"
-    __table_args__ = (UniqueConstraint("order_id", "idempotency_key", name="uq_refund_order_key"),)
+    __table_args__ = (
+        UniqueConstraint("order_id", "idempotency_key", name="uq_refund_order_key"),
+        # One Stripe refund of a checkout group's charge made outside Souq is a row per order
+        # (each its share); any other is one row.
+        UniqueConstraint("stripe_refund_id", "order_id", name="uq_refund_stripe_refund_order"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
@@ -57,7 +62,7 @@ class Refund(Base):
     amount: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     status: Mapped[str] = mapped_column(String(30))
-    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # What the refund moves besides the buyer's money, as planned by the loss policy.
     commission_refunded: Mapped[int] = mapped_column(Integer, default=0)
     transfer_reversed: Mapped[int] = mapped_column(Integer, default=0)
@@ -81,14 +86,19 @@ class Refund(Base):
 
 
 class Dispute(Base):
-    """A chargeback on an order's charge, kept in step with Stripe's dispute."""
+    """A chargeback on an order's charge, kept in step with Stripe's dispute. A dispute of a
+    checkout group's charge is one row per order of the group, each with its share of the
+    amount and fee (ledger/group_disputes.py)."""
 
     __tablename__ = "dispute"
+    __table_args__ = (
+        UniqueConstraint("stripe_dispute_id", "order_id", name="uq_dispute_stripe_dispute_order"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("store.id"), index=True)
-    stripe_dispute_id: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_dispute_id: Mapped[str] = mapped_column(String(255))
     amount: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     fee: Mapped[int] = mapped_column(Integer, default=0)
@@ -105,6 +115,9 @@ class Dispute(Base):
     recovery_due: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     recovery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     recovered_amount: Mapped[int] = mapped_column(Integer, default=0)
+    # A split cart's order whose store transfer was not sent yet: what the recovery took off
+    # the held transfer instead of reversing it (0 otherwise; back to 0 when given back).
+    held_reduced: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The transfer that gave a recovery back when the dispute was won after all.
     return_transfer_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # Why the recovery could not be made yet (Stripe needs the store's available balance).
@@ -141,10 +154,12 @@ class StorePayout(Base):
     stripe_payout_id: Mapped[str] = mapped_column(String(255), unique=True)
     amount: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(30), index=True)
     arrival_date: Mapped[datetime] = mapped_column(UTCDateTime)
     # Money in the payout that no order of Souq's explains (e.g. a top-up, or an adjustment).
     unattributed: Mapped[int] = mapped_column(Integer, default=0)
+    # Why Stripe's payout failed (`no_account`, `account_closed`, …; its failure_code).
+    failure_code: Mapped[str | None] = mapped_column(String(50), nullable=True)
     failure_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -21,6 +21,7 @@ from souq.db import unit_of_work
 from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import InvalidInput, NotFound, SouqError
 from souq.ledger import disputes, reports
+from souq.ledger import evidence as answers
 from souq.ledger import refunds as refund_service
 from souq.ledger import service as ledger
 from souq.orders import service as orders
@@ -83,7 +84,7 @@ async def render_order(
     role = await _role(session, order.store_id, user)
     entries = list(await ledger.entries_of(session, order.id))
     _, refund_rows, _ = await refund_service.list_refunds(session, order.id, user)
-    order_disputes = await disputes.list_disputes(session, order.id, user)
+    order_disputes = await answers.list_disputes(session, order.id, user)
     return render(
         request,
         "ledger/order.html",
@@ -254,7 +255,7 @@ async def submit_evidence(
                 f"evidence: {message}",
                 details=[{"field": f"evidence-{dispute_id}", "message": message}],
             )
-        await disputes.submit_evidence(factory, stripe, order_id, dispute_id, user, text)
+        await answers.submit_evidence(factory, stripe, order_id, dispute_id, user, text)
     except SouqError as exc:
         return await _again(request, factory, order_id, user, exc, evidence={dispute_id: text})
     return RedirectResponse(f"/dashboard/orders/{order_id}#disputes", status_code=303)
@@ -265,7 +266,7 @@ async def store_disputes(
     request: Request, store_id: StoreIdQuery, user: CurrentUser, session: SessionDep
 ) -> Response:
     """A store's disputes, those waiting for an answer first with their deadline."""
-    rows = await disputes.list_store_disputes(session, store_id, user)
+    rows = await answers.list_store_disputes(session, store_id, user)
     return render(
         request,
         "ledger/disputes.html",

@@ -10,7 +10,11 @@ nothing twice. Each balance transaction is traced to its order by what caused it
 payment names the transfer (`source_transfer`), a reversal or a fee refund is the object the
 ledger already booked for that order. What no order explains is kept on the row as
 `unattributed`. A failed payout puts each order's share back (`payout_failure`), as Stripe puts
-the money back on the balance. See https://docs.stripe.com/payouts/reconciliation.
+the money back on the balance, and tells the store and platform admins. The payout that later
+carries that money (Stripe's `payout_failure` balance transaction, its source the failed payout)
+is traced through the failed payout's own balance transactions, read from Stripe, so the order
+in which the events arrive does not matter. See https://docs.stripe.com/payouts/reconciliation
+and https://docs.stripe.com/api/payouts/failures.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from souq.db import unit_of_work, utcnow
 from souq.ledger import service as ledger
 from souq.ledger.models import LedgerEntry, StorePayout
 from souq.ledger.service import BANK, STORE
+from souq.notifications import triggers
 from souq.notifications.service import insert_once
 from souq.orders.models import Order
 from souq.payments.stripe import Event, PaidOutLine, Payout, StripeGateway
@@ -38,6 +43,8 @@ log = logging.getLogger(__name__)
 
 # Stripe's payout states in which the money did not reach the bank.
 RETURNED = ("failed", "canceled")
+# How many payouts one payout's money is traced back through (failed ones carried onwards).
+MAX_TRACED = 20
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,8 @@ class OrderPayout:
     currency: str
     status: str
     arrival_date: datetime
+    failure_code: str | None = None
+    failure_message: str | None = None
 
 
 async def _store_of(factory: async_sessionmaker[AsyncSession], account: str) -> int | None:
@@ -75,18 +84,61 @@ async def on_payout(
     # Stripe lists what a payout paid out for automatic payouts only.
     lines: list[PaidOutLine] = []
     if payout.automatic:
-        listed = await read_or_ignore(
-            gateway.list_paid_out(account, payout.id), f"payout {payout.id}"
-        )
+        listed = await _read_lines(gateway, account, payout.id)
         if isinstance(listed, Ignored):
             return listed
-        lines = listed
+        lines = _traced(payout.id, listed[payout.id], listed)
 
     async def apply(session: AsyncSession) -> Ignored | None:
-        await apply_payout(session, store_id, payout, lines)
+        row = await apply_payout(session, store_id, payout, lines)
+        if payout.status in RETURNED:
+            await triggers.payout_failed(session, row)
         return None
 
     return apply
+
+
+async def _read_lines(
+    gateway: StripeGateway, account: str, payout_id: str
+) -> dict[str, list[PaidOutLine]] | Ignored:
+    """What the payout paid out, and what each earlier failed payout whose money came back
+    into it had taken (and so on back), by payout id."""
+    found: dict[str, list[PaidOutLine]] = {}
+    todo = [payout_id]
+    while todo and len(found) < MAX_TRACED:
+        current = todo.pop()
+        listed = await read_or_ignore(gateway.list_paid_out(account, current), f"payout {current}")
+        if isinstance(listed, Ignored):
+            return listed
+        found[current] = listed
+        todo += [o for o in _returned_payouts(current, listed) if o not in found]
+    return found
+
+
+def _returned_payouts(payout_id: str, lines: Sequence[PaidOutLine]) -> list[str]:
+    return [
+        line.source_id
+        for line in lines
+        if line.type == "payout_failure" and line.source_id and line.source_id != payout_id
+    ]
+
+
+def _traced(
+    payout_id: str, lines: Sequence[PaidOutLine], known: dict[str, list[PaidOutLine]]
+) -> list[PaidOutLine]:
+    """The payout's lines with each failed payout's money back (`payout_failure`) replaced by
+    the lines that failed payout had taken, so the money is traced to the same orders again.
+    A payout's own failure is money back on the balance, not paid out: it is left out."""
+    traced: list[PaidOutLine] = []
+    for line in lines:
+        if line.source_id == payout_id and line.type != "payout":
+            continue
+        earlier = known.get(line.source_id or "") if line.type == "payout_failure" else None
+        if earlier is None:
+            traced.append(line)
+        else:
+            traced += _traced(str(line.source_id), earlier, known)
+    return traced
 
 
 async def _lock_payout(session: AsyncSession, store_id: int, payout: Payout) -> StorePayout:
@@ -141,7 +193,8 @@ async def shares(
     unattributed = 0
     for line in money:
         order_id = owners.get(line.source_transfer_id or line.source_id or "")
-        if order_id is None:
+        # A failed payout's money back that was not traced (`_traced`) names no one order.
+        if order_id is None or line.type == "payout_failure":
             unattributed += line.net
         else:
             per_order[order_id] += line.net
@@ -157,6 +210,7 @@ async def apply_payout(
     row.amount = payout.amount
     row.status = payout.status
     row.arrival_date = datetime.fromtimestamp(payout.arrival_date, UTC)
+    row.failure_code = payout.failure_code
     row.failure_message = payout.failure_message
     row.updated_at = utcnow()
     per_order, unattributed = await shares(session, store_id, lines)
@@ -190,7 +244,15 @@ async def payouts_of_order(session: AsyncSession, order_id: int) -> list[OrderPa
         .order_by(StorePayout.arrival_date, StorePayout.id)
     )
     return [
-        OrderPayout(p.stripe_payout_id, amount, p.currency, p.status, p.arrival_date)
+        OrderPayout(
+            p.stripe_payout_id,
+            amount,
+            p.currency,
+            p.status,
+            p.arrival_date,
+            p.failure_code,
+            p.failure_message,
+        )
         for amount, p in rows.tuples()
     ]
 
@@ -205,3 +267,24 @@ async def payouts_of_store(
     if high is not None:
         query = query.where(StorePayout.created_at < high)
     return (await session.execute(query.order_by(StorePayout.id))).scalars().all()
+
+
+async def list_payouts(
+    session: AsyncSession,
+    *,
+    status: str | None,
+    store_id: int | None,
+    limit: int,
+    before: int | None,
+) -> Sequence[StorePayout]:
+    """Every store's payouts (or one store's), newest first; `status=failed` the ones whose
+    money came back."""
+    query = select(StorePayout)
+    if status is not None:
+        query = query.where(StorePayout.status == status)
+    if store_id is not None:
+        query = query.where(StorePayout.store_id == store_id)
+    if before is not None:
+        query = query.where(StorePayout.id < before)
+    found = await session.execute(query.order_by(StorePayout.id.desc()).limit(limit))
+    return found.scalars().all()

@@ -9,6 +9,7 @@ refund agree to the cent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -56,6 +57,23 @@ def pro_rata(total: int, part: int, whole: int) -> int:
     if whole <= 0:
         return 0
     return (2 * total * part + whole) // (2 * whole)
+
+
+def apportion(total: int, weights: Sequence[int]) -> list[int]:
+    """`total` split pro rata to `weights`: each share rounded down (towards zero), then the
+    minor units left over one each to the largest weights (the earlier first on a tie), so
+    the shares add up to `total` exactly; a weight of 0 gets nothing. How one charge's money
+    (its processing fee, a dispute, a refund made in Stripe's dashboard) is shared among the
+    orders of a checkout group."""
+    whole = sum(weights)
+    if whole <= 0 or any(weight < 0 for weight in weights):
+        return [0] * len(weights)
+    size = abs(total)
+    shares = [size * weight // whole for weight in weights]
+    largest = sorted(range(len(weights)), key=lambda i: -weights[i])
+    for index in largest[: size - sum(shares)]:
+        shares[index] += 1
+    return [-s for s in shares] if total < 0 else shares
 
 
 def share(total: int, done: int, part: int, whole: int, *, last: bool) -> int:

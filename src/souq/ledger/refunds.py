@@ -12,10 +12,10 @@ held) until the same Idempotency-Key is sent again, which replays the same Strip
 
 A split cart's order (separate charges and transfers) is planned as a destination charge of its
 total (`ledger.group_charge_state`), then what the store gives back is moved its own way
-(`_split`): once its transfer was sent, by a reversal of that transfer (never more than is left
-of it; the platform bears the rest); while it is held (or refused, or never tried), by taking the
-amount off the held transfer, so it is never released for refunded money. The refund itself is a
-refund of that part of the group's charge, on the platform's account.
+(`split_plan`): once its transfer was sent, by a reversal of that transfer (never more than is
+left of it; the platform bears the rest); while it is held (or refused, or never tried), by
+taking the amount off the held transfer, so it is never released for refunded money. The
+refund itself is a refund of that part of the group's charge, on the platform's account.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.auth.models import User
@@ -191,11 +191,11 @@ async def _plan(
     policy = await store_policy(session, settings, order.store_id)
     plan = plan_refund(state, wanted, policy)
     if order.checkout_group_id is not None:
-        return await _split(session, order, state.refundable, plan, policy)
+        return await split_plan(session, order, state.refundable, plan, policy)
     return Preview(order, state.refundable, plan, policy, stripe_reversal=plan.transfer_reversal)
 
 
-async def _split(
+async def split_plan(
     session: AsyncSession, order: Order, refundable: int, plan: RefundPlan, policy: LossPolicy
 ) -> Preview:
     """A split cart's plan: what the store gives back (the share of the transfer less the
@@ -214,7 +214,7 @@ async def _split(
             code="transfer_in_flight",
         )
     else:
-        back = min(wanted, transfer.amount - await _reversed_so_far(session, order))
+        back = min(wanted, transfer.amount - await reversed_so_far(session, order))
         held = 0
     plan = replace(
         plan,
@@ -224,17 +224,19 @@ async def _split(
     return Preview(order, refundable, plan, policy, stripe_reversal=back - held, held_reduced=held)
 
 
-async def _reversed_so_far(session: AsyncSession, order: Order) -> int:
+async def reversed_so_far(session: AsyncSession, order: Order) -> int:
     """What was (or is being) reversed from a sent split-cart transfer: the reversals its
-    live refunds planned, and any other reversal booked (a dispute's recovery)."""
+    live refunds planned, and any other reversal booked (a dispute's recovery; not what a
+    dispute took off the transfer before it was sent, booked with the transfer's id)."""
     refunds = await ledger.live_refunds(session, order.id)
     by_refunds = sum(
         r.transfer_reversed - r.commission_refunded for r in refunds if r.held_reduced == 0
     )
+    sent = order.transfer.stripe_transfer_id if order.transfer is not None else None
     others = -sum(
         e.amount
         for e in await ledger.entries_of(session, order.id)
-        if e.party == ledger.STORE and e.kind == "dispute_recovery"
+        if e.party == ledger.STORE and e.kind == "dispute_recovery" and e.stripe_object_id != sent
     )
     return by_refunds + others
 
@@ -468,33 +470,6 @@ async def list_refunds(
     return order, rows, await orders.sees_the_split(session, order, user)
 
 
-def _reversal_refused() -> ColumnElement[bool]:
-    """A split-cart refund whose reversal of the store's sent transfer Stripe refused and
-    that is not made since (booking the reversal sets its id)."""
-    return and_(
-        Refund.reversal_refusals > 0,
-        Refund.stripe_reversal_id.is_(None),
-        Refund.held_reduced == 0,
-        Refund.transfer_reversed > Refund.commission_refunded,
-        Refund.status.not_in(("failed", "canceled")),
-    )
-
-
-async def refused_reversals(factory: async_sessionmaker[AsyncSession]) -> list[int]:
-    """The refunds whose reversal `souq reconcile` (and its periodic job) tries again."""
-    async with unit_of_work(factory) as session:
-        query = select(Refund.id).where(_reversal_refused()).order_by(Refund.id)
-        return list((await session.execute(query)).scalars())
-
-
-async def list_refused_reversals(session: AsyncSession, user: User | None) -> Sequence[Refund]:
-    """Refunds whose reversal from the store was refused and is not made yet (platform
-    admins): each with Stripe's reason and how often it was refused."""
-    require_platform_admin(user)
-    query = select(Refund).where(_reversal_refused()).order_by(Refund.id)
-    return (await session.execute(query)).scalars().all()
-
-
 async def retry_reversal(
     factory: async_sessionmaker[AsyncSession], gateway: StripeGateway, refund_id: int
 ) -> str:
@@ -518,24 +493,3 @@ async def retry_reversal(
         await _lock(session, row.order_id, money)
     log.info("refund %s: the store's transfer reversal was made on a retry", refund_id)
     return "made"
-
-
-async def try_each(ids: Iterable[int], attempt: Callable[[int], Awaitable[str]]) -> dict[str, int]:
-    """Each id tried once (Stripe not answering is an outcome too): a count per outcome."""
-    summary: dict[str, int] = {}
-    for some_id in ids:
-        try:
-            outcome = await attempt(some_id)
-        except StripeUnavailable:
-            outcome = "no answer"
-        summary[outcome] = summary.get(outcome, 0) + 1
-    return summary
-
-
-async def retry_refused_reversals(
-    factory: async_sessionmaker[AsyncSession], gateway: StripeGateway
-) -> dict[str, int]:
-    """Every refused reversal, tried once: a count per outcome."""
-    return await try_each(
-        await refused_reversals(factory), lambda i: retry_reversal(factory, gateway, i)
-    )

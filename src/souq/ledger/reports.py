@@ -70,6 +70,7 @@ class PayoutLine:
     orders: int
     from_orders: int
     unattributed: int
+    failure_code: str | None = None
 
 
 def _window(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
@@ -241,6 +242,7 @@ async def statement_payouts(
                 orders=len({order_id for order_id, _ in shares}),
                 from_orders=sum(amount for _, amount in shares),
                 unattributed=payout.unattributed,
+                failure_code=payout.failure_code,
             )
         )
     return lines

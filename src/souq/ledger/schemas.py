@@ -190,13 +190,17 @@ class LedgerEntryOut(ApiModel):
 
 class OrderPayoutOut(ApiModel):
     """Part of the order's money paid out to the store's bank: in payout `stripePayoutId`,
-    arriving (or arrived, when paid) on `arrivalDate`."""
+    arriving (or arrived, when paid) on `arrivalDate`. A `failed` payout did not reach the
+    bank (`failureCode`, `failureMessage`): its amount is back in the store's balance and a
+    later payout carries it."""
 
     stripe_payout_id: str
     amount: str
     currency: str
     status: str
     arrival_date: datetime
+    failure_code: str | None = None
+    failure_message: str | None = None
 
     @classmethod
     def of(cls, payout: OrderPayout) -> OrderPayoutOut:
@@ -206,6 +210,8 @@ class OrderPayoutOut(ApiModel):
             currency=payout.currency,
             status=payout.status,
             arrival_date=payout.arrival_date,
+            failure_code=payout.failure_code,
+            failure_message=payout.failure_message,
         )
 
 
@@ -311,6 +317,10 @@ class DisputeOut(ApiModel):
         description="What the loss policy takes back from the store (fixed once the "
         "recovery fell due); made by a background job after the dispute was applied"
     )
+    held_transfer_reduced: str = Field(
+        description="A cart's order whose store transfer was not sent yet: what the recovery "
+        "took off that transfer instead of reversing it (part of recoveredFromStore)"
+    )
     recovery_attempts: int = Field(description="How often Stripe refused the recovery")
     recovery_error: str | None
 
@@ -330,6 +340,7 @@ class DisputeOut(ApiModel):
             evidence_submitted_at=dispute.evidence_submitted_at,
             recovered_from_store=format_amount(dispute.recovered_amount, c),
             recovery_due=format_amount(dispute.recovery_due, c),
+            held_transfer_reduced=format_amount(dispute.held_reduced, c),
             recovery_attempts=dispute.recovery_attempts,
             recovery_error=dispute.recovery_error,
         )
@@ -396,6 +407,31 @@ class StatementPayoutOut(ApiModel):
     orders: int
     from_orders: int
     unattributed: int
+    failure_code: str | None = Field(None, description="Why a failed payout failed (Stripe's)")
+
+
+class AdminPayoutOut(ApiModel):
+    """A store's payout to its bank as Stripe last told it (minor units); a `failed` one's
+    money is back on the store's balance and a later payout carries it."""
+
+    id: int
+    store_id: int
+    stripe_payout_id: str
+    amount: int
+    currency: str
+    status: str
+    arrival_date: datetime
+    unattributed: int
+    failure_code: str | None
+    failure_message: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AdminPayoutPage(ApiModel):
+    data: list[AdminPayoutOut]
+    has_more: bool
+    next_before: int | None
 
 
 class Statement(ApiModel):

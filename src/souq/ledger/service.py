@@ -31,8 +31,8 @@ from souq.auth.models import User
 from souq.auth.service import require_platform_admin
 from souq.db import utcnow
 from souq.errors import NotFound
-from souq.ledger.models import LedgerEntry, Refund, StoreLossPolicy
-from souq.ledger.policy import ChargeState, pro_rata
+from souq.ledger.models import Dispute, LedgerEntry, Refund, StoreLossPolicy
+from souq.ledger.policy import ChargeState, apportion
 from souq.orders.models import Order, OrderPayment
 from souq.payments.stripe import Charge
 from souq.stores.models import Store
@@ -124,11 +124,9 @@ async def group_totals(session: AsyncSession, group_id: int) -> list[tuple[int, 
 
 
 def fee_share(fee: int, totals: Sequence[tuple[int, int]], order_id: int) -> int:
-    """An order's share of its group's processing fee: pro rata to its total, rounded half
-    up, the last order taking what is left (so the shares add up to the fee)."""
-    whole = sum(total for _, total in totals)
-    shares = [pro_rata(fee, total, whole) for _, total in totals[:-1]]
-    shares.append(fee - sum(shares))
+    """An order's share of its group's processing fee: pro rata to its total (`apportion`,
+    so the shares add up to the fee)."""
+    shares = apportion(fee, [total for _, total in totals])
     return next(share for (oid, _), share in zip(totals, shares, strict=True) if oid == order_id)
 
 
@@ -149,13 +147,27 @@ async def record_group_sale(session: AsyncSession, order: Order, charge: Charge)
 async def record_group_transfer(
     session: AsyncSession, order: Order, transfer_id: str, amount: int
 ) -> None:
-    """A split cart's store transfer sent (`amount`, after whatever refunds took off it while
-    it was held), booked as a destination charge's would be: the gross share the refunds left
-    sent to the store, the commission on it taken back."""
+    """A split cart's store transfer sent (`amount`, after whatever refunds and lost disputes
+    took off it while it was held), booked as a destination charge's would be: the gross
+    share the refunds left sent to the store, the commission on it taken back, and what
+    disputes took off it as their recovery from the store."""
     refunds = await live_refunds(session, order.id)
     gross = order.total_amount - sum(r.transfer_reversed for r in refunds)
+    by_disputes = await held_by_disputes(session, order.id)
+    commission = gross - amount - by_disputes
     await post(session, order, "transfer", transfer_id, between(PLATFORM, STORE, gross))
-    await post(session, order, "commission", transfer_id, between(STORE, PLATFORM, gross - amount))
+    await post(session, order, "commission", transfer_id, between(STORE, PLATFORM, commission))
+    await post(
+        session, order, "dispute_recovery", transfer_id, between(STORE, PLATFORM, by_disputes)
+    )
+
+
+async def held_by_disputes(session: AsyncSession, order_id: int) -> int:
+    """What disputes' recoveries took off the order's store transfer while it was held."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Dispute.held_reduced), 0)).where(Dispute.order_id == order_id)
+    )
+    return int(total or 0)
 
 
 async def live_refunds(session: AsyncSession, order_id: int) -> Sequence[Refund]:

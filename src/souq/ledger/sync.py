@@ -7,10 +7,10 @@ under the order's row lock. Applying is idempotent and order-independent: each S
 is booked once (ledger.post) and a refund row is found by its Stripe id or by the Souq id in
 its metadata, so duplicated, shuffled and dashboard-made refunds all end in the same books.
 
-A split cart's one charge pays several orders: each order takes only the refunds Souq made for
-it (its id in their metadata). A refund made in Stripe's dashboard on a group's charge names no
-order, so it is booked on none; it keeps every held transfer of the group held
-(`transfers.why_hold`) until a platform admin decides.
+A split cart's one charge pays several orders: each order takes the refunds Souq made for it
+(its id in their metadata) and its share of those made in Stripe's dashboard, which name no
+order: the group's refund handler shares them among the orders first (ledger/group_refunds.py),
+one row per order, and each order then books its own rows.
 """
 
 from __future__ import annotations
@@ -107,7 +107,9 @@ def _souq_id(metadata: Mapping[str, str], key: str) -> int | None:
 
 async def _refund_row(session: AsyncSession, order: Order, refund: StripeRefund) -> Refund:
     row = (
-        await session.execute(select(Refund).where(Refund.stripe_refund_id == refund.id))
+        await session.execute(
+            select(Refund).where(Refund.stripe_refund_id == refund.id, Refund.order_id == order.id)
+        )
     ).scalar_one_or_none()
     souq_id = _souq_id(refund.metadata, REFUND_KEY)
     if row is None and souq_id is not None:
@@ -130,7 +132,8 @@ async def _refund_row(session: AsyncSession, order: Order, refund: StripeRefund)
         log.warning("order %s: refund %s was made outside Souq", order.id, refund.id)
     row.stripe_refund_id = refund.id
     row.status = refund.status
-    row.amount = refund.amount
+    if order.checkout_group_id is None or row.source != "stripe":
+        row.amount = refund.amount  # a cart's refund made outside Souq keeps its order's share
     return row
 
 
@@ -202,12 +205,10 @@ async def apply_group_money(session: AsyncSession, order: Order, money: ChargeMo
     )
     mine = [refund for refund in money.refunds if _is_for(order, refund, known)]
     for refund in mine:
-        await _refund_row(session, order, refund)
-        await ledger.post(session, order, "refund", refund.id, {PLATFORM: -refund.amount})
+        row = await _refund_row(session, order, refund)
+        await ledger.post(session, order, "refund", refund.id, {PLATFORM: -row.amount})
         if refund.status in RETURNED:
-            await ledger.post(
-                session, order, "refund_failure", refund.id, {PLATFORM: refund.amount}
-            )
+            await ledger.post(session, order, "refund_failure", refund.id, {PLATFORM: row.amount})
     for reversal in money.reversals:
         await _book_group_reversal(session, order, reversal)
     await session.flush()
@@ -266,13 +267,14 @@ def never_asked(transfer: StoreTransfer) -> bool:
 
 
 async def settle_held(session: AsyncSession, order: Order, transfer: StoreTransfer) -> None:
-    """A transfer not sent yet carries the store's share less what its refunds took off it
-    (so it is never released for refunded money); nothing left: canceled, never sent (and
-    back to held or pending, should a refund fail). The transfer row is locked by the
-    caller."""
+    """A transfer not sent yet carries the store's share less what its refunds and lost
+    disputes took off it (so it is never released for money the buyer got back); nothing
+    left: canceled, never sent (and back to held or pending, should a refund fail). The
+    transfer row is locked by the caller."""
     if not never_asked(transfer):
         return
     taken = sum(r.held_reduced for r in await ledger.live_refunds(session, order.id))
+    taken += await ledger.held_by_disputes(session, order.id)
     transfer.amount = max(0, order.total_amount - order.platform_fee_amount - taken)
     if transfer.amount == 0:
         transfer.status = TransferStatus.canceled
@@ -379,7 +381,8 @@ async def _on_group_refund(
     gateway: StripeGateway, charge_id: str, group_transfers: dict[int, str | None]
 ) -> Apply | Ignored:
     """A group's charge: read it and its refunds once, each store's reversals, then book
-    every order of the group, locked in id order."""
+    every order of the group, locked in id order, after sharing the refunds made outside
+    Souq among them."""
     reads = await read_or_ignore(
         read_group_charge(gateway, charge_id, group_transfers), f"charge {charge_id}"
     )
@@ -387,10 +390,16 @@ async def _on_group_refund(
         return reads
 
     async def apply(session: AsyncSession) -> Ignored | None:
-        for order_id, money in reads.items():
-            order = await orders.lock_order(session, order_id)
-            if order is not None and order.payment_status in REFUNDABLE_STATES:
-                await apply_charge_money(session, order, money)
+        # Imported here: sharing plans like the refunds service, which imports this module.
+        from souq.ledger.group_refunds import share_outside_refunds
+
+        locked = [await orders.lock_order(session, order_id) for order_id in reads]
+        group_orders = [order for order in locked if order is not None]
+        refunds = next(iter(reads.values())).refunds if reads else []
+        await share_outside_refunds(session, gateway.settings, group_orders, refunds)
+        for order in group_orders:
+            if order.payment_status in REFUNDABLE_STATES:
+                await apply_charge_money(session, order, reads[order.id])
         return None
 
     return apply

@@ -13,6 +13,7 @@ from souq.db import unit_of_work, utcnow
 from souq.jobs import JobContext, task
 from souq.ledger.disputes import OPEN, make_due_recoveries, make_recovery
 from souq.ledger.models import Dispute
+from souq.ledger.refunds import retry_reversal
 from souq.notifications import triggers
 from souq.orders.models import Order
 
@@ -57,6 +58,13 @@ async def remind_disputes_job(ctx: JobContext) -> None:
 @task("ledger.recover_dispute", max_attempts=8)
 async def recover_dispute(ctx: JobContext, *, dispute_id: int) -> None:
     await make_recovery(ctx.factory, ctx.gateway, dispute_id)
+
+
+@task("ledger.reverse_for_refund", max_attempts=8)
+async def reverse_for_refund(ctx: JobContext, *, refund_id: int) -> None:
+    """The store's share of a refund made outside Souq on a cart's charge, reversed from its
+    sent transfer (ledger/group_refunds.py); a refusal is retried by reconcile."""
+    await retry_reversal(ctx.factory, ctx.gateway, refund_id)
 
 
 @task("ledger.recover_disputes", every_seconds=RECOVER_EVERY_SECONDS, at_start=True)

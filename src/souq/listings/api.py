@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from souq.auth.deps import CurrentUser, OptionalUser
-from souq.deps import SessionDep
+from souq.deps import SessionDep, SessionFactoryDep
 from souq.errors import NotFound
 from souq.listings import service
+from souq.listings.cache import Page, catalogue_cache
 from souq.listings.schemas import (
     ListingCreate,
     ListingDeleted,
@@ -76,23 +77,37 @@ async def delete_listing(
     return ListingDeleted(id=listing_id, outcome="deleted" if deleted else "deactivated")
 
 
-@router.get("/api/listings", responses=error_responses(422))
+@router.get("/api/listings", response_model=ListingPage, responses=error_responses(422))
 async def catalogue(
-    session: SessionDep,
+    request: Request,
+    factory: SessionFactoryDep,
     store_id: Annotated[int | None, Query(alias="storeId", ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="The nextCursor of the previous page.")
     ] = None,
-) -> ListingPage:
+) -> Response:
     """The public catalogue: active listings, newest first, optionally of one store."""
-    listings, next_id = await service.list_catalogue(
-        session, store_id=store_id, after_id=cursor, limit=limit
-    )
-    return ListingPage(
-        items=[ListingOut.of(listing) for listing in listings],
-        next_cursor=str(next_id) if next_id is not None else None,
-    )
+
+    async def load() -> tuple[Page, int]:
+        # A read: no commit, and no transaction at all when the answer is cached.
+        async with factory() as session:
+            listings, next_id = await service.list_catalogue(
+                session, store_id=store_id, after_id=cursor, limit=limit
+            )
+        page = ListingPage(
+            items=[ListingOut.of(listing) for listing in listings],
+            next_cursor=str(next_id) if next_id is not None else None,
+        )
+        body = Page.of(page.model_dump_json().encode())
+        return body, len(body.body)
+
+    page = await catalogue_cache(request).get(("api", store_id, cursor, limit), load)
+    # The same for every caller: anyone may keep it, asking again with its ETag (a 304).
+    headers = {"etag": page.etag, "cache-control": "no-cache"}
+    if page.matches(request.headers.get("if-none-match")):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(page.body, media_type="application/json", headers=headers)
 
 
 @router.get("/api/listings/{listingId}", responses=error_responses(401, 404))

@@ -115,6 +115,13 @@ KINDS: dict[str, Kind] = {
             "A store's owners and admins, and platform admins: Stripe refused a store's transfer.",
         ),
         Kind(
+            "payout_failed",
+            "A payout of {{ payout.amount | money(payout.currency) }} to {{ store.name }}'s bank "
+            "failed",
+            True,
+            "A store's owners and admins, and platform admins: a payout did not reach the bank.",
+        ),
+        Kind(
             "admin_stripe_event_failed",
             "Processing Stripe event {{ event.stripe_event_id }} failed",
             True,

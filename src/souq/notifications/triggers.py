@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from souq.integrations import service as integrations
-from souq.ledger.models import Dispute, Refund
+from souq.ledger.models import Dispute, Refund, StorePayout
 from souq.notifications import service
 from souq.orders.models import Order, PaymentStatus
 from souq.orders.schemas import OrderOut, TransferOut
@@ -142,11 +142,17 @@ async def store_payments_changed(
     )
 
 
+def per_order(key: str, order: Order) -> str:
+    """One Stripe refund or dispute of a checkout group's charge concerns every order of the
+    cart: each order's store is told once, under its own key."""
+    return key if order.checkout_group_id is None else f"{key}-order-{order.id}"
+
+
 async def refund_succeeded(session: AsyncSession, order: Order, refund: Refund) -> None:
     """A refund of the order went through at Stripe: the buyer, the store's managers and
     `order.refunded`, keyed by the Stripe refund (a refund is told once, however it arrives)."""
     store = await _store(session, order)
-    key = f"refund-{refund.stripe_refund_id or refund.id}-succeeded"
+    key = per_order(f"refund-{refund.stripe_refund_id or refund.id}", order) + "-succeeded"
     context = {"order": order, "store": store, "refund": refund}
     await service.notify(
         session, "order_refunded_buyer", f"{key}-buyer", [service.buyer_of(order)], **context
@@ -169,7 +175,7 @@ async def dispute_opened(session: AsyncSession, order: Order, dispute: Dispute) 
     """A payment of the order was disputed: the store's managers (with the evidence deadline)
     and `order.disputed`, keyed by the Stripe dispute."""
     store = await _store(session, order)
-    key = f"dispute-{dispute.stripe_dispute_id}-opened"
+    key = per_order(f"dispute-{dispute.stripe_dispute_id}", order) + "-opened"
     await service.notify(
         session,
         "store_order_disputed",
@@ -191,7 +197,7 @@ async def dispute_evidence_due(session: AsyncSession, order: Order, dispute: Dis
     return await service.notify(
         session,
         "store_dispute_evidence_due",
-        f"dispute-{dispute.stripe_dispute_id}-evidence-due",
+        per_order(f"dispute-{dispute.stripe_dispute_id}", order) + "-evidence-due",
         await service.store_managers(session, order.store_id),
         order=order,
         store=await _store(session, order),
@@ -214,6 +220,28 @@ async def transfer_failed(session: AsyncSession, order: Order, transfer: StoreTr
     data = TransferOut.of(transfer).model_dump(mode="json")
     data.update(orderId=order.id, storeId=order.store_id, refusals=transfer.refusals)
     await integrations.emit(session, "transfer.failed", key, store_id=order.store_id, data=data)
+
+
+async def payout_failed(session: AsyncSession, payout: StorePayout) -> None:
+    """A store's payout did not reach its bank and the money is back on its balance: the
+    store's managers, platform admins and `payout.failed`, once per payout."""
+    store = await session.get_one(Store, payout.store_id)
+    key = f"payout-{payout.stripe_payout_id}-failed"
+    recipients = [
+        *await service.store_managers(session, payout.store_id),
+        *await service.platform_admins(session),
+    ]
+    await service.notify(session, "payout_failed", key, recipients, store=store, payout=payout)
+    data = {
+        "storeId": payout.store_id,
+        "stripePayoutId": payout.stripe_payout_id,
+        "amount": payout.amount,
+        "currency": payout.currency,
+        "status": payout.status,
+        "failureCode": payout.failure_code,
+        "failureMessage": payout.failure_message,
+    }
+    await integrations.emit(session, "payout.failed", key, store_id=payout.store_id, data=data)
 
 
 async def stripe_event_failed(session: AsyncSession, event: StripeEvent) -> None:

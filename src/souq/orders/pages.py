@@ -19,6 +19,7 @@ from souq.deps import SessionDep, SessionFactoryDep, SettingsDep
 from souq.errors import InvalidInput, SouqError
 from souq.ledger import refunds
 from souq.listings import service as listings
+from souq.listings.cache import catalogue_cache
 from souq.listings.models import Listing
 from souq.listings.pages import render_listing
 from souq.middleware import client_address
@@ -29,7 +30,14 @@ from souq.payments.deps import CallerDep, StripeDep
 from souq.payments.stripe import StripeGateway
 from souq.stores.models import Store
 from souq.stores.service import get_store
-from souq.web.pages import PAGE_DEPENDENCIES, PageRoute, render
+from souq.web.pages import (
+    PAGE_DEPENDENCIES,
+    AnonymousPage,
+    PageRoute,
+    is_anonymous,
+    render,
+    render_anonymous,
+)
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute, dependencies=PAGE_DEPENDENCIES)
 
@@ -61,14 +69,30 @@ def _render_shop(
 @router.get("/shop", response_class=HTMLResponse)
 async def shop(
     request: Request,
-    session: SessionDep,
+    factory: Factory,
     store_id: Annotated[int | None, Query(alias="storeId", gt=0, le=MAX_ID)] = None,
     after: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
 ) -> Response:
     """The catalogue as one table, newest first, with a Buy button per listing; `after` is the
-    cursor of the next page."""
-    page = await listings.shop_catalogue(session, store_id=store_id, after_id=after)
-    return _render_shop(request, page, store_id=store_id)
+    cursor of the next page. Every visitor who is not logged in gets the same page but for
+    their CSRF token and the forms' one-time keys, so it is rendered once (listings/cache.py)."""
+
+    async def read() -> tuple[list[tuple[Listing, Store]], int | None]:
+        async with factory() as session:
+            return await listings.shop_catalogue(session, store_id=store_id, after_id=after)
+
+    if not is_anonymous(request):
+        return _render_shop(request, await read(), store_id=store_id)
+
+    async def load() -> tuple[AnonymousPage, int]:
+        rows, next_after = await read()
+        page = render_anonymous(
+            request, "orders/shop.html", rows=rows, next_after=next_after, store_id=store_id
+        )
+        return page, page.size
+
+    page = await catalogue_cache(request).get(("shop", store_id, after), load)
+    return page.response(request)
 
 
 @dataclass(frozen=True)

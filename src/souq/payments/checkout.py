@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from souq.auth.models import User
+from souq.carts.models import CheckoutGroup
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict, InvalidInput, NotFound, SouqError
@@ -147,63 +148,35 @@ async def create_order(
     user: User | None,
     client_address: str | None = None,
 ) -> tuple[Order, Store]:
-    store = (await session.execute(select(Store).where(Store.id == store_id))).scalar_one_or_none()
-    if store is None:
-        raise NotFound(f"store {store_id} not found", code="store_not_found")
-    if not (store.stripe_account_id and store.stripe_charges_enabled):
-        raise Conflict("this store cannot take payments yet", code="store_cannot_take_payments")
+    """The pending order of one store's cart, priced from the database with the store's
+    commission rule as it is in this transaction (frozen on the order), its stock reserved
+    and the buyer's hold limit checked; `order.created` written with it."""
+    store = await _selling_store(session, store_id)
     # The cart is judged only for a store that can sell: what is wrong with a cart depends on
     # that store's listings, so a request for no such store is a 404 whatever its cart.
     cart = merge_cart(lines, settings.checkout_max_quantity)
-    listings = {
-        listing.id: listing
-        for listing in (
-            await session.execute(select(Listing).where(Listing.id.in_(list(cart))))
-        ).scalars()
-    }
-    items: list[OrderItem] = []
-    for listing_id, quantity in cart.items():
-        listing = listings.get(listing_id)
-        if listing is None:
-            raise NotFound(f"listing {listing_id} does not exist", code="listing_not_found")
-        if listing.store_id != store.id:
-            raise InvalidInput(
-                f"listing {listing_id} is not sold by store {store.id}", code="listing_wrong_store"
-            )
-        if not listing.active:
-            raise Conflict(f"listing {listing_id} is no longer for sale", code="listing_inactive")
-        if listing.currency != currency:
-            raise InvalidInput(
-                f"listing {listing_id} is priced in {listing.currency.upper()}, "
-                f"not {currency.upper()}",
-                code="listing_wrong_currency",
-            )
-        line = listing.price_amount * quantity
-        items.append(
-            OrderItem(
-                listing_id=listing.id,
-                title=listing.name,
-                quantity=quantity,
-                unit_price=listing.price_amount,
-                currency=currency,
-                line_subtotal=line,
-                line_total=line,
-            )
+    listings = await _priced_listings(session, store.id, currency, cart)
+    items = [
+        OrderItem(
+            listing_id=listing.id,
+            title=listing.name,
+            quantity=cart[listing.id],
+            unit_price=listing.price_amount,
+            currency=currency,
+            line_subtotal=listing.price_amount * cart[listing.id],
+            line_total=listing.price_amount * cart[listing.id],
         )
+        for listing in listings.values()
+    ]
     subtotal = sum(item.line_total for item in items)
     rule = commission_rule(store, settings, currency)
     fees = order_fees(subtotal, rule, currency)
     check_charge_limits(subtotal + fees.buyer_fee, currency)
-    counted = {i: q for i, q in cart.items() if listings[i].stock is not None}
-    short = await orders.reserve_stock(session, counted)
-    if short:
-        names = ", ".join(f"listing {i} ({listings[i].name})" for i in short)
-        raise Conflict(f"not enough stock left for {names}", code="out_of_stock")
     buyer = limits.Buyer(customer_email, user.id if user else None, client_address)
-    await limits.check_holding(session, settings, buyer, counted)
+    await _hold_stock(session, settings, buyer, cart, listings)
     order = Order(
         store_id=store.id,
-        user_id=user.id if user else None,
+        user_id=buyer.user_id,
         customer_email=customer_email,
         client_address=client_address,
         currency=currency,
@@ -227,6 +200,82 @@ async def create_order(
     set_committed_value(order, "transfer", None)
     await triggers.order_created(session, order)
     return order, store
+
+
+async def _selling_store(session: AsyncSession, store_id: int) -> Store:
+    """The store, if it exists (404) and can take payments (409)."""
+    store = (await session.execute(select(Store).where(Store.id == store_id))).scalar_one_or_none()
+    if store is None:
+        raise NotFound(f"store {store_id} not found", code="store_not_found")
+    if not (store.stripe_account_id and store.stripe_charges_enabled):
+        raise Conflict("this store cannot take payments yet", code="store_cannot_take_payments")
+    return store
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """What pricing an order reads of a listing."""
+
+    id: int
+    name: str
+    price_amount: int
+    stock: int | None
+
+
+async def _priced_listings(
+    session: AsyncSession, store_id: int, currency: str, cart: dict[int, int]
+) -> dict[int, _Listing]:
+    """The cart's listings in the cart's order, in one query of the columns pricing needs;
+    each must exist (404), be the store's (422), for sale (409) and in the currency (422)."""
+    rows = {
+        row.id: row
+        for row in await session.execute(
+            select(
+                Listing.id,
+                Listing.store_id,
+                Listing.name,
+                Listing.active,
+                Listing.currency,
+                Listing.price_amount,
+                Listing.stock,
+            ).where(Listing.id.in_(list(cart)))
+        )
+    }
+    priced: dict[int, _Listing] = {}
+    for listing_id in cart:
+        row = rows.get(listing_id)
+        if row is None:
+            raise NotFound(f"listing {listing_id} does not exist", code="listing_not_found")
+        if row.store_id != store_id:
+            raise InvalidInput(
+                f"listing {listing_id} is not sold by store {store_id}", code="listing_wrong_store"
+            )
+        if not row.active:
+            raise Conflict(f"listing {listing_id} is no longer for sale", code="listing_inactive")
+        if row.currency != currency:
+            raise InvalidInput(
+                f"listing {listing_id} is priced in {row.currency.upper()}, not {currency.upper()}",
+                code="listing_wrong_currency",
+            )
+        priced[listing_id] = _Listing(row.id, row.name, row.price_amount, row.stock)
+    return priced
+
+
+async def _hold_stock(
+    session: AsyncSession,
+    settings: Settings,
+    buyer: limits.Buyer,
+    cart: dict[int, int],
+    listings: dict[int, _Listing],
+) -> None:
+    """Reserve the counted listings' stock (409 when any is short), then check the buyer's
+    hold limit while their rows are locked."""
+    counted = {i: q for i, q in cart.items() if listings[i].stock is not None}
+    short = await orders.reserve_stock(session, counted)
+    if short:
+        names = ", ".join(f"listing {i} ({listings[i].name})" for i in short)
+        raise Conflict(f"not enough stock left for {names}", code="out_of_stock")
+    await limits.check_holding(session, settings, buyer, counted)
 
 
 SERVICE_FEE_NAME = "Service fee"
@@ -310,14 +359,13 @@ async def start_checkout(
     request_id: int | None = None,
     client_address: str | None = None,
 ) -> CheckoutStarted:
-    """Three short units of work, so no database lock is held while Stripe is asked:
+    """Three short units of work, so no database lock is held while Stripe is asked (the
+    caller, `groups.start_store_checkout`, counted the attempt against the buyer's limits):
     1. the pending order with its items and reserved stock (all or nothing), linked to the
        caller's idempotency key when there is one;
     2. the Checkout Session, with an idempotency key derived from the order;
     3. the session id saved on the order; if Stripe refused, the order failed and its stock
        released; if Stripe's answer never came, the order held as session_unknown."""
-    buyer = limits.Buyer(customer_email, user.id if user else None, client_address)
-    await limits.check_checkout_rate(factory, settings, buyer)
     async with unit_of_work(factory) as session:
         order, store = await create_order(
             session,
@@ -371,20 +419,47 @@ async def _open_session(
                 await orders.close_unpaid(session, order, PaymentStatus.failed)
         raise
     async with unit_of_work(factory) as session:
-        order = await orders.lock_order(session, order_id)
-        assert order is not None
-        if order.stripe_checkout_session_id is None:
-            order.stripe_checkout_session_id = found.id
-        if order.payment_status == PaymentStatus.session_unknown:
-            order.payment_status = PaymentStatus.pending
-        if order.payment_status != PaymentStatus.pending or found.url is None:
-            raise Conflict(
-                f"order {order_id} is {order.payment_status.value}: start a new checkout",
-                code="checkout_closed",
+        url = await save_session_id(session, Order, order_id, found, request_id)
+    return CheckoutStarted(order_id=order_id, url=url)
+
+
+async def save_session_id(
+    session: AsyncSession,
+    owner: type[Order] | type[CheckoutGroup],
+    owner_id: int,
+    found: CheckoutSession,
+    request_id: int | None,
+) -> str:
+    """Save a new Checkout Session's id on the order (or checkout group) it was made for,
+    unless it has one, and take it from session_unknown back to pending (Stripe answered after
+    all); its page URL, also on the caller's Idempotency-Key row. One UPDATE, which locks the
+    row as `lock_order` would. 409 when it closed meanwhile (or Stripe gave no URL)."""
+    state = Order.payment_status if owner is Order else CheckoutGroup.status
+    status = (
+        await session.execute(
+            update(owner)
+            .where(owner.id == owner_id)
+            .values(
+                {
+                    owner.stripe_checkout_session_id: func.coalesce(
+                        owner.stripe_checkout_session_id, found.id
+                    ),
+                    state: case(
+                        (state == PaymentStatus.session_unknown.value, PaymentStatus.pending.value),
+                        else_=state,
+                    ),
+                }
             )
-        if request_id is not None:
-            await link_request(session, request_id, url=found.url)
-    return CheckoutStarted(order_id=order_id, url=found.url)
+            .returning(state)
+            .execution_options(synchronize_session=False)
+        )
+    ).scalar_one()
+    if status != PaymentStatus.pending.value or found.url is None:
+        what = f"order {owner_id}" if owner is Order else "the checkout"
+        raise Conflict(f"{what} is {status.value}: start a new checkout", code="checkout_closed")
+    if request_id is not None:
+        await link_request(session, request_id, url=found.url)
+    return found.url
 
 
 async def resume_checkout(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.auth.models import User
@@ -22,7 +22,7 @@ from souq.config import Settings
 from souq.db import unit_of_work, utcnow
 from souq.errors import Conflict, InvalidInput, NotFound
 from souq.jobs import defer_after_commit
-from souq.ledger import disputes
+from souq.ledger import disputes, group_disputes
 from souq.ledger import service as ledger
 from souq.orders import service as orders
 from souq.orders.models import CLOSED_UNPAID, Order, PaymentStatus
@@ -105,51 +105,77 @@ async def start_group_checkout(
     request_id: int | None = None,
 ) -> GroupStarted:
     """As `checkout.start_checkout`, for several stores at once (or one whose money is held):
-    (1) the group and one order per store, stock reserved, all or nothing (and the caller's
-    Idempotency-Key row linked to the first order); (2) one Checkout Session; (3) its id
-    saved, or every order failed (Stripe refused) or held as session_unknown (no answer)."""
+    the attempt counted against the buyer's limits, then (1) the group and one order per
+    store, stock reserved, all or nothing (and the caller's Idempotency-Key row linked to the
+    first order); (2) one Checkout Session; (3) its id saved, or every order failed (Stripe
+    refused) or held as session_unknown (no answer)."""
     buyer = limits.Buyer(customer_email, user.id if user else None, client_address)
     await limits.check_checkout_rate(factory, settings, buyer)
+    return await _start_counted_group(
+        factory, gateway, settings, currency, stores, buyer, user, request_id
+    )
+
+
+async def _start_counted_group(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    currency: str,
+    stores: Sequence[StoreLines],
+    buyer: limits.Buyer,
+    user: User | None,
+    request_id: int | None,
+) -> GroupStarted:
     async with unit_of_work(factory) as session:
-        group = CheckoutGroup(
-            user_id=user.id if user else None,
-            customer_email=customer_email,
-            currency=currency,
-            total_amount=0,
-        )
-        session.add(group)
-        await session.flush()
-        made: list[Order] = []
-        for part in stores:
-            order, _ = await checkout.create_order(
-                session,
-                settings,
-                store_id=part.store_id,
-                currency=currency,
-                lines=part.lines,
-                customer_email=customer_email,
-                user=user,
-                client_address=client_address,
-            )
-            order.checkout_group_id = group.id
-            store = await session.get(Store, part.store_id)
-            order.transfer_on_fulfilment = store is not None and holds_transfers(store, settings)
-            made.append(order)
-        group.total_amount = sum(order.total_amount for order in made)
-        checkout.check_charge_limits(group.total_amount, currency)
-        lines = sum(len(o.items) + (o.buyer_fee_amount > 0) for o in made)
-        if lines > checkout.STRIPE_MAX_LINE_ITEMS:
-            raise InvalidInput(
-                f"at most {checkout.MAX_LINE_ITEMS} different listings per checkout",
-                code="too_many_items",
-            )
-        await session.flush()
+        group, made = await _create_group(session, settings, currency, stores, buyer, user)
         params = group_session_params(settings, group, made)
         group_id, order_ids = group.id, [order.id for order in made]
         if request_id is not None:
             await checkout.link_request(session, request_id, order_id=order_ids[0])
     url = await _open_group_session(factory, gateway, group_id, params, request_id)
     return GroupStarted(group_id=group_id, url=url, order_ids=order_ids)
+
+
+async def _create_group(
+    session: AsyncSession,
+    settings: Settings,
+    currency: str,
+    stores: Sequence[StoreLines],
+    buyer: limits.Buyer,
+    user: User | None,
+) -> tuple[CheckoutGroup, list[Order]]:
+    """The pending group and its orders, each store's with the transfer timing it has now;
+    the cart's total and line count within Stripe's limits."""
+    group = CheckoutGroup(
+        user_id=buyer.user_id, customer_email=buyer.email, currency=currency, total_amount=0
+    )
+    session.add(group)
+    await session.flush()
+    made: list[Order] = []
+    for part in stores:
+        order, store = await checkout.create_order(
+            session,
+            settings,
+            store_id=part.store_id,
+            currency=currency,
+            lines=part.lines,
+            customer_email=buyer.email,
+            user=user,
+            client_address=buyer.address,
+        )
+        order.checkout_group_id = group.id
+        order.transfer_on_fulfilment = holds_transfers(store, settings)
+        made.append(order)
+    group.total_amount = sum(order.total_amount for order in made)
+    checkout.check_charge_limits(group.total_amount, currency)
+    lines = sum(len(o.items) + (o.buyer_fee_amount > 0) for o in made)
+    if lines > checkout.STRIPE_MAX_LINE_ITEMS:
+        raise InvalidInput(
+            f"at most {checkout.MAX_LINE_ITEMS} different listings per checkout",
+            code="too_many_items",
+        )
+    await session.flush()
+    return group, made
 
 
 async def _open_group_session(
@@ -173,22 +199,19 @@ async def _open_group_session(
             await _close_group(session, group_id, GroupStatus.failed)
         raise
     async with unit_of_work(factory) as session:
-        group = await _lock_group(session, group_id)
-        if group.stripe_checkout_session_id is None:
-            group.stripe_checkout_session_id = found.id
-        if group.status == GroupStatus.session_unknown:
-            group.status = GroupStatus.pending
-            for order in await _group_orders(session, group_id):
-                if order.payment_status == PaymentStatus.session_unknown:
-                    order.payment_status = PaymentStatus.pending
-        if group.status != GroupStatus.pending or found.url is None:
-            raise Conflict(
-                f"the checkout is {group.status.value}: start a new checkout",
-                code="checkout_closed",
+        url = await checkout.save_session_id(session, CheckoutGroup, group_id, found, request_id)
+        # Back to pending: so are its orders that were held as session_unknown with it (a
+        # group that was pending has none; the group's row lock orders this with handlers).
+        await session.execute(
+            update(Order)
+            .where(
+                Order.checkout_group_id == group_id,
+                Order.payment_status == PaymentStatus.session_unknown,
             )
-        if request_id is not None:
-            await checkout.link_request(session, request_id, url=found.url)
-    return found.url
+            .values(payment_status=PaymentStatus.pending)
+            .execution_options(synchronize_session=False)
+        )
+    return url
 
 
 async def resume_group_checkout(
@@ -234,21 +257,23 @@ async def start_store_checkout(
     """One store's checkout: the seed's destination charge, unless the store's money is held
     until fulfilment, which a destination charge cannot do (its transfer is made with the
     charge); then a group of one order, paid on the platform's account and transferred later
-    (https://docs.stripe.com/connect/separate-charges-and-transfers)."""
+    (https://docs.stripe.com/connect/separate-charges-and-transfers). The attempt is counted
+    against the buyer's limits in the same short unit of work that reads the store's timing."""
+    buyer = limits.Buyer(customer_email, user.id if user else None, client_address)
     async with unit_of_work(factory) as session:
+        await limits.count_checkout(session, settings, buyer)
         store = await session.get(Store, store_id)
         held = store is not None and holds_transfers(store, settings)
     if held:
-        group = await start_group_checkout(
+        group = await _start_counted_group(
             factory,
             gateway,
             settings,
-            currency=currency,
-            stores=[StoreLines(store_id, lines)],
-            customer_email=customer_email,
-            user=user,
-            client_address=client_address,
-            request_id=request_id,
+            currency,
+            [StoreLines(store_id, lines)],
+            buyer,
+            user,
+            request_id,
         )
         return StoreCheckout(group.group_id, group.order_ids[0], group.url)
     started = await checkout.start_checkout(
@@ -422,14 +447,11 @@ async def on_checkout_session(
     # Refunds and disputes Stripe announced before the payment was in our books, read now
     # (only when the charge shows some) so the apply step asks Stripe nothing.
     charge = found.payment_intent.latest_charge if found.payment_intent else None
-    after: disputes.AfterPayment | None = None
-    if group_id is None:
-        read = await read_or_ignore(
-            disputes.read_after_payment(gateway, charge), f"checkout session {found.id}"
-        )
-        if isinstance(read, Ignored):
-            return read
-        after = read
+    after = await read_or_ignore(
+        disputes.read_after_payment(gateway, charge), f"checkout session {found.id}"
+    )
+    if isinstance(after, Ignored):
+        return after
 
     async def apply(session: AsyncSession) -> Ignored | None:
         if group_id is None:
@@ -442,6 +464,7 @@ async def on_checkout_session(
             if group is None:
                 return Ignored(f"checkout session {found.id} is for no checkout group of ours")
             if group.status == GroupStatus.paid:
+                await group_disputes.catch_up_group(session, gateway.settings, group, after)
                 # Imported here: the jobs module lists this handler's module (a cycle).
                 from souq.payments.tasks import send_group_transfers, transfers_lock
 

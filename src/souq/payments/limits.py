@@ -31,20 +31,24 @@ async def check_checkout_rate(
 ) -> None:
     """Count this checkout against the buyer's address and email (429 beyond the limits). It
     runs in a unit of work of its own, so an attempt counts even if the checkout then fails."""
+    async with unit_of_work(factory) as session:
+        await count_checkout(session, settings, buyer)
+
+
+async def count_checkout(session: AsyncSession, settings: Settings, buyer: Buyer) -> None:
+    """`check_checkout_rate` in the caller's unit of work, which must commit before the
+    checkout goes on (nothing else that can fail may share it)."""
     window = timedelta(seconds=settings.checkout_rate_window_seconds)
     limits = [("checkout-email:" + buyer.email.strip().lower(), settings.checkout_rate_per_email)]
     if buyer.address:
         limits.append(("checkout-addr:" + buyer.address, settings.checkout_rate_per_address))
-    async with unit_of_work(factory) as session:
-        for key, limit in limits:
-            await throttle.consume(
-                session,
-                key[:400],
-                limit=limit,
-                window=window,
-                what="checkouts started",
-                code="checkout_rate_limited",
-            )
+    await throttle.consume(
+        session,
+        [(key[:400], limit) for key, limit in limits],
+        window=window,
+        what="checkouts started",
+        code="checkout_rate_limited",
+    )
 
 
 async def check_holding(

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.config import Settings
 from souq.db import unit_of_work, utcnow
-from souq.ledger import disputes, refunds
+from souq.ledger import disputes, retries
 from souq.orders import service as orders
 from souq.orders.models import CLOSED_UNPAID, Order, OrderPayment, PaymentStatus
 from souq.payments import checkout, groups, onboarding, transfers
@@ -177,7 +177,7 @@ async def reconcile_orders(
     await _reconcile_groups(factory, gateway, settings, summary)
     for outcome, count in (await disputes.make_due_recoveries(factory, gateway)).items():
         summary[f"dispute recovery {outcome}"] += count
-    for outcome, count in (await refunds.retry_refused_reversals(factory, gateway)).items():
+    for outcome, count in (await retries.retry_refused_reversals(factory, gateway)).items():
         summary[f"refund reversal {outcome}"] += count
     return summary
 

@@ -140,6 +140,7 @@ class Refund:
     charge_id: str | None
     transfer_reversal_id: str | None
     metadata: Mapping[str, str]
+    created: int = 0
 
     @classmethod
     def parse(cls, data: Any) -> Refund:
@@ -154,6 +155,7 @@ class Refund:
             charge_id=charge_id,
             transfer_reversal_id=reversal_id,
             metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
+            created=int(data.get("created") or 0),
         )
 
 
@@ -186,6 +188,7 @@ class Payout:
     arrival_date: int
     automatic: bool
     failure_message: str | None
+    failure_code: str | None = None
 
     @classmethod
     def parse(cls, data: Any) -> Payout:
@@ -199,6 +202,7 @@ class Payout:
             arrival_date=_field(data, "arrival_date", int, what),
             automatic=bool(data.get("automatic")),
             failure_message=_optional(data, "failure_message", str, what),
+            failure_code=_optional(data, "failure_code", str, what),
         )
 
 
@@ -823,13 +827,19 @@ class StripeGateway:
         return [PaidOutLine.parse(item) for item in found]
 
     async def submit_dispute_evidence(
-        self, dispute_id: str, evidence: dict[str, str], *, idempotency_key: str
+        self,
+        dispute_id: str,
+        evidence: dict[str, str],
+        *,
+        idempotency_key: str,
+        submit: bool = True,
     ) -> Dispute:
+        """Evidence for a dispute, submitted to the bank, or only staged (`submit=False`)."""
         dispute = await self._request(
             "submit dispute evidence",
             "post",
             f"/v1/disputes/{quote(dispute_id, safe='')}",
-            {"evidence": evidence, "submit": True},
+            {"evidence": evidence, "submit": submit},
             idempotency_key=idempotency_key,
         )
         return Dispute.parse(dispute)

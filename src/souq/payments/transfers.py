@@ -180,12 +180,12 @@ async def why_hold(session: AsyncSession, order: Order, charge: Charge) -> str |
     dashboard): a platform admin decides those."""
     if order.payment_status not in (PaymentStatus.paid, PaymentStatus.partially_refunded):
         return f"the order is {order.payment_status.value}"
-    open_dispute = await session.scalar(
-        select(Dispute.id)
-        .where(Dispute.order_id == order.id, Dispute.status.not_in(DISPUTE_DECIDED))
-        .limit(1)
+    statuses = set(
+        (await session.scalars(select(Dispute.status).where(Dispute.order_id == order.id))).all()
     )
-    if open_dispute is not None or charge.disputed:
+    # Stripe leaves `charge.disputed` true after a dispute is decided, so it only holds the
+    # transfer while Souq has not yet booked the dispute it shows.
+    if statuses.difference(DISPUTE_DECIDED) or (charge.disputed and not statuses):
         return "the payment is disputed"
     booked = await session.scalar(
         select(func.coalesce(func.sum(Refund.amount), 0))

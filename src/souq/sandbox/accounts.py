@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+from souq.sandbox.bank_accounts import bank_account
 from souq.sandbox.core import Core
 from souq.sandbox.errors import StripeError, invalid
 from souq.sandbox.objects import APPLICATION_ID, CONTROL, PLATFORM, Ctx, J, new_id, template
@@ -216,6 +217,16 @@ class Accounts:
             )
             account["_deauthorized"] = True
             return self.core.put(account, PLATFORM)
+
+    def set_bank_account(self, account_id: str, number: object) -> J:
+        """What the bank account step of the hosted form does: the account's payouts go to
+        this account from now on (an errored one is replaced, so payouts start again)."""
+        bank = bank_account(number)
+        with self.core.store.transaction():
+            account = self.get(account_id)
+            account["_bank_account"] = bank
+            self.core.put(account, PLATFORM)
+            return bank
 
     def usable(self, account_id: str, param: str) -> J:
         """A connected account money may be sent to or on behalf of (not deauthorized)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from souq.sandbox.bank_accounts import FAILURE_MESSAGES, failure_of
 from souq.sandbox.core import Core
 from souq.sandbox.errors import invalid
 from souq.sandbox.objects import DAY, PLATFORM, Ctx, J, account_ctx, new_id, template
@@ -54,7 +55,14 @@ class Balance:
                     "Balance transactions can only be listed by payout for automatic payouts.",
                     param="payout",
                 )
-            items = [i for i in items if i.get("_payout") == payout_id or i["source"] == payout_id]
+            # What it paid out and its own `payout` transaction; a failed payout's
+            # `payout_failure` is money back on the balance, paid out by a later payout.
+            items = [
+                i
+                for i in items
+                if i.get("_payout") == payout_id
+                or (i["source"] == payout_id and i["type"] == "payout")
+            ]
         return items
 
 
@@ -86,6 +94,8 @@ class Payouts:
         for account in self.core.store.query("account", owner=PLATFORM):
             if not account.get("payouts_enabled") or account.get("_deauthorized"):
                 continue
+            if (account.get("_bank_account") or {}).get("status") == "errored":
+                continue  # Stripe pauses payouts to a bank account a payout failed on
             schedule = (account.get("settings") or {}).get("payouts", {}).get("schedule", {})
             if schedule.get("interval") == "manual":
                 continue
@@ -109,6 +119,7 @@ class Payouts:
         )
 
     def _payout(self, account_id: str, amount: int, currency: str) -> J:
+        bank = (self.core.store.get(account_id) or {}).get("_bank_account")
         payout_id = new_id("po_")
         now = self.core.now()
         self._sweep(account_id, currency, payout_id)
@@ -130,7 +141,7 @@ class Payouts:
             automatic=True,
             balance_transaction=txn["id"],
             description="STRIPE PAYOUT",
-            destination=None,
+            destination=None if bank is None else bank["id"],
             failure_balance_transaction=None,
             failure_code=None,
             failure_message=None,
@@ -144,6 +155,7 @@ class Payouts:
             statement_descriptor=None,
             status="in_transit",
             type="bank_account",
+            _fails_with=failure_of(bank),
         )
         self.core.put(payout, account_id)
         self.core.emit("payout.created", payout, Ctx(account=account_id), account=account_id)
@@ -166,11 +178,15 @@ class Payouts:
             self.core.put(txn, account_id)
 
     def mark_paid(self, job: J) -> None:
-        """A payout in transit reaches the bank on its arrival date."""
+        """A payout in transit reaches the bank on its arrival date, or, sent to one of
+        Stripe's failing test bank accounts, fails then."""
         payout = self.core.store.get(job["payout"])
         if payout is None or payout.get("status") != "in_transit":
             return
         ctx = account_ctx(self.core.store.owner_of(payout["id"]))
+        if payout.get("_fails_with"):
+            self._fail(payout, ctx)
+            return
         self.core.update(
             payout,
             {"status": "paid", "reconciliation_status": "completed"},
@@ -178,3 +194,32 @@ class Payouts:
             ctx,
             account=ctx.account,
         )
+
+    def _fail(self, payout: J, ctx: Ctx) -> None:
+        """As Stripe: the payout turns `failed` with a failure code and message, its amount
+        comes back to the available balance as a `payout_failure` balance transaction
+        (`failure_balance_transaction`), and the bank account is `errored`, which pauses the
+        account's payouts until it gets a new one. https://docs.stripe.com/api/payouts/object
+        and https://docs.stripe.com/api/payouts/failures"""
+        account_id = str(ctx.account)
+        code = str(payout["_fails_with"])
+        txn = self.core.ledger.book(
+            account_id,
+            amount=int(payout["amount"]),
+            currency=str(payout["currency"]),
+            type_="payout_failure",
+            source=payout["id"],
+            description="STRIPE PAYOUT FAILURE",
+        )
+        account = self.core.store.get(account_id)
+        if account is not None and account.get("_bank_account"):
+            account["_bank_account"]["status"] = "errored"
+            self.core.put(account, PLATFORM)
+        changes = {
+            "status": "failed",
+            "failure_code": code,
+            "failure_message": FAILURE_MESSAGES[code],
+            "failure_balance_transaction": txn["id"],
+            "reconciliation_status": "completed",
+        }
+        self.core.update(payout, changes, "payout.failed", ctx, account=account_id)

@@ -4,7 +4,9 @@ inline errors, the route class that turns errors into pages, and the health chec
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -122,6 +124,65 @@ def render(
         status_code=status_code or (error.status_code if error else 200),
         headers=headers,
     )
+
+
+# Stand-ins for what differs between two anonymous visitors of a cached page: random per
+# process, so a listing's text cannot carry one.
+_SLOT = secrets.token_hex(16)
+CSRF_SLOT = f"csrf{_SLOT}"
+KEY_SLOT = f"key{_SLOT}"
+_SLOTS = re.compile(f"({CSRF_SLOT}|{KEY_SLOT})")
+
+
+@dataclass(frozen=True)
+class AnonymousPage:
+    """A page rendered once for every visitor who is not logged in: the bytes between the
+    places where each visitor's CSRF token and a fresh one-time form key go."""
+
+    parts: tuple[bytes, ...]
+    slots: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.parts))
+
+    def response(self, request: Request) -> HTMLResponse:
+        """This visitor's copy: their session's CSRF token (made now if they have none, as
+        rendering it would), and a new one-time key per rendered form."""
+        values = {
+            CSRF_SLOT: csrf_token(request).encode(),
+            KEY_SLOT: secrets.token_urlsafe(24).encode(),
+        }
+        body = [self.parts[0]]
+        for slot, part in zip(self.slots, self.parts[1:], strict=True):
+            body += (values[slot], part)
+        return HTMLResponse(b"".join(body))
+
+
+def render_anonymous(request: Request, template: str, **context: Any) -> AnonymousPage:
+    """`template` as `render` shows it to a visitor who is not logged in, with no error; the
+    context's `idempotency_key` and the CSRF token are left as slots for `AnonymousPage`."""
+    html = templates.get_template(template).render(
+        {
+            "request": request,
+            "error": None,
+            "field_errors": {},
+            "current_user": None,
+            "csrf_field": CSRF_FORM_FIELD,
+            "csrf_token": CSRF_SLOT,
+            **context,
+            "idempotency_key": KEY_SLOT,
+        }
+    )
+    pieces = _SLOTS.split(html)
+    return AnonymousPage(
+        parts=tuple(piece.encode() for piece in pieces[::2]), slots=tuple(pieces[1::2])
+    )
+
+
+def is_anonymous(request: Request) -> bool:
+    """Whether `identify` found no one: the page is the one every anonymous visitor gets."""
+    return getattr(request.state, "authentication", None) is None
 
 
 class PageRoute(APIRoute):
