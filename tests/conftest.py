@@ -24,6 +24,7 @@ from httpx._config import create_ssl_context
 from httpx._transports import default as httpx_transport
 from httpx._types import CertTypes
 
+from tests import cli_process
 from tests.servers import (
     ENGINES,
     FAST_HASHING,
@@ -136,6 +137,7 @@ def servers() -> Iterator[Servers]:
         yield pool
     finally:
         pool.close()
+        cli_process.stop()
 
 
 @pytest.fixture(scope="session", params=ENGINES)

@@ -14,7 +14,6 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,6 +34,7 @@ from sqlalchemy.engine import make_url
 from souq import migrations
 from souq.app import create_app
 from souq.config import Settings
+from tests.cli_process import run_souq
 
 # argon2id at its cheapest: the suite makes hundreds of accounts; production keeps the default.
 FAST_HASHING: dict[str, int] = {
@@ -131,18 +131,12 @@ class Cli(Protocol):
 
 
 def cli_for(live: LiveServer, *, columns: int = 200) -> Cli:
-    """The `souq` command in a process of its own, against `live`'s database and Stripe, in a
-    terminal `columns` wide."""
+    """The `souq` command in a process of its own (forked from a process that has imported the
+    application, tests/cli_process.py), against `live`'s database and Stripe, in a terminal
+    `columns` wide."""
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "souq.cli", *args],
-            capture_output=True,
-            text=True,
-            env=cli_env(live, COLUMNS=str(columns)),
-            timeout=120,
-            check=False,
-        )
+        return run_souq(list(args), cli_env(live, COLUMNS=str(columns)), timeout=120)
 
     return run
 

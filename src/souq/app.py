@@ -4,9 +4,9 @@ key is set."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -29,6 +29,9 @@ from souq.notifications.tasks import start_sending
 from souq.payments.handlers import SUBSCRIBED_EVENTS
 from souq.payments.stripe import StripeGateway
 from souq.schemas import error_responses
+
+if TYPE_CHECKING:
+    from souq.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -57,37 +60,62 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.check_startup()
     settings = settings.with_local_secrets()
     configure_password_hashing(settings)
-    sandbox = None
-    if settings.uses_sandbox:
-        from souq.sandbox import Sandbox, SandboxConfig
+    sandbox, settings = _embedded_sandbox(settings)
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title="Souq",
+        summary="A multi-vendor marketplace payments backend with Stripe Connect",
+        version="0.1.0",
+        lifespan=_lifespan(settings, sandbox),
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.state.settings = settings
+    app.state.sandbox = sandbox
+    app.state.stripe = StripeGateway(settings)
+    install_error_handlers(app)
+    _add_middleware(app, settings)
+    _include_routers(app)
+    if sandbox is not None:
+        app.mount(SANDBOX_MOUNT, sandbox.app)
+    app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
+    return app
 
-        assert settings.sandbox_api_key is not None
-        sandbox = Sandbox(
-            SandboxConfig(
-                db_path=settings.sandbox_db_path,
-                public_url=settings.app_url + SANDBOX_MOUNT,
-                api_key=settings.sandbox_api_key.get_secret_value(),
-            )
+
+def _embedded_sandbox(settings: Settings) -> tuple[Sandbox | None, Settings]:
+    """With no Stripe key: the sandbox to mount, and the settings pointing the SDK at it, with
+    the signing secrets of the two webhook endpoints it delivers to (made on first start)."""
+    if not settings.uses_sandbox:
+        return None, settings
+    from souq.sandbox import Sandbox, SandboxConfig
+
+    assert settings.sandbox_api_key is not None
+    sandbox = Sandbox(
+        SandboxConfig(
+            db_path=settings.sandbox_db_path,
+            public_url=settings.app_url + SANDBOX_MOUNT,
+            api_key=settings.sandbox_api_key.get_secret_value(),
         )
-        settings = sandbox_stripe_settings(settings).model_copy(
-            update={
-                "stripe_webhook_secret": SecretStr(
-                    sandbox.ensure_webhook_endpoint(
-                        settings.app_url + "/api/stripe/webhook",
-                        connect=False,
-                        events=SUBSCRIBED_EVENTS,
-                    )
-                ),
-                "stripe_connect_webhook_secret": SecretStr(
-                    sandbox.ensure_webhook_endpoint(
-                        settings.app_url + "/api/stripe/connect/webhook",
-                        connect=True,
-                        events=SUBSCRIBED_EVENTS,
-                    )
-                ),
-            }
+    )
+
+    def secret(path: str, *, connect: bool) -> SecretStr:
+        url = settings.app_url + path
+        return SecretStr(
+            sandbox.ensure_webhook_endpoint(url, connect=connect, events=SUBSCRIBED_EVENTS)
         )
 
+    return sandbox, sandbox_stripe_settings(settings).model_copy(
+        update={
+            "stripe_webhook_secret": secret("/api/stripe/webhook", connect=False),
+            "stripe_connect_webhook_secret": secret("/api/stripe/connect/webhook", connect=True),
+        }
+    )
+
+
+def _lifespan(
+    settings: Settings, sandbox: Sandbox | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = engine_for(settings)
@@ -109,20 +137,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await sandbox.stop()
             await engine.dispose()
 
-    docs = settings.docs_enabled
-    app = FastAPI(
-        title="Souq",
-        summary="A multi-vendor marketplace payments backend with Stripe Connect",
-        version="0.1.0",
-        lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
-    )
-    app.state.settings = settings
-    app.state.sandbox = sandbox
-    app.state.stripe = StripeGateway(settings)
-    install_error_handlers(app)
+    return lifespan
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
     https = settings.app_url.startswith("https://")
     # Added innermost first: a request passes the proxy headers, then the security headers
     # (so even a 413 carries them), then the body limit, then the session cookie.
@@ -139,11 +157,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         SecurityHeadersMiddleware, https=https, stripe_api_base=_external_stripe(settings)
     )
     app.add_middleware(ProxyHeadersMiddleware, trusted=TrustedProxies(settings.forwarded_allow_ips))
-    _include_routers(app)
-    if sandbox is not None:
-        app.mount(SANDBOX_MOUNT, sandbox.app)
-    app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
-    return app
 
 
 def _external_stripe(settings: Settings) -> str | None:

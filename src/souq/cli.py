@@ -1,4 +1,8 @@
-"""The `souq` command."""
+"""The `souq` command.
+
+Each command imports what it uses inside its own function: `souq --help` and a command that
+needs little (a report, `db upgrade`) do not pay for the web app, the job queue and the Stripe
+SDK at start-up."""
 
 from __future__ import annotations
 
@@ -9,19 +13,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Column, Table
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from souq.config import Settings, get_settings
-from souq.db import engine_for, session_factory, unit_of_work
-from souq.notifications.service import AFTER_OUTBOX_COMMIT, APP_URL
-from souq.notifications.tasks import start_sending
-from souq.payments.stripe import StripeGateway
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from souq.config import Settings
+    from souq.payments.stripe import StripeGateway
 
 app = typer.Typer(help="Souq: a multi-vendor marketplace payments backend.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -29,6 +31,12 @@ app.add_typer(db_app, name="db")
 console = Console()
 
 T = TypeVar("T")
+
+
+def get_settings() -> Settings:
+    from souq.config import get_settings as settings_from_environment
+
+    return settings_from_environment()
 
 
 @dataclass
@@ -42,16 +50,21 @@ class Context:
     @cached_property
     def gateway(self) -> StripeGateway:
         from souq.app import sandbox_stripe_settings
+        from souq.payments.stripe import StripeGateway
 
         return StripeGateway(sandbox_stripe_settings(self.settings))
 
 
 def run(work: Callable[[Context], Awaitable[T]], settings: Settings | None = None) -> T:
     """Run a command's async work against the database, disposing of the engine afterwards."""
-    settings = settings or get_settings()
     # Every model, so relationships named by string (Order.transfer) resolve in any command.
     import souq.models  # noqa: F401
     from souq.auth.service import configure_password_hashing
+    from souq.db import engine_for, session_factory
+    from souq.notifications.service import AFTER_OUTBOX_COMMIT, APP_URL
+    from souq.notifications.tasks import start_sending
+
+    settings = settings or get_settings()
 
     configure_password_hashing(settings)
 
@@ -74,6 +87,7 @@ def run_in_session(
     work: Callable[[AsyncSession], Awaitable[T]], settings: Settings | None = None
 ) -> T:
     """Run `work` in one unit of work: committed if it returns, rolled back if it raises."""
+    from souq.db import unit_of_work
 
     async def in_session(ctx: Context) -> T:
         async with unit_of_work(ctx.factory) as session:
@@ -106,6 +120,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Serve the marketplace (with the Stripe sandbox embedded when no Stripe key is set)."""
+    from souq import config
     from souq.serving import ServerOptions
     from souq.serving import serve as run_server
 
@@ -115,7 +130,7 @@ def serve(
         # URLs (and the embedded sandbox's pages) point back here.
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         os.environ["APP_URL"] = f"http://{shown}:{port}"
-        get_settings.cache_clear()
+        config.get_settings.cache_clear()
         settings = get_settings()
     try:
         settings.check_startup()
@@ -262,6 +277,8 @@ app.add_typer(stripe_app, name="stripe")
 @stripe_app.command("sync-accounts")
 def sync_accounts() -> None:
     """Re-read every connected store's account from Stripe and update its status."""
+    from rich.progress import Progress
+
     from souq.payments.reconcile import connected_store_ids
     from souq.payments.reconcile import sync_accounts as sync
 
@@ -292,6 +309,8 @@ def reconcile(
     """Recover orders whose webhooks never came: pending orders, and paid ones without a
     payment row, are brought to their Checkout Session's state; then unsent store transfers,
     due dispute recoveries and refused split-cart refund reversals are tried once more."""
+    from rich.progress import Progress
+
     from souq.payments.reconcile import orders_to_reconcile, reconcile_orders
 
     async def main(ctx: Context) -> dict[str, int]:

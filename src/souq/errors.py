@@ -143,70 +143,84 @@ def _answer(request: Request, response: JSONResponse) -> Response:
     return page
 
 
+def _souq_json(exc: SouqError) -> JSONResponse:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.details),
+        status_code=exc.status_code,
+        headers=headers,
+    )
+
+
+async def _souq_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SouqError)
+    return _answer(request, _souq_json(exc))
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    details = _validation_details(exc)
+    summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details[:5])
+    return _answer(
+        request,
+        JSONResponse(
+            error_body("invalid_input", summary or "invalid request", details), status_code=422
+        ),
+    )
+
+
+HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    401: "not_authenticated",
+    403: "forbidden",
+    413: "payload_too_large",
+}
+
+
+def _http_json(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    status, message, headers = exc.status_code, str(exc.detail), exc.headers
+    if status == 400:
+        # The framework's only 400: a body it could not parse. Bad input is a 422 here.
+        status, message = 422, "the request body could not be parsed"
+        return JSONResponse(error_body("invalid_input", message), status_code=status)
+    if status == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+    return JSONResponse(
+        error_body(HTTP_CODES.get(status, "http_error"), message),
+        status_code=status,
+        headers=headers,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    return _answer(request, _http_json(request, exc))
+
+
+async def _out_of_range(_request: Request, exc: Exception) -> Response:
+    # A number too large for the database (an id of 30 digits): the client's mistake.
+    log.info("value out of range: %s", type(exc).__name__)
+    return JSONResponse(
+        error_body("invalid_input", "a number in the request is out of range"), status_code=422
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return _answer(
+        request,
+        JSONResponse(
+            error_body("internal_error", "something went wrong on our side"), status_code=500
+        ),
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(SouqError)
-    async def _souq_error(request: Request, exc: SouqError) -> Response:
-        return _answer(request, _souq_json(exc))
-
-    def _souq_json(exc: SouqError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-        return JSONResponse(
-            error_body(exc.code, exc.message, exc.details),
-            status_code=exc.status_code,
-            headers=headers,
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        details = _validation_details(exc)
-        summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details[:5])
-        return _answer(
-            request,
-            JSONResponse(
-                error_body("invalid_input", summary or "invalid request", details), status_code=422
-            ),
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return _answer(request, _http_json(request, exc))
-
-    def _http_json(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {
-            404: "not_found",
-            405: "method_not_allowed",
-            401: "not_authenticated",
-            403: "forbidden",
-            413: "payload_too_large",
-        }
-        status, message, headers = exc.status_code, str(exc.detail), exc.headers
-        if status == 400:
-            # The framework's only 400: a body it could not parse. Bad input is a 422 here.
-            status, message = 422, "the request body could not be parsed"
-            return JSONResponse(error_body("invalid_input", message), status_code=status)
-        if status == 405:
-            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
-        return JSONResponse(
-            error_body(codes.get(status, "http_error"), message),
-            status_code=status,
-            headers=headers,
-        )
-
-    @app.exception_handler(OverflowError)
-    @app.exception_handler(DataError)
-    async def _out_of_range(_request: Request, exc: Exception) -> JSONResponse:
-        # A number too large for the database (an id of 30 digits): the client's mistake.
-        log.info("value out of range: %s", type(exc).__name__)
-        return JSONResponse(
-            error_body("invalid_input", "a number in the request is out of range"), status_code=422
-        )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", exc_info=exc)
-        return _answer(
-            request,
-            JSONResponse(
-                error_body("internal_error", "something went wrong on our side"), status_code=500
-            ),
-        )
+    """Every error, ours or the framework's, answered in the one error shape (or as a page)."""
+    app.add_exception_handler(SouqError, _souq_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DataError, _out_of_range)
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(Exception, _unexpected)

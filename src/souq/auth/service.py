@@ -41,13 +41,15 @@ SESSION_LIFETIME = timedelta(days=14)
 
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 # Verified against when the email is unknown, so a miss costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+# Made on the first such login, not at import: every process importing this module (each
+# `souq` command) would otherwise pay for a full-cost hash it mostly never uses.
+_dummy_hash: str | None = None
 
 
 def configure_password_hashing(settings: Settings) -> None:
     """argon2id's cost from the settings (the library's RFC 9106 profile by default). Hashes
     carry their own parameters, so changing the cost never breaks existing passwords."""
-    global _hasher, _DUMMY_HASH
+    global _hasher, _dummy_hash
     wanted = (
         settings.password_hash_time_cost,
         settings.password_hash_memory_kib,
@@ -56,7 +58,15 @@ def configure_password_hashing(settings: Settings) -> None:
     if (_hasher.time_cost, _hasher.memory_cost, _hasher.parallelism) == wanted:
         return
     _hasher = PasswordHasher(time_cost=wanted[0], memory_cost=wanted[1], parallelism=wanted[2])
-    _DUMMY_HASH = _hasher.hash("not-a-real-password")
+    _dummy_hash = None
+
+
+async def _unknown_user_hash() -> str:
+    """A hash of the current cost that no password matches (made once, then kept)."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = await hash_password("not-a-real-password")
+    return _dummy_hash
 
 
 class InvalidCredentials(NotAuthenticated):
@@ -194,7 +204,7 @@ async def authenticate(
     keys = login_keys(email, client_address)
     await check_login_allowed(session, keys)
     user = await get_user_by_email(session, email)
-    ok = await verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    ok = await verify_password(user.password_hash if user else await _unknown_user_hash(), password)
     if user is None or not ok:
         await record_login_failure(session, keys, settings)
         raise InvalidCredentials("wrong email or password")
