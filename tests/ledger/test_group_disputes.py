@@ -5,11 +5,18 @@ back; the webhooks duplicated and shuffled and the recovery run twice at once ch
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
+from souq.db import engine_for, session_factory
+from souq.ledger.evidence import submit_staged
+from souq.ledger.models import Dispute
+from souq.payments.stripe import StripeGateway
 from tests.carts.test_cart import add, checkout, order_json
 from tests.carts.test_holds import fulfil, hold, transfers_to
 from tests.helpers import StoreTeam, anonymous
@@ -241,3 +248,53 @@ def test_funds_withdrawn_then_won_lowers_the_unsent_transfers_then_restores_them
         assert [t["amount"] for t in transfers_to(live, b)] == [950]
         assert order_json(b, b_id)["transfer"]["status"] == "sent"
         assert_invariant(live, b_id)
+
+
+def _submit_staged(live: LiveServer) -> int:
+    """The hourly job's last step, as a worker runs it."""
+
+    async def run() -> int:
+        engine = engine_for(live.settings)
+        try:
+            return await submit_staged(session_factory(engine), StripeGateway(live.settings))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def test_staged_cart_evidence_is_submitted_a_day_before_the_deadline_if_a_store_is_silent(
+    live: LiveServer,
+) -> None:
+    with (
+        onboarded_team(live, name="Answering Store") as a,
+        onboarded_team(live, name="Silent Store") as b,
+        anonymous(live) as buyer,
+    ):
+        (a_id, b_id), dispute_id = disputed_cart(live, buyer, (a, "30.00"), (b, "10.00"))
+        answered = a.owner.client.post(
+            f"/api/orders/{a_id}/disputes/{dispute_of(a, a_id)['id']}/evidence",
+            json={"text": "Delivered with a signature."},
+        )
+        assert answered.status_code == 200, answered.text
+        # Days ahead of the deadline the answer stays staged: the silent store may still speak.
+        assert _submit_staged(live) == 0
+        assert sdk(live).v1.disputes.retrieve(dispute_id).status == "needs_response"
+
+        soon = datetime.now(UTC) + timedelta(hours=12)
+        with live.db.begin() as conn:
+            conn.execute(
+                sa.update(Dispute)
+                .where(Dispute.stripe_dispute_id == dispute_id)
+                .values(evidence_due_by=soon)
+            )
+        assert _submit_staged(live) == 1
+        submitted = sdk(live).v1.disputes.retrieve(dispute_id)
+        assert submitted.status == "under_review"
+        text = submitted.evidence.uncategorized_text or ""
+        assert "Answering Store" in text and "Delivered with a signature." in text
+        assert "Silent Store" not in text
+        for team, oid in ((a, a_id), (b, b_id)):
+            assert dispute_of(team, oid)["status"] == "under_review"
+        # Submitted once: the next runs find nothing to do.
+        assert _submit_staged(live) == 0

@@ -6,8 +6,9 @@ of a checkout group's charge is one Stripe dispute for every order of the cart: 
 answers for its own order, and Souq stages the evidence assembled from every answer so far at
 Stripe (`submit=false`: the bank sees nothing yet) until every store of the cart has answered,
 then submits it. A platform admin may answer for any order of the cart and submit what there
-is at any time (a store that stays silent must not lose the others' case by the deadline); a
-group of one order submits its store's text as it is.
+is at any time, and a day before the deadline Souq submits what there is itself (a store that
+stays silent must not lose the others' case); a group of one order submits its store's text as
+it is.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,6 +34,9 @@ from souq.stores.models import Store
 from souq.stores.service import READ_ORDERS, require_store_role
 
 log = logging.getLogger(__name__)
+
+# A cart's staged evidence is submitted this close to its deadline if a store stays silent.
+SUBMIT_STAGED_BEFORE = timedelta(hours=24)
 
 
 def describe(order: Order) -> str:
@@ -120,6 +125,19 @@ async def submit_evidence(
         by_admin = user is not None and user.is_platform_admin
         evidence, submit = await assemble(session, order, row, text, by_admin)
         stripe_id = row.stripe_dispute_id
+    return await _send(factory, gateway, dispute_id, stripe_id, evidence, submit, text)
+
+
+async def _send(
+    factory: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    dispute_id: int,
+    stripe_id: str,
+    evidence: dict[str, str],
+    submit: bool,
+    text: str,
+) -> Dispute:
+    """The evidence to Stripe (staged or submitted), its answer booked on the dispute."""
     dispute = await gateway.submit_dispute_evidence(
         stripe_id, evidence, submit=submit, idempotency_key=_key(stripe_id, evidence, submit)
     )
@@ -136,6 +154,38 @@ async def submit_evidence(
         log.warning("dispute %s: Stripe did not answer; the job recovers later", stripe_id)
     async with unit_of_work(factory) as session:
         return await session.get_one(Dispute, dispute_id)
+
+
+async def submit_staged(factory: async_sessionmaker[AsyncSession], gateway: StripeGateway) -> int:
+    """Submit the evidence staged for a cart's dispute whose deadline is within
+    SUBMIT_STAGED_BEFORE although some of its stores never answered: the answers there are go
+    to the bank, so one silent store does not lose the others' case. The hourly reminder job
+    runs it. Returns how many disputes were submitted."""
+    now = utcnow()
+    async with unit_of_work(factory) as session:
+        answered = (
+            await session.execute(
+                select(Dispute, Order)
+                .join(Order, Order.id == Dispute.order_id)
+                .where(
+                    Order.checkout_group_id.is_not(None),
+                    Dispute.status.in_(OPEN),
+                    Dispute.evidence_text.is_not(None),
+                    Dispute.evidence_due_by > now,
+                    Dispute.evidence_due_by <= now + SUBMIT_STAGED_BEFORE,
+                )
+                .order_by(Dispute.id)
+            )
+        ).tuples()
+        due: dict[str, tuple[int, dict[str, str], str]] = {}
+        for row, order in answered:
+            if row.stripe_dispute_id not in due and row.evidence_text is not None:
+                evidence, _ = await assemble(session, order, row, row.evidence_text, True)
+                due[row.stripe_dispute_id] = (row.id, evidence, row.evidence_text)
+    for stripe_id, (dispute_id, evidence, text) in due.items():
+        await _send(factory, gateway, dispute_id, stripe_id, evidence, True, text)
+        log.info("dispute %s: staged evidence submitted before its deadline", stripe_id)
+    return len(due)
 
 
 async def list_disputes(

@@ -1,4 +1,5 @@
-"""The ledger's jobs: the reminder before a dispute's evidence deadline, and the recovery of a
+"""The ledger's jobs: the reminder before a dispute's evidence deadline (and a cart's staged
+evidence submitted a day before it), and the recovery of a
 lost dispute from the store (queued after the commit that made it due, and tried again every
 RECOVER_EVERY_SECONDS while Stripe refuses it)."""
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from souq.db import unit_of_work, utcnow
 from souq.jobs import JobContext, task
 from souq.ledger.disputes import OPEN, make_due_recoveries, make_recovery
+from souq.ledger.evidence import submit_staged
 from souq.ledger.models import Dispute
 from souq.ledger.refunds import retry_reversal
 from souq.notifications import triggers
@@ -53,6 +55,7 @@ async def remind_disputes(ctx: JobContext) -> int:
 @task("ledger.remind_disputes", every_seconds=3600)
 async def remind_disputes_job(ctx: JobContext) -> None:
     await remind_disputes(ctx)
+    await submit_staged(ctx.factory, ctx.gateway)
 
 
 @task("ledger.recover_dispute", max_attempts=8)
