@@ -18,7 +18,7 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from souq.auth.models import User
@@ -156,25 +156,32 @@ async def _send(
         return await session.get_one(Dispute, dispute_id)
 
 
+def open_due_within(window: timedelta) -> Select[Dispute, Order]:
+    """Open disputes (with their orders) whose evidence is due within `window` from now."""
+    now = utcnow()
+    return (
+        select(Dispute, Order)
+        .join(Order, Order.id == Dispute.order_id)
+        .where(
+            Dispute.status.in_(OPEN),
+            Dispute.evidence_due_by > now,
+            Dispute.evidence_due_by <= now + window,
+        )
+        .order_by(Dispute.id)
+    )
+
+
 async def submit_staged(factory: async_sessionmaker[AsyncSession], gateway: StripeGateway) -> int:
     """Submit the evidence staged for a cart's dispute whose deadline is within
     SUBMIT_STAGED_BEFORE although some of its stores never answered: the answers there are go
     to the bank, so one silent store does not lose the others' case. The hourly reminder job
     runs it. Returns how many disputes were submitted."""
-    now = utcnow()
     async with unit_of_work(factory) as session:
         answered = (
             await session.execute(
-                select(Dispute, Order)
-                .join(Order, Order.id == Dispute.order_id)
-                .where(
-                    Order.checkout_group_id.is_not(None),
-                    Dispute.status.in_(OPEN),
-                    Dispute.evidence_text.is_not(None),
-                    Dispute.evidence_due_by > now,
-                    Dispute.evidence_due_by <= now + SUBMIT_STAGED_BEFORE,
+                open_due_within(SUBMIT_STAGED_BEFORE).where(
+                    Order.checkout_group_id.is_not(None), Dispute.evidence_text.is_not(None)
                 )
-                .order_by(Dispute.id)
             )
         ).tuples()
         due: dict[str, tuple[int, dict[str, str], str]] = {}

@@ -8,16 +8,13 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
-
-from souq.db import unit_of_work, utcnow
+from souq.db import unit_of_work
 from souq.jobs import JobContext, task
-from souq.ledger.disputes import OPEN, make_due_recoveries, make_recovery
-from souq.ledger.evidence import submit_staged
+from souq.ledger.disputes import make_due_recoveries, make_recovery
+from souq.ledger.evidence import open_due_within, submit_staged
 from souq.ledger.models import Dispute
 from souq.ledger.refunds import retry_reversal
 from souq.notifications import triggers
-from souq.orders.models import Order
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +26,11 @@ REMIND_BEFORE = timedelta(hours=48)
 async def remind_disputes(ctx: JobContext) -> int:
     """Remind the store's managers of every open dispute without evidence whose deadline is
     within REMIND_BEFORE (once per dispute, by key). Returns how many messages were written."""
-    now = utcnow()
     written = 0
     async with unit_of_work(ctx.factory) as session:
         due = (
             await session.execute(
-                select(Dispute, Order)
-                .join(Order, Order.id == Dispute.order_id)
-                .where(
-                    Dispute.status.in_(OPEN),
-                    Dispute.evidence_submitted_at.is_(None),
-                    Dispute.evidence_due_by > now,
-                    Dispute.evidence_due_by <= now + REMIND_BEFORE,
-                )
-                .order_by(Dispute.id)
+                open_due_within(REMIND_BEFORE).where(Dispute.evidence_submitted_at.is_(None))
             )
         ).all()
         for dispute, order in due:
