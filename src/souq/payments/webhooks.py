@@ -22,6 +22,7 @@ from typing import Literal, TypeVar
 from sqlalchemy import TextClause, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from souq.db import unit_of_work, utcnow
@@ -270,23 +271,38 @@ async def _record_queued(
     factory: async_sessionmaker[AsyncSession], event: Event, body: bytes, queue: DeferSql
 ) -> bool:
     """`record_event` and the job's queueing in one statement and one transaction, with no
-    ORM session: True when the event was recorded now or waits to be processed."""
-    async with _engine(factory).begin() as connection:
-        row = (
-            await connection.execute(
-                _record_and_queue(queue.select),
-                {
-                    "event_id": event.id,
-                    "type": event.type,
-                    "account": event.account,
-                    "created": event.created,
-                    "payload": _as_text(body, event),
-                    "received_at": utcnow(),
-                    **queue.params,
-                },
-            )
-        ).one()
-    return bool(row.recorded or row.waiting)
+    ORM session: True when the event was recorded now or waits to be processed.
+
+    Two deliveries of one event at once may both find no job waiting in their snapshots; the
+    second's queueing then meets the first's job on procrastinate's queueing lock and its whole
+    statement fails. Run again, it finds the row and the job, and queues nothing."""
+    for attempt in range(3):
+        try:
+            async with _engine(factory).begin() as connection:
+                row = (
+                    await connection.execute(
+                        _record_and_queue(queue.select),
+                        {
+                            "event_id": event.id,
+                            "type": event.type,
+                            "account": event.account,
+                            "created": event.created,
+                            "payload": _as_text(body, event),
+                            "received_at": utcnow(),
+                            **queue.params,
+                        },
+                    )
+                ).one()
+            return bool(row.recorded or row.waiting)
+        except IntegrityError as exc:
+            if attempt == 2 or not _queueing_lock_taken(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _queueing_lock_taken(exc: IntegrityError) -> bool:
+    diag = getattr(exc.orig, "diag", None)
+    return str(getattr(diag, "constraint_name", "")).startswith("procrastinate_jobs_queueing_lock")
 
 
 async def receive(
